@@ -1,0 +1,53 @@
+# One entry point for everything; every target creates/updates the venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 4700
+DATA_DIR ?= ./.sync-data
+
+.PHONY: all venv generate check-generated lint format typecheck pytest test demo serve bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+generate: $(STAMP)
+	$(BIN)/python -m codegen.generate
+
+check-generated: $(STAMP)
+	$(BIN)/python -m codegen.generate --check
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy sync_sdk generated/sync_generated sync_server codegen examples
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test: check-generated lint typecheck pytest
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+serve: $(STAMP)
+	$(BIN)/sync-server serve --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

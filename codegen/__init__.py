@@ -1,0 +1,1 @@
+"""Code generation: spec/*.yaml -> generated/sync_generated/*.py (run `make generate`)."""

@@ -1,0 +1,400 @@
+# Generated from spec/protocol.yaml by codegen/generate.py (`make generate`).
+# DO NOT EDIT: change the spec or the template and regenerate.
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class ObjectKind(StrEnum):
+    document = "document"
+    list = "list"
+    map = "map"
+    stream = "stream"
+
+
+class OpenMode(StrEnum):
+    open_or_create = "open_or_create"
+    open_existing = "open_existing"
+    create_new = "create_new"
+
+
+class ItemOrder(StrEnum):
+    asc = "asc"
+    desc = "desc"
+
+
+class EventName(StrEnum):
+    updated = "updated"
+    removed = "removed"
+    item_added = "item_added"
+    item_updated = "item_updated"
+    item_removed = "item_removed"
+    message_published = "message_published"
+    snapshot = "snapshot"
+
+
+class HelloRequest(BaseModel):
+    """
+    First frame of a connection. `client_id` is stable across reconnects and marks the client's own events (is_local).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["hello"]
+    token: Annotated[str, Field(max_length=8192)]
+    client_id: Annotated[str, Field(max_length=64, min_length=1)]
+    protocol: int = 1
+
+
+class UpdateTokenRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["update_token"]
+    token: Annotated[str, Field(max_length=8192)]
+
+
+class PingRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["ping"]
+
+
+class OpenRequest(BaseModel):
+    """
+    Open (and maybe create) an object by SID or unique name; no id creates an anonymous object.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["open"]
+    kind: ObjectKind
+    object_id: Annotated[str | None, Field(max_length=1024)] = None
+    mode: OpenMode = OpenMode.open_or_create
+    ttl: Annotated[int | None, Field(ge=0, le=31536000)] = None
+    data: dict[str, Any] | None = None
+
+
+class SubscribeRequest(BaseModel):
+    """
+    Receive the object's events; `since` replays every stored event with a larger id first.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["subscribe"]
+    sid: Annotated[str, Field(max_length=64)]
+    since: Annotated[int | None, Field(ge=0)] = None
+
+
+class UnsubscribeRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["unsubscribe"]
+    sid: Annotated[str, Field(max_length=64)]
+
+
+class DocumentSetRequest(BaseModel):
+    """
+    Overwrite (merge=false) or shallow-merge (merge=true) a document's data.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["document_set"]
+    sid: Annotated[str, Field(max_length=64)]
+    data: dict[str, Any]
+    merge: bool = False
+    if_match: Annotated[str | None, Field(max_length=64)] = None
+    ttl: Annotated[int | None, Field(ge=0, le=31536000)] = None
+
+
+class SetTtlRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["set_ttl"]
+    sid: Annotated[str, Field(max_length=64)]
+    ttl: Annotated[int, Field(ge=0, le=31536000)]
+
+
+class RemoveRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["remove"]
+    sid: Annotated[str, Field(max_length=64)]
+
+
+class ListPushRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["list_push"]
+    sid: Annotated[str, Field(max_length=64)]
+    data: dict[str, Any]
+    ttl: Annotated[int | None, Field(ge=0, le=31536000)] = None
+
+
+class ItemGetRequest(BaseModel):
+    """
+    Fetch one item; `index` for lists, `key` for maps.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["item_get"]
+    sid: Annotated[str, Field(max_length=64)]
+    index: Annotated[int | None, Field(ge=0)] = None
+    key: str | None = None
+
+
+class ItemSetRequest(BaseModel):
+    """
+    Write an item. Lists require the item to exist; maps upsert. merge=true shallow-merges.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["item_set"]
+    sid: Annotated[str, Field(max_length=64)]
+    index: Annotated[int | None, Field(ge=0)] = None
+    key: str | None = None
+    data: dict[str, Any]
+    merge: bool = False
+    if_match: Annotated[str | None, Field(max_length=64)] = None
+    ttl: Annotated[int | None, Field(ge=0, le=31536000)] = None
+
+
+class ItemSetTtlRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["item_set_ttl"]
+    sid: Annotated[str, Field(max_length=64)]
+    index: Annotated[int | None, Field(ge=0)] = None
+    key: str | None = None
+    ttl: Annotated[int, Field(ge=0, le=31536000)]
+
+
+class ItemRemoveRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["item_remove"]
+    sid: Annotated[str, Field(max_length=64)]
+    index: Annotated[int | None, Field(ge=0)] = None
+    key: str | None = None
+    if_match: Annotated[str | None, Field(max_length=64)] = None
+
+
+class ItemsPageRequest(BaseModel):
+    """
+    A page of items in index/key order, starting at `from_index`/`from_key` (inclusive unless `inclusive` is false).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["items_page"]
+    sid: Annotated[str, Field(max_length=64)]
+    from_index: Annotated[int | None, Field(ge=0)] = None
+    from_key: str | None = None
+    inclusive: bool = True
+    page_size: Annotated[int, Field(ge=1, le=100)] = 50
+    order: ItemOrder = ItemOrder.asc
+
+
+class StreamPublishRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    id: Annotated[int, Field(ge=0)]
+    type: Literal["stream_publish"]
+    sid: Annotated[str, Field(max_length=64)]
+    data: dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    code: int
+    status: int
+    message: str
+
+
+class Reply(BaseModel):
+    type: Literal["reply"]
+    id: int | None
+    """
+    null when the request's id could not be read
+    """
+    result: dict[str, Any] | None = None
+    error: ErrorBody | None = None
+
+
+class HelloResult(BaseModel):
+    connection_id: str
+    identity: str
+    account_sid: str
+    service_sid: str
+    token_expires_at: float
+    """
+    Unix time
+    """
+    heartbeat_interval: float
+    """
+    Seconds between server pings the client may expect.
+    """
+    server_version: str | None = None
+
+
+class ObjectSnapshot(BaseModel):
+    """
+    An object's metadata (and a document's data) as of last_event_id.
+    """
+
+    kind: ObjectKind
+    sid: str
+    unique_name: str | None = None
+    revision: str
+    data: dict[str, Any] | None = None
+    date_created: AwareDatetime
+    date_updated: AwareDatetime
+    date_expires: AwareDatetime | None = None
+    created_by: str | None = None
+    last_event_id: int
+
+
+class ItemSnapshot(BaseModel):
+    index: int | None = None
+    key: str | None = None
+    revision: str
+    data: dict[str, Any]
+    date_created: AwareDatetime
+    date_updated: AwareDatetime
+    date_expires: AwareDatetime | None = None
+    created_by: str | None = None
+    last_event_id: int
+
+
+class ItemsPageResult(BaseModel):
+    items: list[ItemSnapshot]
+    has_next: bool
+    has_prev: bool
+
+
+class SubscribeResult(BaseModel):
+    last_event_id: int
+    """
+    The object's last event id when the subscription was established.
+    """
+    replayed: int
+    """
+    Number of stored events replayed after the reply.
+    """
+
+
+class StreamMessageResult(BaseModel):
+    sid: str
+    data: dict[str, Any]
+
+
+class EventFrame(BaseModel):
+    """
+    A change pushed to subscribers. `origin` is the writer's client_id (null for REST and expiry). Document `updated`: data, previous_data, revision, date_updated, date_expires. `removed`: previous_data (documents). Item events: item (ItemSnapshot), previous_data; item_removed: index|key, previous_data. `message_published`: message (StreamMessageResult). `snapshot`: object (ObjectSnapshot) and items (all items) when history needed for catch-up is gone.
+
+    """
+
+    type: Literal["event"]
+    sid: str
+    kind: ObjectKind | None = None
+    name: EventName
+    event_id: int | None = None
+    origin: str | None = None
+    data: dict[str, Any] | None = None
+    previous_data: dict[str, Any] | None = None
+    revision: str | None = None
+    date_updated: AwareDatetime | None = None
+    date_expires: AwareDatetime | None = None
+    item: ItemSnapshot | None = None
+    index: int | None = None
+    key: str | None = None
+    message: StreamMessageResult | None = None
+    object: ObjectSnapshot | None = None
+    items: list[ItemSnapshot] | None = None
+
+
+# ---- tagged union of every request (rendered by codegen/templates/protocol_union.py.j2) ----
+from typing import Annotated as _Annotated  # noqa: E402
+
+from pydantic import Field as _Field  # noqa: E402
+from pydantic import TypeAdapter as _TypeAdapter  # noqa: E402
+
+Request = _Annotated[
+    HelloRequest
+    | UpdateTokenRequest
+    | PingRequest
+    | OpenRequest
+    | SubscribeRequest
+    | UnsubscribeRequest
+    | DocumentSetRequest
+    | SetTtlRequest
+    | RemoveRequest
+    | ListPushRequest
+    | ItemGetRequest
+    | ItemSetRequest
+    | ItemSetTtlRequest
+    | ItemRemoveRequest
+    | ItemsPageRequest
+    | StreamPublishRequest,
+    _Field(discriminator="type"),
+]
+"""Any client -> server request, discriminated by its `type` field."""
+
+REQUEST_ADAPTER: _TypeAdapter[Request] = _TypeAdapter(Request)
+
+REQUEST_TYPES: dict[str, type[BaseModel]] = {
+    "hello": HelloRequest,
+    "update_token": UpdateTokenRequest,
+    "ping": PingRequest,
+    "open": OpenRequest,
+    "subscribe": SubscribeRequest,
+    "unsubscribe": UnsubscribeRequest,
+    "document_set": DocumentSetRequest,
+    "set_ttl": SetTtlRequest,
+    "remove": RemoveRequest,
+    "list_push": ListPushRequest,
+    "item_get": ItemGetRequest,
+    "item_set": ItemSetRequest,
+    "item_set_ttl": ItemSetTtlRequest,
+    "item_remove": ItemRemoveRequest,
+    "items_page": ItemsPageRequest,
+    "stream_publish": StreamPublishRequest,
+}
+"""Request model by its `type` tag."""

@@ -1,0 +1,113 @@
+"""Sans-I/O core of the realtime protocol (spec/protocol.yaml).
+
+`ClientProtocol` turns calls into frames and frames into `Reply` / `Event` values; it
+tracks the last event id per subscribed object to drop duplicates and detect gaps. It
+does no I/O, so it is unit-tested without a network; `sync_sdk.client` drives it over
+a WebSocket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from sync_generated.errors import InvalidRequestError, SyncError, error_for_code
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Reply:
+    id: int
+    result: JsonObject | None
+    error: SyncError | None
+
+
+@dataclass(slots=True)
+class Event:
+    sid: str
+    name: str
+    event_id: int | None
+    frame: JsonObject
+
+
+EventVerdict = Literal["deliver", "duplicate", "gap", "unknown"]
+
+
+class ClientProtocol:
+    """Request ids, frame encoding/decoding and per-object event ordering."""
+
+    __slots__ = ("_last_event_id", "_next_id")
+
+    def __init__(self) -> None:
+        self._next_id = 1
+        self._last_event_id: dict[str, int] = {}
+
+    # ---- outgoing ----------------------------------------------------------------------
+    def encode_request(self, type_: str, params: JsonObject) -> tuple[int, bytes]:
+        request_id = self._next_id
+        self._next_id += 1
+        frame = {"id": request_id, "type": type_, **params}
+        try:
+            return request_id, orjson.dumps(frame)
+        except TypeError as exc:
+            raise InvalidRequestError(f"{type_}: data is not JSON-serializable: {exc}") from None
+
+    # ---- incoming ----------------------------------------------------------------------
+    def decode(self, data: str | bytes) -> Reply | Event:
+        """Parse one server frame; raises InvalidRequestError on a frame that breaks the protocol."""
+        try:
+            frame = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequestError(f"server sent invalid JSON: {exc}") from None
+        if not isinstance(frame, dict):
+            raise InvalidRequestError("server frame is not a JSON object")
+        kind = frame.get("type")
+        if kind == "reply":
+            request_id = frame.get("id")
+            if not isinstance(request_id, int):
+                request_id = -1
+            err = frame.get("error")
+            if err:
+                error = error_for_code(
+                    int(err.get("code", 0)), str(err.get("message", "")), int(err.get("status", 0))
+                )
+                return Reply(request_id, None, error)
+            result = frame.get("result")
+            return Reply(request_id, result if isinstance(result, dict) else {}, None)
+        if kind == "event":
+            sid = frame.get("sid")
+            name = frame.get("name")
+            if not isinstance(sid, str) or not isinstance(name, str):
+                raise InvalidRequestError("event frame without sid or name")
+            event_id = frame.get("event_id")
+            return Event(sid, name, event_id if isinstance(event_id, int) else None, frame)
+        raise InvalidRequestError(f"unknown server frame type {kind!r}")
+
+    # ---- event ordering ----------------------------------------------------------------
+    def track(self, sid: str, last_event_id: int) -> None:
+        """Start (or move forward) tracking an object at `last_event_id`."""
+        if last_event_id > self._last_event_id.get(sid, -1):
+            self._last_event_id[sid] = last_event_id
+
+    def untrack(self, sid: str) -> None:
+        self._last_event_id.pop(sid, None)
+
+    def last_event_id(self, sid: str) -> int | None:
+        return self._last_event_id.get(sid)
+
+    def classify(self, event: Event) -> EventVerdict:
+        """deliver (and advance), duplicate (already seen), gap (events missing before it)
+        or unknown (object not tracked). Events without an id (stream messages) are delivered."""
+        last = self._last_event_id.get(event.sid)
+        if last is None:
+            return "unknown"
+        if event.event_id is None:
+            return "deliver"
+        if event.event_id <= last:
+            return "duplicate"
+        if event.event_id > last + 1 and event.name != "snapshot":
+            return "gap"
+        self._last_event_id[event.sid] = event.event_id
+        return "deliver"

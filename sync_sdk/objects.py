@@ -1,0 +1,642 @@
+"""SyncDocument, SyncList, SyncMap, SyncStream and Paginator: handles on server objects.
+
+Each handle is opened by `Client.document()` / `list()` / `map()` / `stream()`. Handles
+of the same object share one subscription and one cached snapshot (`_Entry`); each handle
+has its own data type and its own event handlers. The typed `on()` overloads come from
+the generated `Sync*Events` bases.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from sync_generated.client import (
+    MAX_STREAM_MESSAGE_BYTES,
+    CollectionRemovedEvent,
+    DocumentRemovedEvent,
+    DocumentUpdatedEvent,
+    Handler,
+    ListItemAddedEvent,
+    ListItemRemovedEvent,
+    ListItemUpdatedEvent,
+    MapItemAddedEvent,
+    MapItemRemovedEvent,
+    MapItemUpdatedEvent,
+    StreamMessagePublishedEvent,
+    SyncDocumentEvents,
+    SyncListEvents,
+    SyncListItem,
+    SyncMapEvents,
+    SyncMapItem,
+    SyncStreamEvents,
+    SyncStreamMessage,
+    T,
+    Unsubscribe,
+)
+from sync_generated.errors import (
+    ClientClosedError,
+    ConflictError,
+    MapItemNotFoundError,
+)
+
+from ._codec import DataCodec, parse_optional_time, parse_time
+from ._emitter import EventEmitter
+from ._validate import (
+    check_data,
+    check_index,
+    check_map_key,
+    check_order,
+    check_page_size,
+    check_ttl,
+)
+
+if TYPE_CHECKING:
+    from .client import Client
+
+JsonObject = dict[str, Any]
+ObjectKind = Literal["document", "list", "map", "stream"]
+Order = Literal["asc", "desc"]
+I = TypeVar("I")  # noqa: E741
+
+_MAX_MUTATE_ATTEMPTS = 50
+
+
+@dataclass(eq=False)
+class _Entry:
+    """The client's shared state of one open object: snapshot and the handles on it."""
+
+    kind: ObjectKind
+    sid: str
+    snapshot: JsonObject
+    handles: builtins.list[_Handle] = field(default_factory=builtins.list)
+
+    @property
+    def last_event_id(self) -> int:
+        return int(self.snapshot["last_event_id"])
+
+    def apply_snapshot(self, snap: JsonObject) -> None:
+        if int(snap.get("last_event_id", -1)) >= self.last_event_id:
+            self.snapshot = snap
+
+    def touch(self, event_id: int | None, **fields: Any) -> None:
+        """Advance the cached metadata (and document data) from an event."""
+        if event_id is None or event_id < self.last_event_id:
+            return
+        updated = dict(self.snapshot)
+        updated.update(fields)
+        updated["last_event_id"] = event_id
+        updated["revision"] = str(event_id)
+        self.snapshot = updated
+
+
+class _Handle:
+    """Common part of every handle: identity, metadata, handlers, closing."""
+
+    _kind: ObjectKind
+
+    def __init__(self, client: Client, entry: _Entry, codec: DataCodec[Any]) -> None:
+        self._client = client
+        self._entry = entry
+        self._codec = codec
+        self._emitter = EventEmitter(f"{type(self).__name__}({entry.sid})")
+        self._closed = False
+
+    # ---- metadata ----------------------------------------------------------------------
+    @property
+    def sid(self) -> str:
+        """The object's SID."""
+        return self._entry.sid
+
+    @property
+    def unique_name(self) -> str | None:
+        """The object's unique name, if it has one."""
+        name = self._entry.snapshot.get("unique_name")
+        return name if isinstance(name, str) else None
+
+    @property
+    def revision(self) -> str:
+        """Current revision (changes on every write)."""
+        return str(self._entry.snapshot["revision"])
+
+    @property
+    def last_event_id(self) -> int:
+        """Id of the last event applied to this object."""
+        return self._entry.last_event_id
+
+    @property
+    def date_created(self) -> datetime:
+        return parse_time(self._entry.snapshot["date_created"])
+
+    @property
+    def date_updated(self) -> datetime:
+        return parse_time(self._entry.snapshot["date_updated"])
+
+    @property
+    def date_expires(self) -> datetime | None:
+        """When the object expires, or None if it never does."""
+        return parse_optional_time(self._entry.snapshot.get("date_expires"))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} sid={self.sid} unique_name={self.unique_name!r} revision={self.revision}>"
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    async def close(self) -> None:
+        """Stop receiving events on this handle (the object itself is kept)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._emitter.clear()
+        await self._client._release(self)
+
+    async def set_ttl(self, ttl: int) -> None:
+        """Expire the object `ttl` seconds from now (0 = never)."""
+        ttl_ = check_ttl(ttl, optional=False)
+        snap = await self._call("set_ttl", ttl=ttl_)
+        self._entry.apply_snapshot(snap)
+
+    async def _remove(self) -> None:
+        await self._call("remove")
+
+    # ---- plumbing ----------------------------------------------------------------------
+    def _add_listener(self, event: str, handler: Handler[Any]) -> Unsubscribe:
+        if self._closed:
+            raise ClientClosedError(f"{type(self).__name__} {self.sid} is closed")
+        return self._emitter.on(event, handler)
+
+    async def _call(self, type_: str, *, idempotent: bool = False, **params: Any) -> JsonObject:
+        if self._closed:
+            raise ClientClosedError(f"{type(self).__name__} {self.sid} is closed")
+        return await self._client._call(
+            type_, {"sid": self._entry.sid, **params}, idempotent=idempotent
+        )
+
+    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
+        raise NotImplementedError
+
+    def _dispatch_removed(self, frame: JsonObject, is_local: bool) -> None:
+        self._emitter.emit("removed", CollectionRemovedEvent(is_local=is_local))
+
+
+class SyncDocument(_Handle, SyncDocumentEvents[T]):
+    """A JSON document. `data` is the latest known value; `updated` fires on every change."""
+
+    _kind = "document"
+
+    def __init__(self, client: Client, entry: _Entry, codec: DataCodec[T]) -> None:
+        super().__init__(client, entry, codec)
+        self._codec: DataCodec[T] = codec
+        self._data_cache: tuple[int, T] | None = None
+
+    @property
+    def data(self) -> T:
+        """The document's current data."""
+        eid = self._entry.last_event_id
+        if self._data_cache is None or self._data_cache[0] != eid:
+            self._data_cache = (eid, self._codec.decode(self._entry.snapshot.get("data") or {}))
+        return self._data_cache[1]
+
+    async def set(self, data: T, *, ttl: int | None = None) -> T:
+        """Overwrite the document's data."""
+        return await self._write(self._codec.encode(data), merge=False, ttl=ttl, if_match=None)
+
+    async def update(self, patch: JsonObject, *, ttl: int | None = None) -> T:
+        """Shallow-merge `patch` into the data (atomically, on the server)."""
+        return await self._write(patch, merge=True, ttl=ttl, if_match=None)
+
+    async def mutate(self, mutator: Callable[[T], T | None], *, ttl: int | None = None) -> T:
+        """Read-modify-write: apply `mutator` to the current data and write the result if the
+        revision is unchanged; on conflict, refresh and retry. Returning None cancels (the
+        current data is returned)."""
+        for _ in range(_MAX_MUTATE_ATTEMPTS):
+            current = self.data
+            new = mutator(current)
+            if new is None:
+                return current
+            try:
+                return await self._write(
+                    self._codec.encode(new), merge=False, ttl=ttl, if_match=self.revision
+                )
+            except ConflictError:
+                await self._refresh()
+        raise ConflictError(
+            f"mutate gave up after {_MAX_MUTATE_ATTEMPTS} conflicting attempts",
+            code=54103,
+            status=412,
+        )
+
+    async def remove_document(self) -> None:
+        """Delete the document; every subscriber gets `removed`."""
+        await self._remove()
+
+    async def _write(
+        self, data: JsonObject, *, merge: bool, ttl: int | None, if_match: str | None
+    ) -> T:
+        check_data(data)
+        snap = await self._call(
+            "document_set", data=data, merge=merge, ttl=check_ttl(ttl), if_match=if_match
+        )
+        self._entry.apply_snapshot(snap)
+        return self._codec.decode(snap.get("data") or {})
+
+    async def _refresh(self) -> None:
+        snap = await self._client._call(
+            "open",
+            {"kind": "document", "object_id": self.sid, "mode": "open_existing"},
+            idempotent=True,
+        )
+        self._entry.apply_snapshot(snap)
+
+    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
+        name = frame["name"]
+        if name == "updated" and self._emitter.has_listeners("updated"):
+            prev = frame.get("previous_data")
+            self._emitter.emit(
+                "updated",
+                DocumentUpdatedEvent(
+                    data=self._codec.decode(frame.get("data") or {}),
+                    previous_data=self._codec.decode_optional(prev),
+                    is_local=is_local,
+                    revision=str(frame.get("revision")),
+                    event_id=int(frame.get("event_id") or 0),
+                ),
+            )
+        elif name == "removed":
+            self._emitter.emit(
+                "removed",
+                DocumentRemovedEvent(
+                    previous_data=self._codec.decode_optional(frame.get("previous_data")),
+                    is_local=is_local,
+                ),
+            )
+
+
+class Paginator(Generic[I]):
+    """One page of items: `items`, `has_next_page` / `next_page()`, `has_prev_page` / `prev_page()`."""
+
+    def __init__(
+        self,
+        items: builtins.list[I],
+        *,
+        has_next_page: bool,
+        has_prev_page: bool,
+        fetch: Callable[[Any, bool, Order], Awaitable[Paginator[I]]],
+        cursor: Callable[[I], Any],
+        order: Order,
+    ) -> None:
+        self.items = items
+        self.has_next_page = has_next_page
+        self.has_prev_page = has_prev_page
+        self._fetch = fetch
+        self._cursor = cursor
+        self._order: Order = order
+
+    async def next_page(self) -> Paginator[I]:
+        """The page after this one (same order); raises if there is none."""
+        if not self.has_next_page or not self.items:
+            raise IndexError("no next page")
+        return await self._fetch(self._cursor(self.items[-1]), False, self._order)
+
+    async def prev_page(self) -> Paginator[I]:
+        """The page before this one (same order); raises if there is none."""
+        if not self.has_prev_page or not self.items:
+            raise IndexError("no previous page")
+        reverse: Order = "desc" if self._order == "asc" else "asc"
+        page = await self._fetch(self._cursor(self.items[0]), False, reverse)
+        page.items.reverse()
+        page.has_next_page, page.has_prev_page = True, page.has_next_page
+        page._order = self._order
+        return page
+
+    def __repr__(self) -> str:
+        return f"<Paginator {len(self.items)} items next={self.has_next_page} prev={self.has_prev_page}>"
+
+
+class _Collection(_Handle, Generic[T]):
+    """What lists and maps share: item conversion, paging, item TTL, mutate."""
+
+    _item_field: str
+
+    def __init__(self, client: Client, entry: _Entry, codec: DataCodec[T]) -> None:
+        super().__init__(client, entry, codec)
+        self._codec: DataCodec[T] = codec
+
+    def _ref(self, item: Any) -> JsonObject:
+        return {self._item_field: item}
+
+    def _item(self, snap: JsonObject) -> Any:
+        raise NotImplementedError
+
+    async def _get(self, item: Any) -> Any:
+        return self._item(await self._call("item_get", idempotent=True, **self._ref(item)))
+
+    async def _set(
+        self, item: Any, data: JsonObject, *, merge: bool, ttl: int | None, if_match: str | None
+    ) -> Any:
+        check_data(data)
+        snap = await self._call(
+            "item_set",
+            data=data,
+            merge=merge,
+            ttl=check_ttl(ttl),
+            if_match=if_match,
+            **self._ref(item),
+        )
+        return self._item(snap)
+
+    async def _remove_item(self, item: Any) -> None:
+        await self._call("item_remove", **self._ref(item))
+
+    async def _set_item_ttl(self, item: Any, ttl: int) -> None:
+        await self._call("item_set_ttl", ttl=check_ttl(ttl, optional=False), **self._ref(item))
+
+    async def _page(
+        self, start: Any, inclusive: bool, order: Order, page_size: int
+    ) -> Paginator[Any]:
+        params: JsonObject = {"page_size": page_size, "order": order, "inclusive": inclusive}
+        if start is not None:
+            params["from_" + self._item_field] = start
+        result = await self._call("items_page", idempotent=True, **params)
+
+        async def fetch(cursor: Any, incl: bool, o: Order) -> Paginator[Any]:
+            return await self._page(cursor, incl, o, page_size)
+
+        return Paginator(
+            [self._item(s) for s in result.get("items", [])],
+            has_next_page=bool(result.get("has_next")),
+            has_prev_page=bool(result.get("has_prev")),
+            fetch=fetch,
+            cursor=lambda it: getattr(it, self._item_field),
+            order=order,
+        )
+
+    async def _mutate(
+        self, item: Any, mutator: Callable[[T], T | None], ttl: int | None, *, create: bool
+    ) -> Any:
+        for _ in range(_MAX_MUTATE_ATTEMPTS):
+            try:
+                current = await self._get(item)
+                base, revision = current.data, current.revision
+            except MapItemNotFoundError:
+                if not create:
+                    raise
+                current, base, revision = None, self._codec.decode({}), None
+            new = mutator(base)
+            if new is None:
+                if current is None:
+                    raise MapItemNotFoundError(f"map item {item!r} not found and mutator cancelled")
+                return current
+            try:
+                return await self._set(
+                    item, self._codec.encode(new), merge=False, ttl=ttl, if_match=revision
+                )
+            except ConflictError:
+                continue
+        raise ConflictError(
+            f"mutate gave up after {_MAX_MUTATE_ATTEMPTS} conflicting attempts", status=412
+        )
+
+
+class SyncList(_Collection[T], SyncListEvents[T]):
+    """An ordered list; indexes are stable and never reused after removal."""
+
+    _kind = "list"
+    _item_field = "index"
+
+    def _item(self, snap: JsonObject) -> SyncListItem[T]:
+        return SyncListItem(
+            index=int(snap["index"]),
+            data=self._codec.decode(snap["data"]),
+            revision=str(snap["revision"]),
+            date_updated=parse_time(snap["date_updated"]),
+            date_expires=parse_optional_time(snap.get("date_expires")),
+            last_event_id=int(snap["last_event_id"]),
+        )
+
+    async def push(self, data: T, *, ttl: int | None = None) -> SyncListItem[T]:
+        """Append an item; returns it with its new index."""
+        payload = check_data(self._codec.encode(data))
+        return self._item(await self._call("list_push", data=payload, ttl=check_ttl(ttl)))
+
+    async def get(self, index: int) -> SyncListItem[T]:
+        """The item at `index` (ListItemNotFoundError if absent)."""
+        item: SyncListItem[T] = await self._get(check_index(index))
+        return item
+
+    async def set(self, index: int, data: T, *, ttl: int | None = None) -> SyncListItem[T]:
+        """Overwrite an existing item."""
+        item: SyncListItem[T] = await self._set(
+            check_index(index), self._codec.encode(data), merge=False, ttl=ttl, if_match=None
+        )
+        return item
+
+    async def update(
+        self, index: int, patch: JsonObject, *, ttl: int | None = None
+    ) -> SyncListItem[T]:
+        """Shallow-merge `patch` into an existing item."""
+        item: SyncListItem[T] = await self._set(
+            check_index(index), patch, merge=True, ttl=ttl, if_match=None
+        )
+        return item
+
+    async def mutate(
+        self, index: int, mutator: Callable[[T], T | None], *, ttl: int | None = None
+    ) -> SyncListItem[T]:
+        """Read-modify-write an item with If-Match, retried on conflict; None cancels."""
+        item: SyncListItem[T] = await self._mutate(check_index(index), mutator, ttl, create=False)
+        return item
+
+    async def remove(self, index: int) -> None:
+        """Delete the item at `index`."""
+        await self._remove_item(check_index(index))
+
+    async def set_item_ttl(self, index: int, ttl: int) -> None:
+        """Expire the item `ttl` seconds from now (0 = never)."""
+        await self._set_item_ttl(check_index(index), ttl)
+
+    async def get_items(
+        self, *, from_: int | None = None, page_size: int = 50, order: Order = "asc"
+    ) -> Paginator[SyncListItem[T]]:
+        """A page of items by index, starting at `from_` (inclusive)."""
+        start = None if from_ is None else check_index(from_)
+        page: Paginator[SyncListItem[T]] = await self._page(
+            start, True, check_order(order), check_page_size(page_size)
+        )
+        return page
+
+    async def remove_list(self) -> None:
+        """Delete the list; every subscriber gets `removed`."""
+        await self._remove()
+
+    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
+        name = frame["name"]
+        if name == "item_added":
+            if self._emitter.has_listeners(name):
+                self._emitter.emit(
+                    name, ListItemAddedEvent(item=self._item(frame["item"]), is_local=is_local)
+                )
+        elif name == "item_updated":
+            if self._emitter.has_listeners(name):
+                self._emitter.emit(
+                    name,
+                    ListItemUpdatedEvent(
+                        item=self._item(frame["item"]),
+                        previous_item_data=self._codec.decode_optional(frame.get("previous_data")),
+                        is_local=is_local,
+                    ),
+                )
+        elif name == "item_removed":
+            self._emitter.emit(
+                name,
+                ListItemRemovedEvent(
+                    index=int(frame["index"]),
+                    previous_item_data=self._codec.decode_optional(frame.get("previous_data")),
+                    is_local=is_local,
+                    event_id=int(frame.get("event_id") or 0),
+                ),
+            )
+        elif name == "removed":
+            self._dispatch_removed(frame, is_local)
+
+
+class SyncMap(_Collection[T], SyncMapEvents[T]):
+    """Items by string key, ordered by key. `set` upserts."""
+
+    _kind = "map"
+    _item_field = "key"
+
+    def _item(self, snap: JsonObject) -> SyncMapItem[T]:
+        return SyncMapItem(
+            key=str(snap["key"]),
+            data=self._codec.decode(snap["data"]),
+            revision=str(snap["revision"]),
+            date_updated=parse_time(snap["date_updated"]),
+            date_expires=parse_optional_time(snap.get("date_expires")),
+            last_event_id=int(snap["last_event_id"]),
+        )
+
+    async def set(self, key: str, data: T, *, ttl: int | None = None) -> SyncMapItem[T]:
+        """Create or overwrite the item at `key`."""
+        item: SyncMapItem[T] = await self._set(
+            check_map_key(key), self._codec.encode(data), merge=False, ttl=ttl, if_match=None
+        )
+        return item
+
+    async def get(self, key: str) -> SyncMapItem[T]:
+        """The item at `key` (MapItemNotFoundError if absent)."""
+        item: SyncMapItem[T] = await self._get(check_map_key(key))
+        return item
+
+    async def update(
+        self, key: str, patch: JsonObject, *, ttl: int | None = None
+    ) -> SyncMapItem[T]:
+        """Shallow-merge `patch` into the item (created if missing)."""
+        item: SyncMapItem[T] = await self._set(
+            check_map_key(key), patch, merge=True, ttl=ttl, if_match=None
+        )
+        return item
+
+    async def mutate(
+        self, key: str, mutator: Callable[[T], T | None], *, ttl: int | None = None
+    ) -> SyncMapItem[T]:
+        """Read-modify-write with If-Match, retried on conflict; a missing item starts as {}."""
+        item: SyncMapItem[T] = await self._mutate(check_map_key(key), mutator, ttl, create=True)
+        return item
+
+    async def remove(self, key: str) -> None:
+        """Delete the item at `key`."""
+        await self._remove_item(check_map_key(key))
+
+    async def set_item_ttl(self, key: str, ttl: int) -> None:
+        """Expire the item `ttl` seconds from now (0 = never)."""
+        await self._set_item_ttl(check_map_key(key), ttl)
+
+    async def get_items(
+        self, *, from_: str | None = None, page_size: int = 50, order: Order = "asc"
+    ) -> Paginator[SyncMapItem[T]]:
+        """A page of items by key, starting at `from_` (inclusive)."""
+        start = None if from_ is None else check_map_key(from_)
+        page: Paginator[SyncMapItem[T]] = await self._page(
+            start, True, check_order(order), check_page_size(page_size)
+        )
+        return page
+
+    async def remove_map(self) -> None:
+        """Delete the map; every subscriber gets `removed`."""
+        await self._remove()
+
+    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
+        name = frame["name"]
+        if name == "item_added":
+            if self._emitter.has_listeners(name):
+                self._emitter.emit(
+                    name, MapItemAddedEvent(item=self._item(frame["item"]), is_local=is_local)
+                )
+        elif name == "item_updated":
+            if self._emitter.has_listeners(name):
+                self._emitter.emit(
+                    name,
+                    MapItemUpdatedEvent(
+                        item=self._item(frame["item"]),
+                        previous_item_data=self._codec.decode_optional(frame.get("previous_data")),
+                        is_local=is_local,
+                    ),
+                )
+        elif name == "item_removed":
+            self._emitter.emit(
+                name,
+                MapItemRemovedEvent(
+                    key=str(frame["key"]),
+                    previous_item_data=self._codec.decode_optional(frame.get("previous_data")),
+                    is_local=is_local,
+                    event_id=int(frame.get("event_id") or 0),
+                ),
+            )
+        elif name == "removed":
+            self._dispatch_removed(frame, is_local)
+
+
+class SyncStream(_Handle, SyncStreamEvents[T]):
+    """Fire-and-forget messages (at most 4 KiB each), fanned out and not stored."""
+
+    _kind = "stream"
+
+    def __init__(self, client: Client, entry: _Entry, codec: DataCodec[T]) -> None:
+        super().__init__(client, entry, codec)
+        self._codec: DataCodec[T] = codec
+
+    async def publish_message(self, data: T) -> SyncStreamMessage[T]:
+        """Publish a message; resolves when the server accepted it (not when delivered)."""
+        payload = check_data(
+            self._codec.encode(data), limit=MAX_STREAM_MESSAGE_BYTES, what="stream message"
+        )
+        result = await self._call("stream_publish", data=payload)
+        return SyncStreamMessage(sid=str(result["sid"]), data=self._codec.decode(result["data"]))
+
+    async def remove_stream(self) -> None:
+        """Delete the stream; every subscriber gets `removed`."""
+        await self._remove()
+
+    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
+        name = frame["name"]
+        if name == "message_published":
+            if self._emitter.has_listeners(name):
+                msg = frame["message"]
+                self._emitter.emit(
+                    name,
+                    StreamMessagePublishedEvent(
+                        message=SyncStreamMessage(
+                            sid=str(msg["sid"]), data=self._codec.decode(msg["data"])
+                        ),
+                        is_local=is_local,
+                    ),
+                )
+        elif name == "removed":
+            self._dispatch_removed(frame, is_local)

@@ -1,0 +1,105 @@
+"""The ASGI application: realtime WebSocket endpoint and HTTP on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from sync_sdk._version import __version__
+
+from . import wire
+from .broker import Broker, InProcessBroker
+from .credentials import Credentials
+from .realtime import RealtimeSettings, realtime_endpoint
+from .service import SyncService
+from .storage.base import ServiceRecord, Storage
+from .storage.sqlite import SQLiteStorage
+
+log = logging.getLogger("sync_server")
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    data_dir: Path
+    credentials: Credentials
+    sqlite_synchronous: str = "NORMAL"
+    expiry_interval: float = 1.0
+    heartbeat_interval: float = 5.0
+    max_subscriptions: int = 1000
+    max_frame_bytes: int = 256 * 1024
+
+
+def create_app(
+    config: ServerConfig, *, storage: Storage | None = None, broker: Broker | None = None
+) -> Starlette:
+    creds = config.credentials
+    store = storage or SQLiteStorage(
+        config.data_dir / "sync.db", synchronous=config.sqlite_synchronous
+    )
+    hub = broker or InProcessBroker()
+    service = SyncService(store, hub)
+    settings = RealtimeSettings(
+        account_sid=creds.account_sid,
+        api_keys={creds.api_key_sid: creds.api_secret},
+        max_frame_bytes=config.max_frame_bytes,
+        max_subscriptions=config.max_subscriptions,
+        heartbeat_interval=config.heartbeat_interval,
+    )
+
+    async def expiry_loop() -> None:
+        while True:
+            await asyncio.sleep(config.expiry_interval)
+            try:
+                await service.expire()
+            except Exception:
+                log.exception("expiry sweep failed")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.start()
+        await hub.start()
+        if await store.get_service(creds.service_sid) is None:
+            t = wire.now()
+            await store.put_service(
+                ServiceRecord(
+                    sid=creds.service_sid,
+                    account_sid=creds.account_sid,
+                    friendly_name="default",
+                    date_created=t,
+                    date_updated=t,
+                )
+            )
+        task = asyncio.create_task(expiry_loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await hub.close()
+            await store.close()
+
+    async def realtime(ws: WebSocket) -> None:
+        await realtime_endpoint(ws, service, settings)
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {"status": "ok", "version": __version__, "service_sid": creds.service_sid}
+        )
+
+    app = Starlette(
+        routes=[WebSocketRoute("/v1/realtime", realtime), Route("/healthz", health)],
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    return app

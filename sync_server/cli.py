@@ -1,0 +1,178 @@
+"""`sync-server`: run the embedded Sync server, or mint a client token.
+
+sync-server serve --host 127.0.0.1 --port 4700 --data-dir ./.sync-data
+sync-server token --identity alice [--ttl 3600] [--data-dir ./.sync-data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from .credentials import Credentials, describe, load_credentials
+from .tokens import mint_token
+
+DEFAULT_DATA_DIR = "./.sync-data"
+
+
+def _add_credential_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("SYNC_DATA_DIR", DEFAULT_DATA_DIR),
+        help="where the SQLite file and generated credentials live (default %(default)s)",
+    )
+    parser.add_argument("--account-sid", help="account SID (AC...); env SYNC_ACCOUNT_SID")
+    parser.add_argument("--api-key", help="API key SID (SK...) that signs tokens; env SYNC_API_KEY")
+    parser.add_argument("--api-secret", help="API key secret; env SYNC_API_SECRET")
+    parser.add_argument(
+        "--auth-token", help="account auth token (REST Basic auth); env SYNC_AUTH_TOKEN"
+    )
+    parser.add_argument(
+        "--service-sid", help="SID of the default service (IS...); env SYNC_SERVICE_SID"
+    )
+
+
+def _credentials(args: argparse.Namespace) -> Credentials:
+    try:
+        return load_credentials(
+            Path(args.data_dir),
+            account_sid=args.account_sid,
+            api_key=args.api_key,
+            api_secret=args.api_secret,
+            auth_token=args.auth_token,
+            service_sid=args.service_sid,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"sync-server: {exc}") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import ServerConfig, create_app
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    creds = _credentials(args)
+    data_dir = Path(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = ServerConfig(
+        data_dir=data_dir,
+        credentials=creds,
+        sqlite_synchronous=args.sqlite_synchronous,
+        heartbeat_interval=args.heartbeat_interval,
+        max_subscriptions=args.max_subscriptions,
+        max_frame_bytes=args.max_frame_bytes,
+    )
+    app = create_app(config)
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        raise SystemExit(f"sync-server: cannot listen on {args.host}:{args.port}: {exc}") from None
+    port = sock.getsockname()[1]
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            ws="websockets-sansio",
+            loop=loop,
+            http="httptools" if _has("httptools") else "h11",
+            ws_max_size=args.max_frame_bytes,
+            ws_ping_interval=args.heartbeat_interval,
+            ws_ping_timeout=args.heartbeat_interval * 2,
+            ws_per_message_deflate=False,
+            log_level=args.log_level,
+            access_log=False,
+            lifespan="on",
+        )
+    )
+    print(describe(creds), flush=True)
+    print(
+        f"sync-server {_version()} listening on http://{args.host}:{port} (data dir {data_dir})",
+        flush=True,
+    )
+    server.run(sockets=[sock])
+    return 0
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _version() -> str:
+    from sync_sdk._version import __version__
+
+    return __version__
+
+
+def _token(args: argparse.Namespace) -> int:
+    creds = _credentials(args)
+    print(
+        mint_token(
+            account_sid=creds.account_sid,
+            api_key_sid=creds.api_key_sid,
+            api_secret=creds.api_secret,
+            service_sid=creds.service_sid,
+            identity=args.identity,
+            ttl=args.ttl,
+        )
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sync-server", description="Self-hostable real-time Sync server."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server (embedded SQLite storage)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--port", type=int, default=4700, help="0 picks a free port (printed at start)"
+    )
+    _add_credential_flags(serve)
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.add_argument(
+        "--sqlite-synchronous",
+        default="NORMAL",
+        choices=["NORMAL", "FULL"],
+        help="NORMAL survives a process crash; FULL also survives power loss (slower)",
+    )
+    serve.add_argument(
+        "--heartbeat-interval", type=float, default=5.0, help="seconds between WebSocket pings"
+    )
+    serve.add_argument("--max-subscriptions", type=int, default=1000, help="per connection")
+    serve.add_argument("--max-frame-bytes", type=int, default=256 * 1024)
+    serve.set_defaults(func=_serve)
+    token = sub.add_parser("token", help="print a client access token for the default service")
+    token.add_argument("--identity", required=True)
+    token.add_argument("--ttl", type=int, default=3600, help="seconds (default %(default)s)")
+    _add_credential_flags(token)
+    token.set_defaults(func=_token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

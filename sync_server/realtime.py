@@ -1,0 +1,429 @@
+"""The realtime WebSocket endpoint: one connection per client (spec/protocol.yaml).
+
+Each connection authenticates with `hello`, then multiplexes requests (answered by
+`reply` frames) and the events of the objects it subscribed to. Outgoing frames go
+through a bounded outbox drained by one writer task, so fan-out never waits on a slow
+client; a client that falls too far behind is disconnected (code 4008) and catches up
+from the event log when it reconnects. A malformed frame gets an error reply; it never
+takes the connection, let alone the server, down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from sync_generated import protocol as p
+from sync_generated.errors import (
+    AccessError,
+    InternalServerError,
+    InvalidMapKeyError,
+    InvalidRequestError,
+    InvalidTtlError,
+    InvalidUniqueNameError,
+    ServiceNotFoundError,
+    SyncError,
+    TokenExpiredError,
+    TooManySubscriptionsError,
+)
+
+from . import wire
+from .service import Caller, SyncService, kind_of_sid
+from .tokens import TokenClaims, verify_token
+
+log = logging.getLogger("sync_server.realtime")
+
+CLOSE_TOKEN_EXPIRED = 4401
+CLOSE_SLOW_CONSUMER = 4008
+CLOSE_PROTOCOL = 4400
+
+
+@dataclass(slots=True)
+class RealtimeSettings:
+    account_sid: str
+    api_keys: dict[str, str]
+    max_frame_bytes: int = 256 * 1024
+    max_subscriptions: int = 1000
+    max_outbox_frames: int = 10_000
+    hello_timeout: float = 10.0
+    heartbeat_interval: float = 5.0
+    replay_batch: int = 1000
+
+
+@dataclass(slots=True)
+class _Subscription:
+    catching_up: bool = True
+    buffered: list[tuple[int | None, str]] = field(default_factory=list)
+
+
+# Validation failures on these fields carry the field's own Twilio code.
+_FIELD_ERRORS: dict[str, type[SyncError]] = {
+    "ttl": InvalidTtlError,
+    "key": InvalidMapKeyError,
+    "from_key": InvalidMapKeyError,
+    "object_id": InvalidUniqueNameError,
+}
+
+
+def _validation_error(exc: ValidationError) -> SyncError:
+    first = exc.errors()[0]
+    loc = [str(x) for x in first["loc"]]
+    field_name = next((x for x in reversed(loc) if x in _FIELD_ERRORS), None)
+    where = ".".join(loc[1:]) or loc[0] if loc else "frame"
+    message = f"invalid request: {where}: {first['msg']}"
+    return (_FIELD_ERRORS[field_name] if field_name else InvalidRequestError)(message)
+
+
+class Connection:
+    """One client connection: auth state, subscriptions and the outbox."""
+
+    def __init__(self, ws: WebSocket, service: SyncService, settings: RealtimeSettings) -> None:
+        self.ws = ws
+        self.service = service
+        self.settings = settings
+        self.id = uuid.uuid4().hex
+        self.caller: Caller | None = None
+        self.claims: TokenClaims | None = None
+        self.subscriptions: dict[str, _Subscription] = {}
+        self._outbox: deque[str] = deque()
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self._close_code: int | None = None
+        self._expiry_timer: asyncio.TimerHandle | None = None
+
+    # ---- outgoing ----------------------------------------------------------------------
+    def send(self, text: str) -> None:
+        if self._closed:
+            return
+        if len(self._outbox) >= self.settings.max_outbox_frames:
+            log.warning(
+                "connection %s is too slow (%d frames queued); closing it",
+                self.id,
+                len(self._outbox),
+            )
+            self.close(CLOSE_SLOW_CONSUMER)
+            return
+        self._outbox.append(text)
+        self._wakeup.set()
+
+    def deliver(self, sid: str, event_id: int | None, frame: str) -> None:
+        sub = self.subscriptions.get(sid)
+        if sub is None:
+            return
+        if sub.catching_up:
+            sub.buffered.append((event_id, frame))
+        else:
+            self.send(frame)
+
+    def reply(self, request_id: int | None, result: Any) -> None:
+        self.send(orjson.dumps({"type": "reply", "id": request_id, "result": result}).decode())
+
+    def reply_error(self, request_id: int | None, err: SyncError) -> None:
+        body = {"code": err.code, "status": err.status, "message": err.message}
+        self.send(orjson.dumps({"type": "reply", "id": request_id, "error": body}).decode())
+
+    def close(self, code: int) -> None:
+        if self._close_code is None:
+            self._close_code = code
+        self._closed = True
+        self._wakeup.set()
+
+    async def writer(self) -> None:
+        ws = self.ws
+        outbox = self._outbox
+        try:
+            while True:
+                while outbox:
+                    await ws.send_text(outbox.popleft())
+                if self._closed:
+                    break
+                self._wakeup.clear()
+                await self._wakeup.wait()
+        finally:
+            if self._close_code is not None:
+                with contextlib.suppress(Exception):
+                    await ws.close(self._close_code)
+
+    # ---- incoming ----------------------------------------------------------------------
+    async def handle(self, raw: str) -> None:
+        request_id: int | None = None
+        try:
+            if len(raw) > self.settings.max_frame_bytes:
+                raise InvalidRequestError(
+                    f"frame of {len(raw)} bytes exceeds {self.settings.max_frame_bytes}",
+                    code=51001,
+                    status=413,
+                )
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidRequestError(f"frame is not valid JSON: {exc}") from None
+            if (
+                isinstance(obj, dict)
+                and isinstance(obj.get("id"), int)
+                and not isinstance(obj.get("id"), bool)
+            ):
+                request_id = obj["id"]
+            try:
+                request = p.REQUEST_ADAPTER.validate_python(obj)
+            except ValidationError as exc:
+                raise _validation_error(exc) from None
+            result = await self.dispatch(request)
+            self.reply(request_id, result)
+        except SyncError as err:
+            self.reply_error(request_id, err)
+        except Exception:
+            log.exception("request failed")
+            self.reply_error(
+                request_id,
+                InternalServerError("internal error; the request may not have been applied"),
+            )
+
+    async def dispatch(self, req: Any) -> Any:
+        if isinstance(req, p.HelloRequest):
+            return await self.hello(req.token, req.client_id)
+        caller = self.caller
+        if caller is None:
+            raise InvalidRequestError("the first request must be `hello` with an access token")
+        s = self.service
+        match req:
+            case p.PingRequest():
+                return {"time": wire.now()}
+            case p.UpdateTokenRequest():
+                return self.authenticate(req.token, caller.origin)
+            case p.OpenRequest():
+                obj = await s.open(
+                    caller, req.kind.value, req.object_id, req.mode.value, req.ttl, req.data
+                )
+                return wire.object_snapshot(obj)
+            case p.SubscribeRequest():
+                return await self.subscribe(caller, req.sid, req.since)
+            case p.UnsubscribeRequest():
+                self.unsubscribe(req.sid)
+                return {}
+            case p.DocumentSetRequest():
+                doc = await s.set_document(
+                    caller, req.sid, req.data, merge=req.merge, if_match=req.if_match, ttl=req.ttl
+                )
+                return wire.object_snapshot(doc)
+            case p.SetTtlRequest():
+                return wire.object_snapshot(await s.set_ttl(caller, req.sid, req.ttl))
+            case p.RemoveRequest():
+                await s.remove(caller, req.sid)
+                return {}
+            case p.ListPushRequest():
+                return wire.item_snapshot(await s.list_push(caller, req.sid, req.data, req.ttl))
+            case p.ItemGetRequest():
+                return wire.item_snapshot(await s.get_item(caller, req.sid, req.index, req.key))
+            case p.ItemSetRequest():
+                item = await s.set_item(
+                    caller,
+                    req.sid,
+                    req.index,
+                    req.key,
+                    req.data,
+                    merge=req.merge,
+                    if_match=req.if_match,
+                    ttl=req.ttl,
+                )
+                return wire.item_snapshot(item)
+            case p.ItemSetTtlRequest():
+                return wire.item_snapshot(
+                    await s.set_item_ttl(caller, req.sid, req.index, req.key, req.ttl)
+                )
+            case p.ItemRemoveRequest():
+                await s.remove_item(caller, req.sid, req.index, req.key, req.if_match)
+                return {}
+            case p.ItemsPageRequest():
+                start = req.from_index if req.from_index is not None else req.from_key
+                page = await s.items_page(
+                    caller,
+                    req.sid,
+                    start,
+                    inclusive=req.inclusive,
+                    page_size=req.page_size,
+                    order=req.order.value,
+                )
+                return {
+                    "items": [wire.item_snapshot(i) for i in page.items],
+                    "has_next": page.has_next,
+                    "has_prev": page.has_prev,
+                }
+            case p.StreamPublishRequest():
+                return await s.publish_message(caller, req.sid, req.data)
+        raise InvalidRequestError(f"unsupported request {type(req).__name__}")
+
+    # ---- auth --------------------------------------------------------------------------
+    def authenticate(self, token: str, origin: str | None) -> dict[str, Any]:
+        claims = verify_token(
+            token, keys=self.settings.api_keys, account_sid=self.settings.account_sid
+        )
+        if self.caller is not None and claims.service_sid != self.caller.service_sid:
+            raise AccessError(
+                "update_token: the new token is for another service", code=20106, status=401
+            )
+        self.claims = claims
+        self._schedule_expiry(claims.expires_at)
+        return {
+            "connection_id": self.id,
+            "identity": claims.identity,
+            "account_sid": claims.account_sid,
+            "service_sid": claims.service_sid,
+            "token_expires_at": claims.expires_at,
+            "heartbeat_interval": self.settings.heartbeat_interval,
+        }
+
+    async def hello(self, token: str, client_id: str) -> dict[str, Any]:
+        if self.caller is not None:
+            raise InvalidRequestError("hello was already sent on this connection")
+        result = self.authenticate(token, client_id)
+        assert self.claims is not None
+        if await self.service.storage.get_service(self.claims.service_sid) is None:
+            raise ServiceNotFoundError(
+                f"service {self.claims.service_sid} (from the token's data_sync grant) not found"
+            )
+        self.caller = Caller(self.claims.service_sid, self.claims.identity, client_id)
+        return result
+
+    def _schedule_expiry(self, expires_at: float) -> None:
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(expires_at - wire.now(), 0.0)
+        self._expiry_timer = loop.call_later(delay, self._token_expired)
+
+    def _token_expired(self) -> None:
+        log.info("connection %s: token expired", self.id)
+        err = TokenExpiredError("access token expired; connect again with a new token")
+        self.send(
+            orjson.dumps(
+                {
+                    "type": "reply",
+                    "id": None,
+                    "error": {"code": err.code, "status": err.status, "message": err.message},
+                }
+            ).decode()
+        )
+        self.close(CLOSE_TOKEN_EXPIRED)
+
+    # ---- subscriptions -----------------------------------------------------------------
+    async def subscribe(self, caller: Caller, sid: str, since: int | None) -> dict[str, Any]:
+        obj = await self.service.get_object(caller, sid)
+        if (
+            sid not in self.subscriptions
+            and len(self.subscriptions) >= self.settings.max_subscriptions
+        ):
+            raise TooManySubscriptionsError(
+                f"at most {self.settings.max_subscriptions} subscriptions per connection"
+            )
+        start = obj.last_event_id if since is None else min(since, obj.last_event_id)
+        sub = _Subscription()
+        old = self.subscriptions.get(sid)
+        self.subscriptions[sid] = sub
+        if old is None:
+            self.service.broker.subscribe(sid, self)
+        replayed = 0
+        last_sent = start
+        if kind_of_sid(sid) != "stream":
+            while True:
+                events = await self.service.storage.events_since(
+                    caller.service_sid, sid, last_sent, self.settings.replay_batch
+                )
+                if events is None:
+                    current = await self.service.get_object(caller, sid)
+                    self.send(await self._snapshot_frame(caller, current))
+                    last_sent = current.last_event_id
+                    break
+                for event in events:
+                    self.send(event.frame.decode())
+                    last_sent = event.event_id
+                replayed += len(events)
+                if len(events) < self.settings.replay_batch:
+                    break
+        for event_id, frame in sub.buffered:
+            if event_id is None or event_id > last_sent:
+                self.send(frame)
+        sub.buffered.clear()
+        sub.catching_up = False
+        return {"last_event_id": max(obj.last_event_id, last_sent), "replayed": replayed}
+
+    async def _snapshot_frame(self, caller: Caller, obj: Any) -> str:
+        items: list[dict[str, Any]] = []
+        if obj.kind in ("list", "map"):
+            start: int | str | None = None
+            inclusive = True
+            while True:
+                page = await self.service.items_page(
+                    caller, obj.sid, start, inclusive=inclusive, page_size=100, order="asc"
+                )
+                items.extend(wire.item_snapshot(i) for i in page.items)
+                if not page.has_next or not page.items:
+                    break
+                last = page.items[-1]
+                start, inclusive = (last.index if last.index is not None else last.key), False
+        return wire.event_frame(
+            obj.kind,
+            obj.sid,
+            "snapshot",
+            obj.last_event_id,
+            None,
+            object=wire.object_snapshot(obj),
+            items=items,
+        ).decode()
+
+    def unsubscribe(self, sid: str) -> None:
+        if self.subscriptions.pop(sid, None) is not None:
+            self.service.broker.unsubscribe(sid, self)
+
+    def cleanup(self) -> None:
+        self._closed = True
+        self._wakeup.set()
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+        for sid in list(self.subscriptions):
+            self.unsubscribe(sid)
+
+
+async def realtime_endpoint(
+    ws: WebSocket, service: SyncService, settings: RealtimeSettings
+) -> None:
+    await ws.accept()
+    conn = Connection(ws, service, settings)
+    writer = asyncio.create_task(conn.writer())
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        first = await asyncio.wait_for(ws.receive_text(), settings.hello_timeout)
+        await conn.handle(first)
+        if conn.caller is None:
+            # A failed hello: say why (already queued), then close.
+            conn.close(CLOSE_PROTOCOL)
+            return
+        while not conn._closed:
+            raw = await ws.receive_text()
+            # Requests run concurrently (a slow read must not stall the rest), but each
+            # starts in arrival order, so writes on one object are applied in order.
+            task = asyncio.create_task(conn.handle(raw))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    except (WebSocketDisconnect, TimeoutError, RuntimeError):
+        pass
+    except KeyError:
+        # A binary frame: receive_text() cannot read it.
+        conn.reply_error(
+            None, InvalidRequestError("binary frames are not supported; send JSON text")
+        )
+        conn.close(CLOSE_PROTOCOL)
+    finally:
+        conn.cleanup()
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(writer, 2)

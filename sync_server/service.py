@@ -1,0 +1,336 @@
+"""The Sync service's operations, shared by the realtime endpoint (and later REST).
+
+Validates arguments with Twilio's codes, calls storage, and publishes every resulting
+event to the broker right after the write commits (so events leave in commit order).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from sync_generated.client import (
+    MAX_DATA_BYTES,
+    MAX_MAP_KEY_LENGTH,
+    MAX_STREAM_MESSAGE_BYTES,
+    MAX_UNIQUE_NAME_LENGTH,
+    SID_PREFIXES,
+)
+from sync_generated.errors import (
+    DataTooLargeError,
+    DocumentNotFoundError,
+    InvalidDocumentDataError,
+    InvalidMapKeyError,
+    InvalidRequestError,
+    InvalidUniqueNameError,
+    ListNotFoundError,
+    MapNotFoundError,
+    StreamNotFoundError,
+    SyncError,
+    UniqueNameExistsError,
+)
+
+from . import wire
+from .broker import Broker
+from .storage.base import ItemRecord, ObjectKind, ObjectRecord, PageResult, Storage, StoredEvent
+
+JsonObject = dict[str, Any]
+
+PREFIX_BY_KIND: dict[ObjectKind, str] = {
+    "document": SID_PREFIXES["Document"],
+    "list": SID_PREFIXES["List"],
+    "map": SID_PREFIXES["Map"],
+    "stream": SID_PREFIXES["Stream"],
+}
+KIND_BY_PREFIX: dict[str, ObjectKind] = {v: k for k, v in PREFIX_BY_KIND.items()}
+NOT_FOUND: dict[ObjectKind, type[SyncError]] = {
+    "document": DocumentNotFoundError,
+    "list": ListNotFoundError,
+    "map": MapNotFoundError,
+    "stream": StreamNotFoundError,
+}
+SID_RE = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the service, the identity and the client id used as event origin."""
+
+    service_sid: str
+    identity: str
+    origin: str | None
+
+
+def kind_of_sid(sid: str) -> ObjectKind:
+    kind = KIND_BY_PREFIX.get(sid[:2]) if SID_RE.match(sid) else None
+    if kind is None:
+        raise InvalidRequestError(f"{sid!r:.80} is not the SID of a document, list, map or stream")
+    return kind
+
+
+def check_data(data: object, limit: int = MAX_DATA_BYTES) -> JsonObject:
+    if not isinstance(data, dict):
+        raise InvalidDocumentDataError("data must be a JSON object")
+    try:
+        size = len(orjson.dumps(data))
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidDocumentDataError(f"data cannot be encoded as JSON: {exc}") from None
+    if size > limit:
+        raise DataTooLargeError(f"data is {size} bytes of JSON; the limit is {limit}")
+    return data
+
+
+def _check_text(value: str, error: type[SyncError], what: str, max_len: int) -> str:
+    if not value or len(value) > max_len:
+        raise error(f"{what} must be 1 to {max_len} characters, got {len(value)}")
+    if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise error(f"{what} contains a NUL or an unpaired surrogate")
+    return value
+
+
+def check_unique_name(kind: ObjectKind, name: str) -> str:
+    _check_text(name, InvalidUniqueNameError, "unique name", MAX_UNIQUE_NAME_LENGTH)
+    if SID_RE.match(name) and name[:2] != PREFIX_BY_KIND[kind]:
+        raise InvalidUniqueNameError(
+            f"unique name {name!r} looks like the SID of another kind of object"
+        )
+    return name
+
+
+def check_map_key(key: str) -> str:
+    return _check_text(key, InvalidMapKeyError, "map key", MAX_MAP_KEY_LENGTH)
+
+
+class SyncService:
+    def __init__(self, storage: Storage, broker: Broker) -> None:
+        self.storage = storage
+        self.broker = broker
+
+    async def _publish(self, event: StoredEvent) -> None:
+        await self.broker.publish(event.service_sid, event.sid, event.event_id, event.frame)
+
+    # ---- objects -----------------------------------------------------------------------
+    async def open(
+        self,
+        caller: Caller,
+        kind: ObjectKind,
+        object_id: str | None,
+        mode: Literal["open_or_create", "open_existing", "create_new"],
+        ttl: int | None,
+        data: JsonObject | None,
+    ) -> ObjectRecord:
+        if data is not None:
+            if kind != "document":
+                raise InvalidRequestError("initial data is only for documents")
+            check_data(data)
+        if object_id is not None:
+            check_unique_name(kind, object_id)
+        if mode != "create_new" and object_id is not None:
+            existing = await self.storage.get_object(caller.service_sid, kind, object_id)
+            if existing is not None:
+                return existing
+            if mode == "open_existing":
+                raise NOT_FOUND[kind](f"{kind} {object_id!r} not found")
+        if object_id is not None and SID_RE.match(object_id):
+            if mode == "create_new":
+                existing = await self.storage.get_object(caller.service_sid, kind, object_id)
+                if existing is not None:
+                    raise UniqueNameExistsError(f"{kind} {object_id} already exists")
+            raise NOT_FOUND[kind](
+                f"{kind} {object_id} not found (a SID cannot be used as a new unique name)"
+            )
+        try:
+            return await self.storage.create_object(
+                caller.service_sid,
+                kind,
+                unique_name=object_id,
+                data=data,
+                ttl=ttl,
+                created_by=caller.identity,
+            )
+        except UniqueNameExistsError:
+            if mode == "create_new" or object_id is None:
+                raise
+            # Lost a race with another creator: open theirs.
+            existing = await self.storage.get_object(caller.service_sid, kind, object_id)
+            if existing is None:
+                raise
+            return existing
+
+    async def get_object(self, caller: Caller, sid: str) -> ObjectRecord:
+        kind = kind_of_sid(sid)
+        obj = await self.storage.get_object(caller.service_sid, kind, sid)
+        if obj is None:
+            raise NOT_FOUND[kind](f"{kind} {sid} not found")
+        return obj
+
+    async def set_document(
+        self,
+        caller: Caller,
+        sid: str,
+        data: JsonObject,
+        *,
+        merge: bool,
+        if_match: str | None,
+        ttl: int | None,
+    ) -> ObjectRecord:
+        if kind_of_sid(sid) != "document":
+            raise InvalidRequestError(f"{sid} is not a document")
+        check_data(data)
+        doc, event = await self.storage.update_document(
+            caller.service_sid,
+            sid,
+            data=data,
+            merge=merge,
+            if_match=if_match,
+            ttl=ttl,
+            origin=caller.origin,
+        )
+        await self._publish(event)
+        return doc
+
+    async def set_ttl(self, caller: Caller, sid: str, ttl: int) -> ObjectRecord:
+        return await self.storage.set_object_ttl(caller.service_sid, kind_of_sid(sid), sid, ttl)
+
+    async def remove(self, caller: Caller, sid: str) -> None:
+        event = await self.storage.remove_object(
+            caller.service_sid, kind_of_sid(sid), sid, origin=caller.origin
+        )
+        await self._publish(event)
+
+    # ---- items -------------------------------------------------------------------------
+    def _item_ref(self, kind: ObjectKind, index: int | None, key: str | None) -> int | str:
+        if kind == "list":
+            if index is None or key is not None:
+                raise InvalidRequestError("list items are addressed by `index` (an int), not `key`")
+            return index
+        if kind == "map":
+            if key is None or index is not None:
+                raise InvalidMapKeyError("map items are addressed by `key` (a string), not `index`")
+            return check_map_key(key)
+        raise InvalidRequestError(f"a {kind} has no items")
+
+    async def list_push(
+        self, caller: Caller, sid: str, data: JsonObject, ttl: int | None
+    ) -> ItemRecord:
+        if kind_of_sid(sid) != "list":
+            raise InvalidRequestError(f"{sid} is not a list")
+        check_data(data)
+        item, event = await self.storage.list_push(
+            caller.service_sid,
+            sid,
+            data=data,
+            ttl=ttl,
+            origin=caller.origin,
+            created_by=caller.identity,
+        )
+        await self._publish(event)
+        return item
+
+    async def get_item(
+        self, caller: Caller, sid: str, index: int | None, key: str | None
+    ) -> ItemRecord:
+        kind = kind_of_sid(sid)
+        return await self.storage.get_item(
+            caller.service_sid, kind, sid, self._item_ref(kind, index, key)
+        )
+
+    async def set_item(
+        self,
+        caller: Caller,
+        sid: str,
+        index: int | None,
+        key: str | None,
+        data: JsonObject,
+        *,
+        merge: bool,
+        if_match: str | None,
+        ttl: int | None,
+    ) -> ItemRecord:
+        kind = kind_of_sid(sid)
+        ref = self._item_ref(kind, index, key)
+        check_data(data)
+        item, event = await self.storage.set_item(
+            caller.service_sid,
+            kind,
+            sid,
+            ref,
+            data=data,
+            merge=merge,
+            if_match=if_match,
+            ttl=ttl,
+            origin=caller.origin,
+            created_by=caller.identity,
+        )
+        await self._publish(event)
+        return item
+
+    async def set_item_ttl(
+        self, caller: Caller, sid: str, index: int | None, key: str | None, ttl: int
+    ) -> ItemRecord:
+        kind = kind_of_sid(sid)
+        return await self.storage.set_item_ttl(
+            caller.service_sid, kind, sid, self._item_ref(kind, index, key), ttl
+        )
+
+    async def remove_item(
+        self, caller: Caller, sid: str, index: int | None, key: str | None, if_match: str | None
+    ) -> None:
+        kind = kind_of_sid(sid)
+        event = await self.storage.remove_item(
+            caller.service_sid,
+            kind,
+            sid,
+            self._item_ref(kind, index, key),
+            if_match=if_match,
+            origin=caller.origin,
+        )
+        await self._publish(event)
+
+    async def items_page(
+        self,
+        caller: Caller,
+        sid: str,
+        start: int | str | None,
+        *,
+        inclusive: bool,
+        page_size: int,
+        order: Literal["asc", "desc"],
+    ) -> PageResult:
+        kind = kind_of_sid(sid)
+        if kind not in ("list", "map"):
+            raise InvalidRequestError(f"a {kind} has no items")
+        if start is not None and (kind == "list") != isinstance(start, int):
+            raise InvalidRequestError("use from_index for lists and from_key for maps")
+        return await self.storage.items_page(
+            caller.service_sid,
+            kind,
+            sid,
+            start=start,
+            inclusive=inclusive,
+            page_size=page_size,
+            order=order,
+        )
+
+    # ---- streams -----------------------------------------------------------------------
+    async def publish_message(self, caller: Caller, sid: str, data: JsonObject) -> JsonObject:
+        if kind_of_sid(sid) != "stream":
+            raise InvalidRequestError(f"{sid} is not a stream")
+        check_data(data, MAX_STREAM_MESSAGE_BYTES)
+        if await self.storage.get_object(caller.service_sid, "stream", sid) is None:
+            raise StreamNotFoundError(f"stream {sid} not found")
+        message = {"sid": wire.new_sid(SID_PREFIXES["StreamMessage"]), "data": data}
+        frame = wire.event_frame(
+            "stream", sid, "message_published", None, caller.origin, message=message
+        )
+        await self.broker.publish(caller.service_sid, sid, None, frame)
+        return message
+
+    # ---- expiry ------------------------------------------------------------------------
+    async def expire(self) -> int:
+        events = await self.storage.expire(wire.now())
+        for event in events:
+            await self._publish(event)
+        return len(events)

@@ -1,0 +1,238 @@
+"""The storage interface: every durable operation of the Sync service.
+
+Backends (SQLite now, PostgreSQL later) implement `Storage`. Methods are async and each
+write is atomic and durable when it returns: the caller acknowledges the client only
+afterwards. Every write that changes an object returns the `StoredEvent` it appended to the
+object's event log; the event's `frame` is the exact JSON bytes pushed to subscribers, so it
+is encoded once, stored once, and replayed as is on catch-up.
+
+Conventions shared by every backend:
+- Each object has a counter `last_event_id`, 0 at creation, +1 on every event (document
+  update, item added/updated/removed). A document's revision and a list/map revision is
+  `str(last_event_id)`; an item's revision is `str(event_id)` of its last write.
+- List indexes come from a per-list counter: 0, 1, 2, ... and are never reused.
+- Expired rows (date_expires <= now) are invisible to reads and removed by `expire()`.
+- Errors are raised as the generated SyncError subclasses (DocumentNotFoundError, ...).
+- Times are Unix seconds (float).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ObjectKind = Literal["document", "list", "map", "stream"]
+JsonObject = dict[str, Any]
+
+
+@dataclass(slots=True)
+class ServiceRecord:
+    sid: str
+    account_sid: str
+    unique_name: str | None = None
+    friendly_name: str | None = None
+    webhook_url: str | None = None
+    webhooks_from_rest_enabled: bool = False
+    reachability_webhooks_enabled: bool = False
+    acl_enabled: bool = False
+    reachability_debouncing_enabled: bool = False
+    reachability_debouncing_window: int = 5000
+    date_created: float = 0.0
+    date_updated: float = 0.0
+
+
+@dataclass(slots=True)
+class ObjectRecord:
+    kind: ObjectKind
+    sid: str
+    service_sid: str
+    unique_name: str | None
+    data: JsonObject | None  # documents only
+    last_event_id: int
+    date_created: float
+    date_updated: float
+    date_expires: float | None
+    created_by: str
+
+    @property
+    def revision(self) -> str:
+        return str(self.last_event_id)
+
+
+@dataclass(slots=True)
+class ItemRecord:
+    index: int | None  # lists
+    key: str | None  # maps
+    data: JsonObject
+    last_event_id: int
+    date_created: float
+    date_updated: float
+    date_expires: float | None
+    created_by: str
+
+    @property
+    def revision(self) -> str:
+        return str(self.last_event_id)
+
+
+@dataclass(slots=True)
+class StoredEvent:
+    service_sid: str
+    sid: str
+    event_id: int
+    frame: bytes  # the encoded EventFrame (spec/protocol.yaml), sent to subscribers as is
+
+
+@dataclass(slots=True)
+class PageResult:
+    items: list[ItemRecord]
+    has_next: bool
+    has_prev: bool
+
+
+class Storage(abc.ABC):
+    """Durable state of every service. One instance per server process."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # ---- services --------------------------------------------------------------------
+    @abc.abstractmethod
+    async def put_service(self, service: ServiceRecord) -> ServiceRecord:
+        """Insert or replace a service (by sid)."""
+
+    @abc.abstractmethod
+    async def get_service(self, sid_or_name: str) -> ServiceRecord | None: ...
+
+    # ---- objects ---------------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_object(
+        self,
+        service_sid: str,
+        kind: ObjectKind,
+        *,
+        unique_name: str | None,
+        data: JsonObject | None,
+        ttl: int | None,
+        created_by: str,
+    ) -> ObjectRecord:
+        """Create an object with a new SID; UniqueNameExistsError (54301) if the name is taken."""
+
+    @abc.abstractmethod
+    async def get_object(
+        self, service_sid: str, kind: ObjectKind, sid_or_name: str
+    ) -> ObjectRecord | None:
+        """The object by SID or unique name, or None if absent or expired."""
+
+    @abc.abstractmethod
+    async def update_document(
+        self,
+        service_sid: str,
+        sid: str,
+        *,
+        data: JsonObject,
+        merge: bool,
+        if_match: str | None,
+        ttl: int | None,
+        origin: str | None,
+    ) -> tuple[ObjectRecord, StoredEvent]:
+        """Overwrite (or shallow-merge) a document: event `updated`. 54100 / 54103."""
+
+    @abc.abstractmethod
+    async def set_object_ttl(
+        self, service_sid: str, kind: ObjectKind, sid: str, ttl: int
+    ) -> ObjectRecord:
+        """Set the object's TTL (0 = never expires) from now. No event."""
+
+    @abc.abstractmethod
+    async def remove_object(
+        self, service_sid: str, kind: ObjectKind, sid: str, *, origin: str | None
+    ) -> StoredEvent:
+        """Delete an object with its items and event log: event `removed`."""
+
+    # ---- items -----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def list_push(
+        self,
+        service_sid: str,
+        sid: str,
+        *,
+        data: JsonObject,
+        ttl: int | None,
+        origin: str | None,
+        created_by: str,
+    ) -> tuple[ItemRecord, StoredEvent]:
+        """Append an item at the next index: event `item_added`. 54150."""
+
+    @abc.abstractmethod
+    async def get_item(
+        self, service_sid: str, kind: ObjectKind, sid: str, item: int | str
+    ) -> ItemRecord:
+        """One item; 54150/54151 (list) or 54200/54201 (map) when absent."""
+
+    @abc.abstractmethod
+    async def set_item(
+        self,
+        service_sid: str,
+        kind: ObjectKind,
+        sid: str,
+        item: int | str,
+        *,
+        data: JsonObject,
+        merge: bool,
+        if_match: str | None,
+        ttl: int | None,
+        origin: str | None,
+        created_by: str,
+    ) -> tuple[ItemRecord, StoredEvent]:
+        """Write an item. Lists: must exist (54151), event `item_updated`. Maps: upsert,
+        event `item_added` or `item_updated`. If-Match mismatch: 54155 / 54205."""
+
+    @abc.abstractmethod
+    async def set_item_ttl(
+        self, service_sid: str, kind: ObjectKind, sid: str, item: int | str, ttl: int
+    ) -> ItemRecord:
+        """Set the item's TTL from now (0 = never). No event."""
+
+    @abc.abstractmethod
+    async def remove_item(
+        self,
+        service_sid: str,
+        kind: ObjectKind,
+        sid: str,
+        item: int | str,
+        *,
+        if_match: str | None,
+        origin: str | None,
+    ) -> StoredEvent:
+        """Delete an item: event `item_removed` with previous_data."""
+
+    @abc.abstractmethod
+    async def items_page(
+        self,
+        service_sid: str,
+        kind: ObjectKind,
+        sid: str,
+        *,
+        start: int | str | None,
+        inclusive: bool,
+        page_size: int,
+        order: Literal["asc", "desc"],
+    ) -> PageResult:
+        """Items in index/key order from `start` (None = from the first in that order)."""
+
+    # ---- events ----------------------------------------------------------------------
+    @abc.abstractmethod
+    async def events_since(
+        self, service_sid: str, sid: str, since: int, limit: int
+    ) -> list[StoredEvent] | None:
+        """Stored events with event_id > since, in order (at most `limit`); None when the log
+        no longer reaches back to since + 1 (the caller then sends a snapshot)."""
+
+    @abc.abstractmethod
+    async def expire(self, now: float) -> list[StoredEvent]:
+        """Delete every expired object and item; return their removal events, in order."""

@@ -1,0 +1,814 @@
+"""SQLiteStorage against a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sync_generated.errors import (
+    DocumentNotFoundError,
+    DocumentRevisionMismatchError,
+    InvalidRequestError,
+    ListItemNotFoundError,
+    ListItemRevisionMismatchError,
+    ListNotFoundError,
+    MapItemNotFoundError,
+    MapItemRevisionMismatchError,
+    MapNotFoundError,
+    StreamNotFoundError,
+    SyncError,
+    UniqueNameExistsError,
+)
+
+from sync_server.storage import sqlite as sqlite_module
+from sync_server.storage.base import ServiceRecord, StoredEvent
+from sync_server.storage.sqlite import SQLiteStorage
+
+SVC = "IS" + "0" * 32
+OTHER_SVC = "IS" + "1" * 32
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
+    store = SQLiteStorage(tmp_path / "sync.db")
+    await store.start()
+    yield store
+    await store.close()
+
+
+def frame(event: StoredEvent) -> dict[str, Any]:
+    decoded: dict[str, Any] = orjson.loads(event.frame)
+    return decoded
+
+
+# ---- services ------------------------------------------------------------------------
+
+
+async def test_services_put_get(storage: SQLiteStorage) -> None:
+    svc = ServiceRecord(sid=SVC, account_sid="AC" + "2" * 32, unique_name="main", acl_enabled=True)
+    stored = await storage.put_service(svc)
+    assert stored == svc
+    assert await storage.get_service(SVC) == svc
+    assert await storage.get_service("main") == svc
+    assert await storage.get_service("nope") is None
+    svc.friendly_name = "Main"
+    await storage.put_service(svc)
+    got = await storage.get_service("main")
+    assert got is not None and got.friendly_name == "Main" and got.acl_enabled is True
+
+
+# ---- objects -------------------------------------------------------------------------
+
+
+async def test_create_and_get_by_sid_and_name(storage: SQLiteStorage) -> None:
+    doc = await storage.create_object(
+        SVC, "document", unique_name="cfg", data={"a": 1}, ttl=None, created_by="alice"
+    )
+    assert doc.sid.startswith("ET") and len(doc.sid) == 34
+    assert doc.last_event_id == 0 and doc.revision == "0"
+    assert doc.data == {"a": 1} and doc.date_expires is None and doc.created_by == "alice"
+    assert await storage.get_object(SVC, "document", doc.sid) == doc
+    assert await storage.get_object(SVC, "document", "cfg") == doc
+    # Another kind may share the unique name; other kinds and services don't see the doc.
+    lst = await storage.create_object(
+        SVC, "list", unique_name="cfg", data=None, ttl=None, created_by="alice"
+    )
+    assert lst.sid.startswith("ES") and lst.data is None
+    got_list = await storage.get_object(SVC, "list", "cfg")
+    assert got_list is not None and got_list.sid == lst.sid
+    assert await storage.get_object(SVC, "list", doc.sid) is None
+    assert await storage.get_object(OTHER_SVC, "document", doc.sid) is None
+    assert await storage.get_object(OTHER_SVC, "document", "cfg") is None
+    m = await storage.create_object(
+        SVC, "map", unique_name=None, data={"x": 1}, ttl=0, created_by="s"
+    )
+    st = await storage.create_object(
+        SVC, "stream", unique_name=None, data=None, ttl=60, created_by="s"
+    )
+    assert m.sid.startswith("MP") and m.data is None and m.date_expires is None
+    assert st.sid.startswith("TO") and st.date_expires == pytest.approx(time.time() + 60, abs=5)
+    empty = await storage.create_object(
+        SVC, "document", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    assert empty.data == {}
+
+
+async def test_unique_name_conflict(storage: SQLiteStorage) -> None:
+    await storage.create_object(SVC, "map", unique_name="m", data=None, ttl=None, created_by="s")
+    with pytest.raises(UniqueNameExistsError) as err:
+        await storage.create_object(
+            SVC, "map", unique_name="m", data=None, ttl=None, created_by="s"
+        )
+    assert err.value.code == 54301
+    # Same name in another service is fine.
+    other = await storage.create_object(
+        OTHER_SVC, "map", unique_name="m", data=None, ttl=None, created_by="s"
+    )
+    assert other.service_sid == OTHER_SVC
+
+
+async def test_expired_name_is_reusable_and_invisible(
+    storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = await storage.create_object(
+        SVC, "document", unique_name="d", data={"v": 1}, ttl=10, created_by="s"
+    )
+    real_now = time.time
+    monkeypatch.setattr(sqlite_module, "now", lambda: real_now() + 20)
+    assert await storage.get_object(SVC, "document", old.sid) is None
+    assert await storage.get_object(SVC, "document", "d") is None
+    with pytest.raises(DocumentNotFoundError):
+        await storage.update_document(
+            SVC, old.sid, data={}, merge=False, if_match=None, ttl=None, origin=None
+        )
+    new = await storage.create_object(
+        SVC, "document", unique_name="d", data={"v": 2}, ttl=None, created_by="s"
+    )
+    assert new.sid != old.sid
+    got = await storage.get_object(SVC, "document", "d")
+    assert got is not None and got.data == {"v": 2}
+
+
+async def test_document_update_merge_if_match(storage: SQLiteStorage) -> None:
+    doc = await storage.create_object(
+        SVC, "document", unique_name=None, data={"a": 1}, ttl=None, created_by="s"
+    )
+    doc1, ev1 = await storage.update_document(
+        SVC, doc.sid, data={"b": 2}, merge=True, if_match=None, ttl=None, origin="c1"
+    )
+    assert doc1.data == {"a": 1, "b": 2} and doc1.last_event_id == 1 and doc1.revision == "1"
+    assert ev1.event_id == 1 and ev1.sid == doc.sid and ev1.service_sid == SVC
+    f1 = frame(ev1)
+    assert f1["name"] == "updated" and f1["event_id"] == 1 and f1["origin"] == "c1"
+    assert f1["data"] == {"a": 1, "b": 2} and f1["previous_data"] == {"a": 1}
+    assert f1["revision"] == "1" and f1["kind"] == "document" and f1["sid"] == doc.sid
+
+    doc2, ev2 = await storage.update_document(
+        SVC, doc.sid, data={"c": 3}, merge=False, if_match="1", ttl=100, origin=None
+    )
+    assert doc2.data == {"c": 3} and doc2.last_event_id == 2 and ev2.event_id == 2
+    assert doc2.date_expires is not None
+    assert frame(ev2)["previous_data"] == {"a": 1, "b": 2}
+
+    with pytest.raises(DocumentRevisionMismatchError) as err:
+        await storage.update_document(
+            SVC, doc.sid, data={"d": 4}, merge=True, if_match="1", ttl=None, origin=None
+        )
+    assert err.value.code == 54103
+    with pytest.raises(DocumentNotFoundError) as nf:
+        await storage.update_document(
+            SVC, "ET" + "f" * 32, data={}, merge=False, if_match=None, ttl=None, origin=None
+        )
+    assert nf.value.code == 54100
+
+    # ttl None keeps the expiry, ttl 0 removes it.
+    doc3, _ = await storage.update_document(
+        SVC, doc.sid, data={}, merge=True, if_match=None, ttl=None, origin=None
+    )
+    assert doc3.date_expires == doc2.date_expires and doc3.data == {"c": 3}
+    doc4, _ = await storage.update_document(
+        SVC, doc.sid, data={}, merge=True, if_match=None, ttl=0, origin=None
+    )
+    assert doc4.date_expires is None
+    assert await storage.get_object(SVC, "document", doc.sid) == doc4
+
+
+async def test_object_ttl_and_remove(storage: SQLiteStorage) -> None:
+    doc = await storage.create_object(
+        SVC, "document", unique_name="x", data={"k": "v"}, ttl=None, created_by="s"
+    )
+    await storage.update_document(
+        SVC, doc.sid, data={"k": "w"}, merge=False, if_match=None, ttl=None, origin=None
+    )
+    with_ttl = await storage.set_object_ttl(SVC, "document", doc.sid, 50)
+    assert with_ttl.date_expires is not None and with_ttl.last_event_id == 1
+    no_ttl = await storage.set_object_ttl(SVC, "document", doc.sid, 0)
+    assert no_ttl.date_expires is None
+    ev = await storage.remove_object(SVC, "document", doc.sid, origin="o")
+    f = frame(ev)
+    assert ev.event_id == 2 and f["name"] == "removed" and f["event_id"] == 2
+    assert f["previous_data"] == {"k": "w"} and f["origin"] == "o"
+    assert await storage.get_object(SVC, "document", doc.sid) is None
+    assert await storage.events_since(SVC, doc.sid, 0, 10) is None
+    with pytest.raises(DocumentNotFoundError):
+        await storage.remove_object(SVC, "document", doc.sid, origin=None)
+    with pytest.raises(StreamNotFoundError) as err:
+        await storage.remove_object(SVC, "stream", "TO" + "a" * 32, origin=None)
+    assert err.value.code == 54250
+
+    lst = await storage.create_object(
+        SVC, "list", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    await storage.list_push(SVC, lst.sid, data={"i": 0}, ttl=None, origin=None, created_by="s")
+    ev_list = await storage.remove_object(SVC, "list", lst.sid, origin=None)
+    assert ev_list.event_id == 2 and frame(ev_list)["previous_data"] is None
+    # The list and its items are gone.
+    with pytest.raises(ListNotFoundError):
+        await storage.get_item(SVC, "list", lst.sid, 0)
+
+
+# ---- lists ---------------------------------------------------------------------------
+
+
+async def test_list_push_indexes_never_reused(storage: SQLiteStorage) -> None:
+    lst = await storage.create_object(
+        SVC, "list", unique_name="l", data=None, ttl=None, created_by="s"
+    )
+    pushed = []
+    for i in range(3):
+        item, ev = await storage.list_push(
+            SVC, lst.sid, data={"n": i}, ttl=None, origin="o", created_by="bob"
+        )
+        pushed.append(item)
+        f = frame(ev)
+        assert f["name"] == "item_added" and f["event_id"] == i + 1 and f["item"]["index"] == i
+        assert f["previous_data"] is None
+    assert [p.index for p in pushed] == [0, 1, 2]
+    assert [p.last_event_id for p in pushed] == [1, 2, 3]
+    assert pushed[0].created_by == "bob" and pushed[0].key is None
+
+    ev = await storage.remove_item(SVC, "list", lst.sid, 2, if_match=None, origin=None)
+    f = frame(ev)
+    assert f["name"] == "item_removed" and f["index"] == 2 and f["event_id"] == 4
+    assert f["previous_data"] == {"n": 2}
+    item, _ = await storage.list_push(
+        SVC, lst.sid, data={"n": 3}, ttl=None, origin=None, created_by="s"
+    )
+    assert item.index == 3 and item.last_event_id == 5
+    obj = await storage.get_object(SVC, "list", lst.sid)
+    assert obj is not None and obj.last_event_id == 5
+
+    with pytest.raises(ListItemNotFoundError) as err:
+        await storage.set_item(
+            SVC,
+            "list",
+            lst.sid,
+            2,
+            data={},
+            merge=False,
+            if_match=None,
+            ttl=None,
+            origin=None,
+            created_by="s",
+        )
+    assert err.value.code == 54151
+    with pytest.raises(ListItemNotFoundError):
+        await storage.get_item(SVC, "list", lst.sid, 2)
+    with pytest.raises(ListItemRevisionMismatchError) as mm:
+        await storage.set_item(
+            SVC,
+            "list",
+            lst.sid,
+            1,
+            data={},
+            merge=False,
+            if_match="99",
+            ttl=None,
+            origin=None,
+            created_by="s",
+        )
+    assert mm.value.code == 54155
+    updated, ev = await storage.set_item(
+        SVC,
+        "list",
+        lst.sid,
+        1,
+        data={"x": 1},
+        merge=True,
+        if_match="2",
+        ttl=None,
+        origin=None,
+        created_by="z",
+    )
+    assert (
+        updated.data == {"n": 1, "x": 1}
+        and updated.last_event_id == 6
+        and updated.created_by == "bob"
+    )
+    f = frame(ev)
+    assert f["name"] == "item_updated" and f["previous_data"] == {"n": 1} and f["event_id"] == 6
+    assert await storage.get_item(SVC, "list", lst.sid, 1) == updated
+
+    with pytest.raises(ListNotFoundError) as lnf:
+        await storage.list_push(
+            SVC, "ES" + "0" * 32, data={}, ttl=None, origin=None, created_by="s"
+        )
+    assert lnf.value.code == 54150
+    with pytest.raises(InvalidRequestError) as bad:
+        await storage.get_item(SVC, "list", lst.sid, "1")
+    assert bad.value.code == 51000
+    with pytest.raises(InvalidRequestError):
+        await storage.get_item(SVC, "map", lst.sid, 1)
+
+
+# ---- maps ----------------------------------------------------------------------------
+
+
+async def test_map_upsert_events(storage: SQLiteStorage) -> None:
+    m = await storage.create_object(
+        SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    item, ev = await storage.set_item(
+        SVC,
+        "map",
+        m.sid,
+        "k",
+        data={"a": 1},
+        merge=False,
+        if_match=None,
+        ttl=None,
+        origin="o",
+        created_by="u1",
+    )
+    f = frame(ev)
+    assert f["name"] == "item_added" and f["event_id"] == 1 and f["previous_data"] is None
+    assert f["item"]["key"] == "k" and item.key == "k" and item.index is None
+
+    item2, ev2 = await storage.set_item(
+        SVC,
+        "map",
+        m.sid,
+        "k",
+        data={"b": 2},
+        merge=True,
+        if_match="1",
+        ttl=None,
+        origin=None,
+        created_by="u2",
+    )
+    f2 = frame(ev2)
+    assert f2["name"] == "item_updated" and f2["event_id"] == 2 and f2["previous_data"] == {"a": 1}
+    assert item2.data == {"a": 1, "b": 2} and item2.last_event_id == 2 and item2.created_by == "u1"
+
+    merged, ev3 = await storage.set_item(
+        SVC,
+        "map",
+        m.sid,
+        "new",
+        data={"z": 0},
+        merge=True,
+        if_match=None,
+        ttl=None,
+        origin=None,
+        created_by="s",
+    )
+    assert frame(ev3)["name"] == "item_added" and merged.data == {"z": 0}
+
+    with pytest.raises(MapItemRevisionMismatchError) as mm:
+        await storage.set_item(
+            SVC,
+            "map",
+            m.sid,
+            "k",
+            data={},
+            merge=False,
+            if_match="1",
+            ttl=None,
+            origin=None,
+            created_by="s",
+        )
+    assert mm.value.code == 54205
+    with pytest.raises(MapItemNotFoundError) as nf:
+        await storage.set_item(
+            SVC,
+            "map",
+            m.sid,
+            "missing",
+            data={},
+            merge=False,
+            if_match="0",
+            ttl=None,
+            origin=None,
+            created_by="s",
+        )
+    assert nf.value.code == 54201
+    with pytest.raises(MapItemNotFoundError):
+        await storage.get_item(SVC, "map", m.sid, "missing")
+    with pytest.raises(MapItemRevisionMismatchError):
+        await storage.remove_item(SVC, "map", m.sid, "k", if_match="1", origin=None)
+    ev4 = await storage.remove_item(SVC, "map", m.sid, "k", if_match="2", origin=None)
+    f4 = frame(ev4)
+    assert (
+        f4["name"] == "item_removed"
+        and f4["key"] == "k"
+        and f4["previous_data"] == {"a": 1, "b": 2}
+    )
+    assert f4["event_id"] == 4
+    with pytest.raises(MapItemNotFoundError):
+        await storage.remove_item(SVC, "map", m.sid, "k", if_match=None, origin=None)
+    with pytest.raises(MapNotFoundError) as mnf:
+        await storage.get_item(SVC, "map", "MP" + "0" * 32, "k")
+    assert mnf.value.code == 54200
+    with pytest.raises(InvalidRequestError):
+        await storage.set_item(
+            SVC,
+            "map",
+            m.sid,
+            5,
+            data={},
+            merge=False,
+            if_match=None,
+            ttl=None,
+            origin=None,
+            created_by="s",
+        )
+
+    obj = await storage.get_object(SVC, "map", m.sid)
+    assert obj is not None and obj.last_event_id == 4 and obj.date_updated >= obj.date_created
+
+    ttl_item = await storage.set_item_ttl(SVC, "map", m.sid, "new", 30)
+    assert ttl_item.date_expires is not None and ttl_item.last_event_id == 3
+    # ttl None on a write keeps the item's expiry.
+    kept, _ = await storage.set_item(
+        SVC,
+        "map",
+        m.sid,
+        "new",
+        data={"z": 1},
+        merge=False,
+        if_match=None,
+        ttl=None,
+        origin=None,
+        created_by="s",
+    )
+    assert kept.date_expires == ttl_item.date_expires
+    cleared = await storage.set_item_ttl(SVC, "map", m.sid, "new", 0)
+    assert cleared.date_expires is None
+
+
+# ---- paging --------------------------------------------------------------------------
+
+
+async def test_items_page_list(storage: SQLiteStorage) -> None:
+    lst = await storage.create_object(
+        SVC, "list", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    for i in range(8):
+        await storage.list_push(SVC, lst.sid, data={"i": i}, ttl=None, origin=None, created_by="s")
+    await storage.remove_item(SVC, "list", lst.sid, 4, if_match=None, origin=None)
+    # Remaining: 0 1 2 3 5 6 7
+
+    seen: list[int] = []
+    flags: list[tuple[bool, bool]] = []
+    start: int | None = None
+    while True:
+        page = await storage.items_page(
+            SVC, "list", lst.sid, start=start, inclusive=False, page_size=3, order="asc"
+        )
+        seen.extend(it.index for it in page.items if it.index is not None)
+        flags.append((page.has_next, page.has_prev))
+        if not page.has_next:
+            break
+        start = page.items[-1].index
+    assert seen == [0, 1, 2, 3, 5, 6, 7]
+    assert flags == [(True, False), (True, True), (False, True)]
+
+    desc = await storage.items_page(
+        SVC, "list", lst.sid, start=None, inclusive=True, page_size=4, order="desc"
+    )
+    assert [it.index for it in desc.items] == [7, 6, 5, 3] and desc.has_next and not desc.has_prev
+    desc2 = await storage.items_page(
+        SVC, "list", lst.sid, start=3, inclusive=False, page_size=4, order="desc"
+    )
+    assert [it.index for it in desc2.items] == [2, 1, 0] and not desc2.has_next and desc2.has_prev
+
+    incl = await storage.items_page(
+        SVC, "list", lst.sid, start=5, inclusive=True, page_size=2, order="asc"
+    )
+    assert [it.index for it in incl.items] == [5, 6] and incl.has_next and incl.has_prev
+    # Start on a removed index: inclusive/exclusive agree.
+    gap = await storage.items_page(
+        SVC, "list", lst.sid, start=4, inclusive=True, page_size=10, order="desc"
+    )
+    assert [it.index for it in gap.items] == [3, 2, 1, 0] and gap.has_prev and not gap.has_next
+    first = await storage.items_page(
+        SVC, "list", lst.sid, start=0, inclusive=True, page_size=1, order="asc"
+    )
+    assert not first.has_prev and first.has_next
+    empty = await storage.items_page(
+        SVC, "list", lst.sid, start=7, inclusive=False, page_size=5, order="asc"
+    )
+    assert empty.items == [] and not empty.has_next and empty.has_prev
+    with pytest.raises(InvalidRequestError):
+        await storage.items_page(
+            SVC, "list", lst.sid, start="a", inclusive=True, page_size=5, order="asc"
+        )
+
+
+async def test_items_page_map(storage: SQLiteStorage) -> None:
+    m = await storage.create_object(
+        SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    keys = ["b", "a", "B", "c", "ab", "é"]
+    for k in keys:
+        await storage.set_item(
+            SVC,
+            "map",
+            m.sid,
+            k,
+            data={"k": k},
+            merge=False,
+            if_match=None,
+            ttl=None,
+            origin=None,
+            created_by="s",
+        )
+    ordered = sorted(keys, key=lambda k: k.encode())  # B a ab b c é
+    full = await storage.items_page(
+        SVC, "map", m.sid, start=None, inclusive=True, page_size=100, order="asc"
+    )
+    assert [it.key for it in full.items] == ordered and not full.has_next and not full.has_prev
+
+    page = await storage.items_page(
+        SVC, "map", m.sid, start="ab", inclusive=True, page_size=2, order="asc"
+    )
+    assert [it.key for it in page.items] == ["ab", "b"] and page.has_next and page.has_prev
+    page = await storage.items_page(
+        SVC, "map", m.sid, start="ab", inclusive=False, page_size=2, order="desc"
+    )
+    assert [it.key for it in page.items] == ["a", "B"] and not page.has_next and page.has_prev
+    page = await storage.items_page(
+        SVC, "map", m.sid, start="c", inclusive=True, page_size=3, order="desc"
+    )
+    assert [it.key for it in page.items] == ["c", "b", "ab"] and page.has_next and page.has_prev
+
+
+# ---- expiry --------------------------------------------------------------------------
+
+
+async def test_expire_returns_removal_events(storage: SQLiteStorage) -> None:
+    t0 = time.time()
+    doc = await storage.create_object(
+        SVC, "document", unique_name="d", data={"v": 1}, ttl=100, created_by="s"
+    )
+    lst = await storage.create_object(
+        SVC, "list", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    await storage.list_push(
+        SVC, lst.sid, data={"keep": True}, ttl=None, origin=None, created_by="s"
+    )
+    await storage.list_push(SVC, lst.sid, data={"gone": True}, ttl=50, origin=None, created_by="s")
+    m = await storage.create_object(
+        SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    await storage.set_item(
+        SVC,
+        "map",
+        m.sid,
+        "tmp",
+        data={"t": 1},
+        merge=False,
+        if_match=None,
+        ttl=60,
+        origin=None,
+        created_by="s",
+    )
+
+    assert await storage.expire(t0 + 10) == []
+
+    events = await storage.expire(t0 + 70)
+    assert [(e.sid, e.event_id) for e in events] == [(lst.sid, 3), (m.sid, 2)]
+    f0, f1 = frame(events[0]), frame(events[1])
+    assert (
+        f0["name"] == "item_removed" and f0["index"] == 1 and f0["previous_data"] == {"gone": True}
+    )
+    assert f0["origin"] is None
+    assert f1["name"] == "item_removed" and f1["key"] == "tmp"
+    with pytest.raises(ListItemNotFoundError):
+        await storage.get_item(SVC, "list", lst.sid, 1)
+    assert (await storage.get_item(SVC, "list", lst.sid, 0)).data == {"keep": True}
+    lst_now = await storage.get_object(SVC, "list", lst.sid)
+    assert lst_now is not None and lst_now.last_event_id == 3
+    # The expiry removal is in the event log like any other event.
+    logged = await storage.events_since(SVC, lst.sid, 2, 10)
+    assert logged is not None and [e.frame for e in logged] == [events[0].frame]
+
+    events = await storage.expire(t0 + 200)
+    assert len(events) == 1 and events[0].sid == doc.sid and events[0].event_id == 1
+    f = frame(events[0])
+    assert f["name"] == "removed" and f["previous_data"] == {"v": 1} and f["kind"] == "document"
+    assert await storage.get_object(SVC, "document", doc.sid) is None
+    assert await storage.expire(t0 + 300) == []
+
+
+async def test_expired_items_invisible_before_expire(
+    storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = await storage.create_object(
+        SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    for k, ttl in (("a", None), ("b", 10), ("c", None)):
+        await storage.set_item(
+            SVC,
+            "map",
+            m.sid,
+            k,
+            data={},
+            merge=False,
+            if_match=None,
+            ttl=ttl,
+            origin=None,
+            created_by="s",
+        )
+    real_now = time.time
+    monkeypatch.setattr(sqlite_module, "now", lambda: real_now() + 20)
+    page = await storage.items_page(
+        SVC, "map", m.sid, start=None, inclusive=True, page_size=10, order="asc"
+    )
+    assert [it.key for it in page.items] == ["a", "c"]
+    with pytest.raises(MapItemNotFoundError):
+        await storage.get_item(SVC, "map", m.sid, "b")
+    # Writing the expired key creates a fresh item.
+    _, ev = await storage.set_item(
+        SVC,
+        "map",
+        m.sid,
+        "b",
+        data={"new": 1},
+        merge=True,
+        if_match=None,
+        ttl=None,
+        origin=None,
+        created_by="s",
+    )
+    assert frame(ev)["name"] == "item_added" and frame(ev)["previous_data"] is None
+
+
+# ---- events --------------------------------------------------------------------------
+
+
+async def test_events_since(storage: SQLiteStorage) -> None:
+    doc = await storage.create_object(
+        SVC, "document", unique_name=None, data={}, ttl=None, created_by="s"
+    )
+    frames = []
+    for i in range(5):
+        _, ev = await storage.update_document(
+            SVC, doc.sid, data={"i": i}, merge=False, if_match=None, ttl=None, origin=None
+        )
+        frames.append(ev.frame)
+    all_events = await storage.events_since(SVC, doc.sid, 0, 100)
+    assert all_events is not None
+    assert [e.event_id for e in all_events] == [1, 2, 3, 4, 5]
+    assert [e.frame for e in all_events] == frames
+    some = await storage.events_since(SVC, doc.sid, 2, 2)
+    assert some is not None and [e.event_id for e in some] == [3, 4]
+    assert await storage.events_since(SVC, doc.sid, 5, 10) == []
+    assert await storage.events_since(SVC, "ET" + "9" * 32, 0, 10) is None
+    assert await storage.events_since(OTHER_SVC, doc.sid, 0, 10) is None
+
+    # Age-based pruning: everything is older than the retention window at now + 2 days.
+    await storage.expire(time.time() + 2 * 86_400)
+    assert await storage.events_since(SVC, doc.sid, 0, 10) is None
+    assert await storage.events_since(SVC, doc.sid, 5, 10) == []
+
+
+async def test_events_pruned_by_count(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "small.db", event_retention=3)
+    await store.start()
+    try:
+        doc = await store.create_object(
+            SVC, "document", unique_name=None, data={}, ttl=None, created_by="s"
+        )
+        for i in range(6):
+            await store.update_document(
+                SVC, doc.sid, data={"i": i}, merge=False, if_match=None, ttl=None, origin=None
+            )
+        await store.expire(time.time())
+        assert await store.events_since(SVC, doc.sid, 0, 10) is None
+        assert await store.events_since(SVC, doc.sid, 2, 10) is None
+        tail = await store.events_since(SVC, doc.sid, 3, 10)
+        assert tail is not None and [e.event_id for e in tail] == [4, 5, 6]
+    finally:
+        await store.close()
+
+
+# ---- durability & concurrency --------------------------------------------------------
+
+
+async def test_data_survives_restart(tmp_path: Path) -> None:
+    path = tmp_path / "durable.db"
+    store = SQLiteStorage(path, synchronous="FULL")
+    await store.start()
+    await store.put_service(ServiceRecord(sid=SVC, account_sid="AC" + "3" * 32, unique_name="svc"))
+    doc = await store.create_object(
+        SVC, "document", unique_name="d", data={"a": 1}, ttl=None, created_by="s"
+    )
+    await store.update_document(
+        SVC, doc.sid, data={"b": 2}, merge=True, if_match=None, ttl=None, origin=None
+    )
+    lst = await store.create_object(
+        SVC, "list", unique_name="l", data=None, ttl=None, created_by="s"
+    )
+    await store.list_push(SVC, lst.sid, data={"x": 1}, ttl=None, origin=None, created_by="s")
+    await store.remove_item(SVC, "list", lst.sid, 0, if_match=None, origin=None)
+    await store.close()
+
+    reopened = SQLiteStorage(path)
+    await reopened.start()
+    try:
+        svc = await reopened.get_service("svc")
+        assert svc is not None and svc.sid == SVC
+        got = await reopened.get_object(SVC, "document", "d")
+        assert got is not None and got.data == {"a": 1, "b": 2} and got.last_event_id == 1
+        events = await reopened.events_since(SVC, doc.sid, 0, 10)
+        assert events is not None and len(events) == 1
+        # The list counter survived: the next index is 1, not 0.
+        item, _ = await reopened.list_push(
+            SVC, lst.sid, data={}, ttl=None, origin=None, created_by="s"
+        )
+        assert item.index == 1 and item.last_event_id == 3
+    finally:
+        await reopened.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_use_after_close_raises(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "c.db")
+    await store.start()
+    await store.close()
+    with pytest.raises(RuntimeError):
+        await store.get_service(SVC)
+
+
+async def test_concurrent_merges(storage: SQLiteStorage) -> None:
+    doc = await storage.create_object(
+        SVC, "document", unique_name=None, data={}, ttl=None, created_by="s"
+    )
+    results = await asyncio.gather(
+        *(
+            storage.update_document(
+                SVC, doc.sid, data={f"k{i}": i}, merge=True, if_match=None, ttl=None, origin=None
+            )
+            for i in range(200)
+        )
+    )
+    assert sorted(ev.event_id for _, ev in results) == list(range(1, 201))
+    final = await storage.get_object(SVC, "document", doc.sid)
+    assert final is not None and final.last_event_id == 200
+    assert final.data == {f"k{i}": i for i in range(200)}
+    events = await storage.events_since(SVC, doc.sid, 0, 1000)
+    assert events is not None and [e.event_id for e in events] == list(range(1, 201))
+
+
+async def test_failing_op_does_not_roll_back_batch(storage: SQLiteStorage) -> None:
+    doc = await storage.create_object(
+        SVC, "document", unique_name=None, data={"v": 0}, ttl=None, created_by="s"
+    )
+    lst = await storage.create_object(
+        SVC, "list", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+
+    gate, started = threading.Event(), threading.Event()
+
+    def blocker(conn: sqlite3.Connection) -> None:
+        started.set()
+        gate.wait(10)
+
+    def write_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE objects SET data = ? WHERE sid = ?", ('{"hacked":true}', doc.sid))
+        raise SyncError("boom")
+
+    blocked = asyncio.ensure_future(storage._run(blocker))
+    assert await asyncio.to_thread(started.wait, 10)
+    tasks = [
+        asyncio.ensure_future(
+            storage.update_document(
+                SVC, doc.sid, data={"a": 1}, merge=True, if_match="0", ttl=None, origin=None
+            )
+        ),
+        asyncio.ensure_future(
+            storage.update_document(
+                SVC, doc.sid, data={"b": 2}, merge=True, if_match="0", ttl=None, origin=None
+            )
+        ),
+        asyncio.ensure_future(storage._run(write_then_fail)),
+        asyncio.ensure_future(
+            storage.list_push(SVC, lst.sid, data={"n": 1}, ttl=None, origin=None, created_by="s")
+        ),
+    ]
+    await asyncio.sleep(0)  # every task enqueues its job before the writer is released
+    batches_before = storage._batch_count
+    gate.set()
+    await blocked
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    # The blocker's batch plus exactly one batch for all four jobs.
+    assert storage._batch_count == batches_before + 2
+
+    assert not isinstance(results[0], BaseException)
+    assert isinstance(results[1], DocumentRevisionMismatchError)
+    assert isinstance(results[2], SyncError) and str(results[2]).startswith("boom")
+    assert not isinstance(results[3], BaseException)
+
+    final = await storage.get_object(SVC, "document", doc.sid)
+    assert final is not None and final.data == {"v": 0, "a": 1} and final.last_event_id == 1
+    item = await storage.get_item(SVC, "list", lst.sid, 0)
+    assert item.data == {"n": 1}
