@@ -467,13 +467,18 @@ class Client(ClientEvents):
                 continue
             try:
                 hello = await self._handshake(ws)
-            except AccessError as err:
+            except SyncError as err:
                 await ws.close()
                 self._report(err, terminal=False)
-                if not self._closing:
-                    self._machine.move_to(ConnectionState.DENIED)
+                if isinstance(err, AccessError) or err.status in (401, 403, 404):
+                    # The token (or its service) is refused: wait for update_token().
+                    if not self._closing:
+                        self._machine.move_to(ConnectionState.DENIED)
+                    continue
+                attempt += 1
+                await asyncio.sleep(self._backoff(attempt))
                 continue
-            except (SyncError, ConnectionClosed, TimeoutError, OSError) as err:
+            except (ConnectionClosed, TimeoutError, OSError) as err:
                 await ws.close()
                 self._report(
                     err if isinstance(err, SyncError) else ConnectFailedError(str(err)),

@@ -76,6 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
         sock.bind((args.host, args.port))
     except OSError as exc:
         raise SystemExit(f"sync-server: cannot listen on {args.host}:{args.port}: {exc}") from None
+    sock.listen(2048)  # accept (queue) connections from the moment the address is printed
     port = sock.getsockname()[1]
     try:
         import uvloop  # noqa: F401

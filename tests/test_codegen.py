@@ -1,0 +1,279 @@
+"""The spec -> code loop (codegen/generate.py) and the generated tables it produces.
+
+Generation runs in subprocesses into temp dirs; the committed `generated/` tree is only read
+(a snapshot of it and of `spec/` is copied first, so concurrent edits cannot race the checks).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import sync_generated.errors as errors_mod
+import yaml
+from sync_generated.client import (
+    CONNECTION_STATE_TRANSITIONS,
+    INITIAL_CONNECTION_STATE,
+    ConnectionState,
+)
+from sync_generated.errors import (
+    ERRORS_BY_CODE,
+    DocumentNotFoundError,
+    DocumentRevisionMismatchError,
+    NotFoundError,
+    SyncError,
+    error_for_code,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "spec"
+GENERATED = ROOT / "generated" / "sync_generated"
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+# Which spec file(s) each generated module names in its header.
+EXPECTED_SOURCES = {
+    "__init__.py": ["spec/*.yaml"],
+    "entities.py": ["spec/entities.yaml"],
+    "protocol.py": ["spec/protocol.yaml"],
+    "client.py": ["spec/client.yaml", "spec/entities.yaml"],
+    "errors.py": ["spec/errors.yaml"],
+}
+
+
+def run_codegen(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "codegen.generate", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def generate(spec: Path, out: Path) -> Path:
+    proc = run_codegen("--spec", spec, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def tree_bytes(directory: Path) -> dict[str, bytes]:
+    """Every file directly in `directory` (no __pycache__), by name."""
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def load_yaml(path: Path) -> Any:
+    with path.open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def import_from_path(path: Path) -> ModuleType:
+    """Import a standalone generated module under a unique name (no clash with sync_generated)."""
+    name = f"_codegen_test_{path.stem}_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Registered while executing so pydantic can resolve the postponed annotations.
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    return module
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of spec/ and of the committed generated/sync_generated/, taken together."""
+    base = tmp_path_factory.mktemp("snapshot")
+    shutil.copytree(SPEC, base / "spec", ignore=IGNORE)
+    shutil.copytree(GENERATED, base / "committed" / "sync_generated", ignore=IGNORE)
+    return base
+
+
+@pytest.fixture(scope="module")
+def fresh(snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generation from the unmodified spec snapshot."""
+    return generate(snapshot / "spec", tmp_path_factory.mktemp("fresh") / "sync_generated")
+
+
+# ---- the loop ---------------------------------------------------------------------------
+
+
+def test_spec_change_reaches_generated_model(snapshot: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "spec"
+    shutil.copytree(snapshot / "spec", spec)
+    entities_path = spec / "entities.yaml"
+    entities = load_yaml(entities_path)
+    map_item = entities["$defs"]["MapItem"]
+    assert "priority" not in map_item["properties"]
+    map_item["properties"]["priority"] = {"type": "integer"}
+    entities_path.write_text(yaml.safe_dump(entities, sort_keys=False), encoding="utf-8")
+
+    out = generate(spec, tmp_path / "out" / "sync_generated")
+    entities_py = out / "entities.py"
+    assert "priority" in entities_py.read_text(encoding="utf-8")
+    assert entities_py.read_bytes() != (snapshot / "committed/sync_generated/entities.py").read_bytes()
+
+    module = import_from_path(entities_py)
+    fields = module.MapItem.model_fields
+    assert "priority" in fields
+    assert fields["priority"].annotation == int | None
+    assert fields["priority"].default is None
+    assert not fields["priority"].is_required()
+    # Untouched schemas stay as they were.
+    assert "priority" not in module.ListItem.model_fields
+    assert set(fields) - {"priority"} == set(
+        import_from_path(snapshot / "committed/sync_generated/entities.py").MapItem.model_fields
+    )
+
+
+def test_unmodified_spec_generates_committed_files(snapshot: Path, fresh: Path) -> None:
+    committed = tree_bytes(snapshot / "committed" / "sync_generated")
+    generated = tree_bytes(fresh)
+    assert set(generated) == {*EXPECTED_SOURCES, "py.typed"}
+    assert sorted(generated) == sorted(committed)
+    stale = [name for name in generated if generated[name] != committed[name]]
+    assert stale == [], f"committed generated/ differs from a fresh generation: {stale}"
+
+
+def test_generation_is_deterministic(snapshot: Path, fresh: Path, tmp_path: Path) -> None:
+    again = generate(snapshot / "spec", tmp_path / "sync_generated")
+    assert tree_bytes(again) == tree_bytes(fresh)
+
+
+# ---- --check ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def committed_copy(snapshot: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "sync_generated"
+    shutil.copytree(snapshot / "committed" / "sync_generated", out)
+    return out
+
+
+def test_check_passes_on_committed_tree(snapshot: Path, committed_copy: Path) -> None:
+    proc = run_codegen("--check", "--spec", snapshot / "spec", "--out", committed_copy)
+    assert proc.returncode == 0, proc.stderr
+    assert "up to date" in proc.stdout
+
+
+def test_check_fails_after_editing_a_generated_file(snapshot: Path, committed_copy: Path) -> None:
+    target = committed_copy / "errors.py"
+    target.write_text(
+        target.read_text(encoding="utf-8") + "\n# hand edit\n", encoding="utf-8"
+    )
+    proc = run_codegen("--check", "--spec", snapshot / "spec", "--out", committed_copy)
+    assert proc.returncode != 0
+    assert "errors.py" in proc.stderr
+    assert "entities.py" not in proc.stderr
+
+
+def test_check_fails_when_a_generated_file_is_missing(snapshot: Path, committed_copy: Path) -> None:
+    (committed_copy / "client.py").unlink()
+    proc = run_codegen("--check", "--spec", snapshot / "spec", "--out", committed_copy)
+    assert proc.returncode != 0
+    assert "client.py" in proc.stderr
+
+
+# ---- headers ----------------------------------------------------------------------------
+
+
+def test_every_generated_module_is_known() -> None:
+    assert {p.name for p in GENERATED.glob("*.py")} == set(EXPECTED_SOURCES)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SOURCES))
+def test_generated_header(name: str) -> None:
+    lines = (GENERATED / name).read_text(encoding="utf-8").splitlines()
+    first, second = lines[0], lines[1]
+    m = re.fullmatch(r"# Generated from (.+) by codegen/generate\.py .*", first)
+    assert m, first
+    sources = m.group(1).split(", ")
+    assert sources == EXPECTED_SOURCES[name]
+    for source in sources:
+        assert list(ROOT.glob(source)), f"{name} names {source}, which does not exist"
+    assert second.startswith("# DO NOT EDIT")
+
+
+# ---- transition table -------------------------------------------------------------------
+
+
+def test_transition_table_matches_spec() -> None:
+    states = load_yaml(SPEC / "client.yaml")["ConnectionState"]
+    expected = {
+        ConnectionState(src): frozenset(ConnectionState(d) for d in dsts)
+        for src, dsts in states["transitions"].items()
+    }
+    assert dict(CONNECTION_STATE_TRANSITIONS) == expected
+    assert {s.value for s in ConnectionState} == set(states["values"])
+    assert set(CONNECTION_STATE_TRANSITIONS) == set(ConnectionState)
+    assert INITIAL_CONNECTION_STATE == ConnectionState(states["initial"])
+    # Every state other than the initial one is reachable.
+    reachable = set().union(*CONNECTION_STATE_TRANSITIONS.values())
+    assert reachable == set(ConnectionState)
+
+
+# ---- errors -----------------------------------------------------------------------------
+
+
+def test_errors_by_code_covers_spec() -> None:
+    spec = load_yaml(SPEC / "errors.yaml")
+    codes = {int(code): info for code, info in spec["codes"].items()}
+    assert set(ERRORS_BY_CODE) == set(codes)
+    for code, info in codes.items():
+        cls = ERRORS_BY_CODE[code]
+        family = getattr(errors_mod, info["family"])
+        assert cls.__name__ == info["name"], code
+        assert getattr(errors_mod, info["name"]) is cls
+        assert issubclass(cls, family), (code, cls, family)
+        assert family is not cls
+        assert cls.default_code == code
+        assert cls.default_status == info["status"], code
+        assert cls.default_message == info["message"], code
+        err = error_for_code(code)
+        assert type(err) is cls
+        assert (err.code, err.status) == (code, info["status"])
+    for family in spec["families"]:
+        assert issubclass(getattr(errors_mod, family), SyncError)
+
+
+def test_error_for_known_code() -> None:
+    err = error_for_code(54100, "x")
+    assert isinstance(err, DocumentNotFoundError)
+    assert isinstance(err, NotFoundError)
+    assert (err.code, err.status, err.message) == (54100, 404, "x")
+    assert str(err) == "x (code 54100, status 404)"
+
+
+def test_error_for_unknown_code_maps_by_status() -> None:
+    err = error_for_code(99999, "gone", 404)
+    assert type(err) is NotFoundError
+    assert (err.code, err.status, err.message) == (99999, 404, "gone")
+    assert type(error_for_code(99998, "boom", 503)) is errors_mod.ServerError
+    assert type(error_for_code(99997, "odd")) is SyncError
+
+
+@pytest.mark.parametrize(
+    "err",
+    [
+        DocumentNotFoundError("doc is gone"),
+        DocumentRevisionMismatchError("stale", status=499),
+        error_for_code(99999, "unknown", 404),
+        SyncError("base", code=7, status=8),
+    ],
+    ids=repr,
+)
+def test_errors_pickle_round_trip(err: SyncError) -> None:
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is type(err)
+    assert (back.code, back.status, back.message) == (err.code, err.status, err.message)
+    assert str(back) == str(err)
