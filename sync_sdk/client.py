@@ -44,6 +44,7 @@ from sync_generated.errors import (
     InvalidRequestError,
     NotFoundError,
     SyncError,
+    TokenExpiredError,
 )
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -62,6 +63,7 @@ H = TypeVar("H", bound=_Handle)
 OpenMode = Literal["open_or_create", "open_existing", "create_new"]
 
 _MAX_FRAME = 1 << 20
+_CLOSE_TOKEN_EXPIRED = 4401  # the server closes a connection whose token expired
 
 
 class _Dropped(Exception):
@@ -505,6 +507,10 @@ class Client(ClientEvents):
                 self._fail_pending(_Dropped())
             if self._closing:
                 return
+            if ws.close_code == _CLOSE_TOKEN_EXPIRED:
+                self._report(TokenExpiredError("the access token expired; call update_token()"), terminal=False)
+                self._machine.move_to(ConnectionState.DENIED)
+                continue
             logger.warning("connection to %s lost; reconnecting", self.options.url)
             self._machine.move_to(ConnectionState.CONNECTING)
             attempt += 1

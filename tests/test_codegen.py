@@ -121,7 +121,9 @@ def test_spec_change_reaches_generated_model(snapshot: Path, tmp_path: Path) -> 
     out = generate(spec, tmp_path / "out" / "sync_generated")
     entities_py = out / "entities.py"
     assert "priority" in entities_py.read_text(encoding="utf-8")
-    assert entities_py.read_bytes() != (snapshot / "committed/sync_generated/entities.py").read_bytes()
+    assert (
+        entities_py.read_bytes() != (snapshot / "committed/sync_generated/entities.py").read_bytes()
+    )
 
     module = import_from_path(entities_py)
     fields = module.MapItem.model_fields
@@ -168,9 +170,7 @@ def test_check_passes_on_committed_tree(snapshot: Path, committed_copy: Path) ->
 
 def test_check_fails_after_editing_a_generated_file(snapshot: Path, committed_copy: Path) -> None:
     target = committed_copy / "errors.py"
-    target.write_text(
-        target.read_text(encoding="utf-8") + "\n# hand edit\n", encoding="utf-8"
-    )
+    target.write_text(target.read_text(encoding="utf-8") + "\n# hand edit\n", encoding="utf-8")
     proc = run_codegen("--check", "--spec", snapshot / "spec", "--out", committed_copy)
     assert proc.returncode != 0
     assert "errors.py" in proc.stderr
