@@ -145,6 +145,7 @@ def render(template: str, **context: Any) -> str:
     )
     env.filters["py_type"] = py_type
     env.filters["py"] = py_literal
+    env.filters["snake"] = lambda name: re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
     return env.get_template(template).render(**context)
 
 
@@ -167,7 +168,7 @@ def build_client_context(client: JsonDict, entities: JsonDict) -> JsonDict:
                 raise SystemExit(f"transition mentions unknown state {s!r}")
     return {
         "states": states,
-        "log_level": client["LogLevel"],
+        "enums": client["Enums"],
         "options": client["ClientOptions"],
         "item_classes": client["ItemClasses"],
         "events_by_class": events_by_class,

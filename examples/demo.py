@@ -19,9 +19,20 @@ from sync_server.tokens import mint_token
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sync_server", "serve", "--port", "0", "--data-dir", str(data_dir),
-         "--log-level", "warning"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "sync_server",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -31,7 +42,9 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     raise SystemExit(f"sync-server exited with {proc.wait()}")
 
 
-async def run_client(name: str, url: str, token: str, peer_done: asyncio.Event, me_done: asyncio.Event) -> None:
+async def run_client(
+    name: str, url: str, token: str, peer_done: asyncio.Event, me_done: asyncio.Event
+) -> None:
     def show(what: str, event: Any) -> None:
         if not event.is_local:  # print what the *other* client changed
             print(f"  [{name}] sees {what}", flush=True)
@@ -42,9 +55,15 @@ async def run_client(name: str, url: str, token: str, peer_done: asyncio.Event, 
         presence = await client.map("demo-presence")
         chat = await client.stream("demo-chat")
         doc.on("updated", lambda e: show(f"document updated -> {e.data}", e))
-        tasks.on("item_added", lambda e: show(f"list item #{e.item.index} added -> {e.item.data}", e))
-        tasks.on("item_updated", lambda e: show(f"list item #{e.item.index} updated -> {e.item.data}", e))
-        presence.on("item_added", lambda e: show(f"map item {e.item.key!r} added -> {e.item.data}", e))
+        tasks.on(
+            "item_added", lambda e: show(f"list item #{e.item.index} added -> {e.item.data}", e)
+        )
+        tasks.on(
+            "item_updated", lambda e: show(f"list item #{e.item.index} updated -> {e.item.data}", e)
+        )
+        presence.on(
+            "item_added", lambda e: show(f"map item {e.item.key!r} added -> {e.item.data}", e)
+        )
         presence.on("item_removed", lambda e: show(f"map item {e.key!r} removed", e))
         chat.on("message_published", lambda e: show(f"stream message -> {e.message.data}", e))
         await asyncio.sleep(0.2)  # let both clients subscribe before writing
@@ -70,8 +89,11 @@ async def main() -> int:
 
             def token(identity: str) -> str:
                 return mint_token(
-                    account_sid=creds.account_sid, api_key_sid=creds.api_key_sid,
-                    api_secret=creds.api_secret, service_sid=creds.service_sid, identity=identity,
+                    account_sid=creds.account_sid,
+                    api_key_sid=creds.api_key_sid,
+                    api_secret=creds.api_secret,
+                    service_sid=creds.service_sid,
+                    identity=identity,
                 )
 
             print(f"sync-server running at {url}; two clients editing shared state:", flush=True)

@@ -31,6 +31,7 @@ from sync_generated.client import (
     ConnectionState,
     Handler,
     JsonObject,
+    SubscriptionState,
     TokenAboutToExpireEvent,
     TokenExpiredEvent,
     Unsubscribe,
@@ -43,6 +44,7 @@ from sync_generated.errors import (
     ConnectionLostError,
     InvalidRequestError,
     NotFoundError,
+    RateLimitExceededError,
     SyncError,
     TokenExpiredError,
 )
@@ -217,6 +219,7 @@ class Client(ClientEvents):
         self,
         id: str | None = None,
         *,
+        data_type: None = None,
         mode: OpenMode = "open_or_create",
         ttl: int | None = None,
         data: JsonObject | None = None,
@@ -247,7 +250,12 @@ class Client(ClientEvents):
 
     @overload
     async def stream(
-        self, id: str | None = None, *, mode: OpenMode = "open_or_create", ttl: int | None = None
+        self,
+        id: str | None = None,
+        *,
+        data_type: None = None,
+        mode: OpenMode = "open_or_create",
+        ttl: int | None = None,
     ) -> SyncStream[JsonObject]: ...
     @overload
     async def stream(
@@ -271,7 +279,12 @@ class Client(ClientEvents):
 
     @overload
     async def map(
-        self, id: str | None = None, *, mode: OpenMode = "open_or_create", ttl: int | None = None
+        self,
+        id: str | None = None,
+        *,
+        data_type: None = None,
+        mode: OpenMode = "open_or_create",
+        ttl: int | None = None,
     ) -> SyncMap[JsonObject]: ...
     @overload
     async def map(
@@ -295,7 +308,12 @@ class Client(ClientEvents):
 
     @overload
     async def list(
-        self, id: str | None = None, *, mode: OpenMode = "open_or_create", ttl: int | None = None
+        self,
+        id: str | None = None,
+        *,
+        data_type: None = None,
+        mode: OpenMode = "open_or_create",
+        ttl: int | None = None,
     ) -> SyncList[JsonObject]: ...
     @overload
     async def list(
@@ -361,8 +379,18 @@ class Client(ClientEvents):
         return handle
 
     async def _subscribe(self, entry: _Entry) -> None:
+        """(Re-)subscribe from the last event seen: the server replays what was missed."""
+        entry.set_subscription_state(SubscriptionState.PENDING)
         since = self._protocol.last_event_id(entry.sid)
-        await self._call("subscribe", {"sid": entry.sid, "since": since}, idempotent=True)
+        try:
+            await self._call("subscribe", {"sid": entry.sid, "since": since}, idempotent=True)
+        except NotFoundError:
+            raise
+        except SyncError:
+            entry.set_subscription_state(SubscriptionState.FAILED)
+            raise
+        if self._entries.get(entry.sid) is entry:
+            entry.set_subscription_state(SubscriptionState.ESTABLISHED)
 
     async def _release(self, handle: _Handle) -> None:
         entry = handle._entry
@@ -389,6 +417,7 @@ class Client(ClientEvents):
         outcome is unknown (sent, but no reply in time or the connection dropped)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.command_timeout
+        throttled = 0
         while True:
             if self._closing:
                 raise ClientClosedError("the client is shut down")
@@ -434,6 +463,13 @@ class Client(ClientEvents):
             finally:
                 self._pending.pop(request_id, None)
             if reply.error is not None:
+                if isinstance(reply.error, RateLimitExceededError) and loop.time() < deadline:
+                    # Not applied: back off and try again within the command timeout.
+                    throttled += 1
+                    await asyncio.sleep(
+                        min(0.05 * 2**throttled, 1.0, max(deadline - loop.time(), 0))
+                    )
+                    continue
                 raise reply.error
             return reply.result or {}
 
@@ -505,10 +541,15 @@ class Client(ClientEvents):
                 self._connected.clear()
                 self._ws = None
                 self._fail_pending(_Dropped())
+                for entry in builtins.list(self._entries.values()):
+                    entry.set_subscription_state(SubscriptionState.PENDING)
             if self._closing:
                 return
             if ws.close_code == _CLOSE_TOKEN_EXPIRED:
-                self._report(TokenExpiredError("the access token expired; call update_token()"), terminal=False)
+                self._report(
+                    TokenExpiredError("the access token expired; call update_token()"),
+                    terminal=False,
+                )
                 self._machine.move_to(ConnectionState.DENIED)
                 continue
             logger.warning("connection to %s lost; reconnecting", self.options.url)
@@ -598,6 +639,10 @@ class Client(ClientEvents):
             self._spawn(self._subscribe(entry))
             return
         frame = event.frame
+        if event.name == "snapshot":
+            for synthetic in self._catch_up_frames(entry, frame):
+                self._dispatch(entry, synthetic)
+            return
         if event.name == "updated":
             entry.touch(
                 event.event_id,
@@ -605,14 +650,73 @@ class Client(ClientEvents):
                 date_updated=frame.get("date_updated"),
                 date_expires=frame.get("date_expires"),
             )
-        elif event.name in ("item_added", "item_updated", "item_removed"):
+        elif event.name in ("item_added", "item_updated"):
             entry.touch(event.event_id)
+            entry.remember(frame["item"])
+        elif event.name == "item_removed":
+            entry.touch(event.event_id)
+            entry.items.pop(frame["index"] if entry.kind == "list" else frame["key"], None)
         elif event.name == "removed":
             self._deliver_removed(entry, frame)
             return
+        self._dispatch(entry, frame)
+
+    def _dispatch(self, entry: _Entry, frame: JsonObject) -> None:
         is_local = frame.get("origin") == self.client_id
         for handle in builtins.list(entry.handles):
             handle._dispatch(frame, is_local)
+
+    @staticmethod
+    def _catch_up_frames(entry: _Entry, frame: JsonObject) -> builtins.list[JsonObject]:
+        """Turn a snapshot (sent when the server's history no longer reaches back to our last
+        event) into the events that bring this client level: `updated` for a document; for a
+        list or map, `item_removed` / `item_added` / `item_updated` against the items we knew."""
+        obj = frame.get("object") or {}
+        event_id = int(obj.get("last_event_id", 0))
+        base = {
+            "type": "event",
+            "sid": entry.sid,
+            "kind": entry.kind,
+            "event_id": event_id,
+            "origin": None,
+        }
+        previous_data = entry.snapshot.get("data")
+        entry.snapshot = obj
+        if entry.kind == "document":
+            return [
+                {
+                    **base,
+                    "name": "updated",
+                    "data": obj.get("data") or {},
+                    "previous_data": previous_data,
+                    "revision": obj.get("revision"),
+                    "date_updated": obj.get("date_updated"),
+                    "date_expires": obj.get("date_expires"),
+                }
+            ]
+        field_name = "index" if entry.kind == "list" else "key"
+        known = entry.items
+        current = {item[field_name]: item for item in frame.get("items") or []}
+        out: builtins.list[JsonObject] = []
+        for ref in sorted(set(known) - set(current), key=str):
+            out.append(
+                {
+                    **base,
+                    "name": "item_removed",
+                    field_name: ref,
+                    "previous_data": known[ref]["data"],
+                }
+            )
+        for ref, item in current.items():
+            old = known.get(ref)
+            if old is None:
+                out.append({**base, "name": "item_added", "item": item, "previous_data": None})
+            elif old.get("revision") != item.get("revision"):
+                out.append(
+                    {**base, "name": "item_updated", "item": item, "previous_data": old["data"]}
+                )
+        entry.items = current
+        return out
 
     def _deliver_removed(self, entry: _Entry, frame: JsonObject | None = None) -> None:
         frame = frame or {

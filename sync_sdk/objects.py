@@ -27,6 +27,7 @@ from sync_generated.client import (
     MapItemRemovedEvent,
     MapItemUpdatedEvent,
     StreamMessagePublishedEvent,
+    SubscriptionState,
     SyncDocumentEvents,
     SyncListEvents,
     SyncListItem,
@@ -73,6 +74,22 @@ class _Entry:
     sid: str
     snapshot: JsonObject
     handles: builtins.list[_Handle] = field(default_factory=builtins.list)
+    subscription_state: SubscriptionState = SubscriptionState.PENDING
+    # Every list/map item this client has seen (ref -> ItemSnapshot), so that a snapshot sent
+    # when the server's history is gone can be turned into the item events that were missed.
+    items: dict[int | str, JsonObject] = field(default_factory=dict)
+
+    def set_subscription_state(self, state: SubscriptionState) -> None:
+        if state == self.subscription_state:
+            return
+        self.subscription_state = state
+        for handle in builtins.list(self.handles):
+            handle._emitter.emit("subscription_state_changed", state)
+
+    def remember(self, item: JsonObject) -> None:
+        ref = item.get("index") if self.kind == "list" else item.get("key")
+        if ref is not None:
+            self.items[ref] = item
 
     @property
     def last_event_id(self) -> int:
@@ -143,6 +160,11 @@ class _Handle:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def subscription_state(self) -> SubscriptionState:
+        """pending (subscribing or catching up), established (live) or failed."""
+        return self._entry.subscription_state
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} sid={self.sid} unique_name={self.unique_name!r} revision={self.revision}>"
@@ -334,8 +356,12 @@ class _Collection(_Handle, Generic[T]):
     def _item(self, snap: JsonObject) -> Any:
         raise NotImplementedError
 
+    def _remembered(self, snap: JsonObject) -> Any:
+        self._entry.remember(snap)
+        return self._item(snap)
+
     async def _get(self, item: Any) -> Any:
-        return self._item(await self._call("item_get", idempotent=True, **self._ref(item)))
+        return self._remembered(await self._call("item_get", idempotent=True, **self._ref(item)))
 
     async def _set(
         self, item: Any, data: JsonObject, *, merge: bool, ttl: int | None, if_match: str | None
@@ -369,7 +395,7 @@ class _Collection(_Handle, Generic[T]):
             return await self._page(cursor, incl, o, page_size)
 
         return Paginator(
-            [self._item(s) for s in result.get("items", [])],
+            [self._remembered(s) for s in result.get("items", [])],
             has_next_page=bool(result.get("has_next")),
             has_prev_page=bool(result.get("has_prev")),
             fetch=fetch,
@@ -423,7 +449,10 @@ class SyncList(_Collection[T], SyncListEvents[T]):
     async def push(self, data: T, *, ttl: int | None = None) -> SyncListItem[T]:
         """Append an item; returns it with its new index."""
         payload = check_data(self._codec.encode(data))
-        return self._item(await self._call("list_push", data=payload, ttl=check_ttl(ttl)))
+        item: SyncListItem[T] = self._remembered(
+            await self._call("list_push", data=payload, ttl=check_ttl(ttl))
+        )
+        return item
 
     async def get(self, index: int) -> SyncListItem[T]:
         """The item at `index` (ListItemNotFoundError if absent)."""

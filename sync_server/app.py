@@ -37,6 +37,8 @@ class ServerConfig:
     heartbeat_interval: float = 5.0
     max_subscriptions: int = 1000
     max_frame_bytes: int = 256 * 1024
+    write_rate: float = 100.0
+    write_burst: int = 200
 
 
 def create_app(
@@ -47,7 +49,7 @@ def create_app(
         config.data_dir / "sync.db", synchronous=config.sqlite_synchronous
     )
     hub = broker or InProcessBroker()
-    service = SyncService(store, hub)
+    service = SyncService(store, hub, write_rate=config.write_rate, write_burst=config.write_burst)
     settings = RealtimeSettings(
         account_sid=creds.account_sid,
         api_keys={creds.api_key_sid: creds.api_secret},

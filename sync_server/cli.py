@@ -68,6 +68,8 @@ def _serve(args: argparse.Namespace) -> int:
         heartbeat_interval=args.heartbeat_interval,
         max_subscriptions=args.max_subscriptions,
         max_frame_bytes=args.max_frame_bytes,
+        write_rate=args.write_rate,
+        write_burst=args.write_burst,
     )
     app = create_app(config)
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
@@ -160,6 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-subscriptions", type=int, default=1000, help="per connection")
     serve.add_argument("--max-frame-bytes", type=int, default=256 * 1024)
+    serve.add_argument(
+        "--write-rate",
+        type=float,
+        default=100.0,
+        help="sustained writes/s per object, 0 = unlimited (Twilio: 20); over it: 54009",
+    )
+    serve.add_argument(
+        "--write-burst", type=int, default=200, help="burst of writes per object above the rate"
+    )
     serve.set_defaults(func=_serve)
     token = sub.add_parser("token", help="print a client access token for the default service")
     token.add_argument("--identity", required=True)

@@ -7,6 +7,7 @@ event to the broker right after the write commits (so events leave in commit ord
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from sync_generated.errors import (
     InvalidUniqueNameError,
     ListNotFoundError,
     MapNotFoundError,
+    RateLimitExceededError,
     StreamNotFoundError,
     SyncError,
     UniqueNameExistsError,
@@ -103,10 +105,39 @@ def check_map_key(key: str) -> str:
     return _check_text(key, InvalidMapKeyError, "map key", MAX_MAP_KEY_LENGTH)
 
 
+class WriteRateLimiter:
+    """Token bucket per object: `rate` writes/s sustained, bursts of up to `burst`
+    (Twilio: about 20/s per object). rate <= 0 disables it. Over the limit: 54009 / 429,
+    and the write is not applied."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1)
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def check(self, sid: str) -> None:
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        tokens, last = self._buckets.get(sid, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            retry = (1.0 - tokens) / self.rate
+            raise RateLimitExceededError(
+                f"more than {self.rate:g} writes/s to {sid} (bursts of {self.burst}); retry in {retry:.2f}s"
+            )
+        self._buckets[sid] = (tokens - 1.0, now)
+        if len(self._buckets) > 100_000:
+            self._buckets.clear()
+
+
 class SyncService:
-    def __init__(self, storage: Storage, broker: Broker) -> None:
+    def __init__(
+        self, storage: Storage, broker: Broker, *, write_rate: float = 0.0, write_burst: int = 100
+    ) -> None:
         self.storage = storage
         self.broker = broker
+        self.limiter = WriteRateLimiter(write_rate, write_burst)
 
     async def _publish(self, event: StoredEvent) -> None:
         await self.broker.publish(event.service_sid, event.sid, event.event_id, event.frame)
@@ -179,6 +210,7 @@ class SyncService:
         if kind_of_sid(sid) != "document":
             raise InvalidRequestError(f"{sid} is not a document")
         check_data(data)
+        self.limiter.check(sid)
         doc, event = await self.storage.update_document(
             caller.service_sid,
             sid,
@@ -218,6 +250,7 @@ class SyncService:
         if kind_of_sid(sid) != "list":
             raise InvalidRequestError(f"{sid} is not a list")
         check_data(data)
+        self.limiter.check(sid)
         item, event = await self.storage.list_push(
             caller.service_sid,
             sid,
@@ -252,6 +285,7 @@ class SyncService:
         kind = kind_of_sid(sid)
         ref = self._item_ref(kind, index, key)
         check_data(data)
+        self.limiter.check(sid)
         item, event = await self.storage.set_item(
             caller.service_sid,
             kind,
@@ -279,6 +313,7 @@ class SyncService:
         self, caller: Caller, sid: str, index: int | None, key: str | None, if_match: str | None
     ) -> None:
         kind = kind_of_sid(sid)
+        self.limiter.check(sid)
         event = await self.storage.remove_item(
             caller.service_sid,
             kind,
@@ -319,6 +354,7 @@ class SyncService:
         if kind_of_sid(sid) != "stream":
             raise InvalidRequestError(f"{sid} is not a stream")
         check_data(data, MAX_STREAM_MESSAGE_BYTES)
+        self.limiter.check(sid)
         if await self.storage.get_object(caller.service_sid, "stream", sid) is None:
             raise StreamNotFoundError(f"stream {sid} not found")
         message = {"sid": wire.new_sid(SID_PREFIXES["StreamMessage"]), "data": data}

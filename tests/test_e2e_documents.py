@@ -73,7 +73,11 @@ async def test_document_events_between_two_clients(alice: Client, bob: Client) -
         {"theme": "dark", "lang": "en"},
         {"theme": "dark", "lang": "en", "count": 1},
     ]
-    assert [e.previous_data for e in events] == [{}, {"theme": "dark"}, {"theme": "dark", "lang": "en"}]
+    assert [e.previous_data for e in events] == [
+        {},
+        {"theme": "dark"},
+        {"theme": "dark", "lang": "en"},
+    ]
     assert [e.is_local for e in events] == [False, False, False]
     assert [int(e.revision) for e in events] == [1, 2, 3]
     own = [await next_event(local) for _ in range(3)]
@@ -204,8 +208,11 @@ async def test_bad_tokens_are_denied_with_a_clear_error(server: ServerProcess) -
     creds = server.credentials
     assert creds is not None
     good = dict(
-        account_sid=creds.account_sid, api_key_sid=creds.api_key_sid, api_secret=creds.api_secret,
-        service_sid=creds.service_sid, identity="mallory",
+        account_sid=creds.account_sid,
+        api_key_sid=creds.api_key_sid,
+        api_secret=creds.api_secret,
+        service_sid=creds.service_sid,
+        identity="mallory",
     )
     cases: list[tuple[str, int, str]] = [
         (mint_token(**{**good, "api_secret": "x" * 32}), 20107, "signature"),
@@ -232,10 +239,14 @@ async def test_bad_tokens_are_denied_with_a_clear_error(server: ServerProcess) -
 async def test_twilio_minted_token_is_accepted(server: ServerProcess) -> None:
     creds = server.credentials
     assert creds is not None
-    token = AccessToken(creds.account_sid, creds.api_key_sid, creds.api_secret, identity="twilio-user", ttl=600)
+    token = AccessToken(
+        creds.account_sid, creds.api_key_sid, creds.api_secret, identity="twilio-user", ttl=600
+    )
     token.add_grant(SyncGrant(service_sid=creds.service_sid))
     jwt = token.to_jwt()
-    async with Client(jwt if isinstance(jwt, str) else jwt.decode(), ClientOptions(url=server.url)) as client:
+    async with Client(
+        jwt if isinstance(jwt, str) else jwt.decode(), ClientOptions(url=server.url)
+    ) as client:
         assert client.identity == "twilio-user"
         doc = await client.document(name("twilio"))
         await doc.set({"ok": True})
@@ -254,12 +265,15 @@ async def test_update_token_keeps_subscriptions(server: ServerProcess, bob: Clie
         await other.set({"after": "swap"})
         assert (await next_event(q)).data == {"after": "swap"}
         with pytest.raises(AccessError):
-            await alice.update_token(mint_token(
-                account_sid=server.credentials.account_sid,  # type: ignore[union-attr]
-                api_key_sid=server.credentials.api_key_sid,  # type: ignore[union-attr]
-                api_secret="wrong-secret-wrong-secret-wrong-secret", service_sid="IS" + "1" * 32,
-                identity="alice",
-            ))
+            await alice.update_token(
+                mint_token(
+                    account_sid=server.credentials.account_sid,  # type: ignore[union-attr]
+                    api_key_sid=server.credentials.api_key_sid,  # type: ignore[union-attr]
+                    api_secret="wrong-secret-wrong-secret-wrong-secret",
+                    service_sid="IS" + "1" * 32,
+                    identity="alice",
+                )
+            )
 
 
 async def test_unreachable_server_fails_to_connect_in_time() -> None:

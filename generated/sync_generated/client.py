@@ -23,7 +23,7 @@ T = TypeVar("T", default=JsonObject)
 
 E = TypeVar("E")
 
-Handler: TypeAlias = Callable[[E], Awaitable[None] | None]
+Handler: TypeAlias = Callable[[E], object]
 """An event handler: a plain or async callable taking the event payload."""
 
 Unsubscribe: TypeAlias = Callable[[], None]
@@ -102,7 +102,7 @@ CONNECTION_STATE_TRANSITIONS: Final[Mapping[ConnectionState, frozenset[Connectio
 """Every allowed transition: state -> the states it may move to."""
 
 
-# ---- log level -------------------------------------------------------------------------
+# ---- enums ----------------------------------------------------------------------------
 
 
 class LogLevel(enum.StrEnum):
@@ -119,6 +119,17 @@ class LogLevel(enum.StrEnum):
 LogLevelName: TypeAlias = Literal["silent", "error", "warn", "info", "debug", "trace"]
 
 DEFAULT_LOG_LEVEL: Final = LogLevel.ERROR
+
+
+class SubscriptionState(enum.StrEnum):
+    """Whether an open object receives live events."""
+
+    PENDING = "pending"
+    ESTABLISHED = "established"
+    FAILED = "failed"
+
+
+SubscriptionStateName: TypeAlias = Literal["pending", "established", "failed"]
 
 
 # ---- options ---------------------------------------------------------------------------
@@ -432,8 +443,8 @@ class ClientEvents:
         return self._add_listener(event, handler)
 
 
-SYNCDOCUMENT_EVENTS: Final = frozenset({"updated", "removed"})
-SyncDocumentEventName: TypeAlias = Literal["updated", "removed"]
+SYNC_DOCUMENT_EVENTS: Final = frozenset({"subscription_state_changed", "updated", "removed"})
+SyncDocumentEventName: TypeAlias = Literal["subscription_state_changed", "updated", "removed"]
 
 
 class SyncDocumentEvents(Generic[T]):
@@ -446,6 +457,10 @@ class SyncDocumentEvents(Generic[T]):
 
     @overload
     def on(
+        self, event: Literal["subscription_state_changed"], handler: Handler[SubscriptionState]
+    ) -> Unsubscribe: ...
+    @overload
+    def on(
         self, event: Literal["updated"], handler: Handler[DocumentUpdatedEvent[T]]
     ) -> Unsubscribe: ...
     @overload
@@ -454,17 +469,21 @@ class SyncDocumentEvents(Generic[T]):
     ) -> Unsubscribe: ...
 
     def on(self, event: SyncDocumentEventName, handler: Handler[Any]) -> Unsubscribe:
-        """Call `handler` on every `event` (updated, removed); returns a callable that unsubscribes."""
-        if event not in SYNCDOCUMENT_EVENTS:
-            names = ", ".join(sorted(SYNCDOCUMENT_EVENTS))
+        """Call `handler` on every `event` (subscription_state_changed, updated, removed); returns a callable that unsubscribes."""
+        if event not in SYNC_DOCUMENT_EVENTS:
+            names = ", ".join(sorted(SYNC_DOCUMENT_EVENTS))
             raise InvalidRequestError(f"SyncDocument has no event {event!r}; events: {names}")
         if not callable(handler):
             raise InvalidRequestError(f"handler for {event!r} must be callable")
         return self._add_listener(event, handler)
 
 
-SYNCLIST_EVENTS: Final = frozenset({"item_added", "item_updated", "item_removed", "removed"})
-SyncListEventName: TypeAlias = Literal["item_added", "item_updated", "item_removed", "removed"]
+SYNC_LIST_EVENTS: Final = frozenset(
+    {"subscription_state_changed", "item_added", "item_updated", "item_removed", "removed"}
+)
+SyncListEventName: TypeAlias = Literal[
+    "subscription_state_changed", "item_added", "item_updated", "item_removed", "removed"
+]
 
 
 class SyncListEvents(Generic[T]):
@@ -475,6 +494,10 @@ class SyncListEvents(Generic[T]):
     def _add_listener(self, event: str, handler: Handler[Any]) -> Unsubscribe:
         raise NotImplementedError
 
+    @overload
+    def on(
+        self, event: Literal["subscription_state_changed"], handler: Handler[SubscriptionState]
+    ) -> Unsubscribe: ...
     @overload
     def on(
         self, event: Literal["item_added"], handler: Handler[ListItemAddedEvent[T]]
@@ -493,17 +516,21 @@ class SyncListEvents(Generic[T]):
     ) -> Unsubscribe: ...
 
     def on(self, event: SyncListEventName, handler: Handler[Any]) -> Unsubscribe:
-        """Call `handler` on every `event` (item_added, item_updated, item_removed, removed); returns a callable that unsubscribes."""
-        if event not in SYNCLIST_EVENTS:
-            names = ", ".join(sorted(SYNCLIST_EVENTS))
+        """Call `handler` on every `event` (subscription_state_changed, item_added, item_updated, item_removed, removed); returns a callable that unsubscribes."""
+        if event not in SYNC_LIST_EVENTS:
+            names = ", ".join(sorted(SYNC_LIST_EVENTS))
             raise InvalidRequestError(f"SyncList has no event {event!r}; events: {names}")
         if not callable(handler):
             raise InvalidRequestError(f"handler for {event!r} must be callable")
         return self._add_listener(event, handler)
 
 
-SYNCMAP_EVENTS: Final = frozenset({"item_added", "item_updated", "item_removed", "removed"})
-SyncMapEventName: TypeAlias = Literal["item_added", "item_updated", "item_removed", "removed"]
+SYNC_MAP_EVENTS: Final = frozenset(
+    {"subscription_state_changed", "item_added", "item_updated", "item_removed", "removed"}
+)
+SyncMapEventName: TypeAlias = Literal[
+    "subscription_state_changed", "item_added", "item_updated", "item_removed", "removed"
+]
 
 
 class SyncMapEvents(Generic[T]):
@@ -514,6 +541,10 @@ class SyncMapEvents(Generic[T]):
     def _add_listener(self, event: str, handler: Handler[Any]) -> Unsubscribe:
         raise NotImplementedError
 
+    @overload
+    def on(
+        self, event: Literal["subscription_state_changed"], handler: Handler[SubscriptionState]
+    ) -> Unsubscribe: ...
     @overload
     def on(
         self, event: Literal["item_added"], handler: Handler[MapItemAddedEvent[T]]
@@ -532,17 +563,21 @@ class SyncMapEvents(Generic[T]):
     ) -> Unsubscribe: ...
 
     def on(self, event: SyncMapEventName, handler: Handler[Any]) -> Unsubscribe:
-        """Call `handler` on every `event` (item_added, item_updated, item_removed, removed); returns a callable that unsubscribes."""
-        if event not in SYNCMAP_EVENTS:
-            names = ", ".join(sorted(SYNCMAP_EVENTS))
+        """Call `handler` on every `event` (subscription_state_changed, item_added, item_updated, item_removed, removed); returns a callable that unsubscribes."""
+        if event not in SYNC_MAP_EVENTS:
+            names = ", ".join(sorted(SYNC_MAP_EVENTS))
             raise InvalidRequestError(f"SyncMap has no event {event!r}; events: {names}")
         if not callable(handler):
             raise InvalidRequestError(f"handler for {event!r} must be callable")
         return self._add_listener(event, handler)
 
 
-SYNCSTREAM_EVENTS: Final = frozenset({"message_published", "removed"})
-SyncStreamEventName: TypeAlias = Literal["message_published", "removed"]
+SYNC_STREAM_EVENTS: Final = frozenset(
+    {"subscription_state_changed", "message_published", "removed"}
+)
+SyncStreamEventName: TypeAlias = Literal[
+    "subscription_state_changed", "message_published", "removed"
+]
 
 
 class SyncStreamEvents(Generic[T]):
@@ -555,6 +590,10 @@ class SyncStreamEvents(Generic[T]):
 
     @overload
     def on(
+        self, event: Literal["subscription_state_changed"], handler: Handler[SubscriptionState]
+    ) -> Unsubscribe: ...
+    @overload
+    def on(
         self, event: Literal["message_published"], handler: Handler[StreamMessagePublishedEvent[T]]
     ) -> Unsubscribe: ...
     @overload
@@ -563,9 +602,9 @@ class SyncStreamEvents(Generic[T]):
     ) -> Unsubscribe: ...
 
     def on(self, event: SyncStreamEventName, handler: Handler[Any]) -> Unsubscribe:
-        """Call `handler` on every `event` (message_published, removed); returns a callable that unsubscribes."""
-        if event not in SYNCSTREAM_EVENTS:
-            names = ", ".join(sorted(SYNCSTREAM_EVENTS))
+        """Call `handler` on every `event` (subscription_state_changed, message_published, removed); returns a callable that unsubscribes."""
+        if event not in SYNC_STREAM_EVENTS:
+            names = ", ".join(sorted(SYNC_STREAM_EVENTS))
             raise InvalidRequestError(f"SyncStream has no event {event!r}; events: {names}")
         if not callable(handler):
             raise InvalidRequestError(f"handler for {event!r} must be callable")
