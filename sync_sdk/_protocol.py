@@ -48,7 +48,7 @@ class ClientProtocol:
     def encode_request(self, type_: str, params: JsonObject) -> tuple[int, bytes]:
         request_id = self._next_id
         self._next_id += 1
-        frame = {"id": request_id, "type": type_, **params}
+        frame = {**params, "id": request_id, "type": type_}
         try:
             return request_id, orjson.dumps(frame)
         except TypeError as exc:
@@ -66,14 +66,11 @@ class ClientProtocol:
         kind = frame.get("type")
         if kind == "reply":
             request_id = frame.get("id")
-            if not isinstance(request_id, int):
+            if not isinstance(request_id, int) or isinstance(request_id, bool):
                 request_id = -1
             err = frame.get("error")
-            if err:
-                error = error_for_code(
-                    int(err.get("code", 0)), str(err.get("message", "")), int(err.get("status", 0))
-                )
-                return Reply(request_id, None, error)
+            if err is not None:
+                return Reply(request_id, None, self._error(err))
             result = frame.get("result")
             return Reply(request_id, result if isinstance(result, dict) else {}, None)
         if kind == "event":
@@ -84,6 +81,17 @@ class ClientProtocol:
             event_id = frame.get("event_id")
             return Event(sid, name, event_id if isinstance(event_id, int) else None, frame)
         raise InvalidRequestError(f"unknown server frame type {kind!r}")
+
+    @staticmethod
+    def _error(err: object) -> SyncError:
+        if not isinstance(err, dict):
+            raise InvalidRequestError(f"reply error is not an object: {err!r:.80}")
+        code, status = err.get("code"), err.get("status")
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise InvalidRequestError(f"reply error without an integer code: {err!r:.80}")
+        if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
+            raise InvalidRequestError(f"reply error with a non-integer status: {err!r:.80}")
+        return error_for_code(code, str(err.get("message") or ""), status)
 
     # ---- event ordering ----------------------------------------------------------------
     def track(self, sid: str, last_event_id: int) -> None:

@@ -37,6 +37,7 @@ class ServerConfig:
     heartbeat_interval: float = 5.0
     max_subscriptions: int = 1000
     max_frame_bytes: int = 256 * 1024
+    event_retention: int = 10_000
     write_rate: float = 100.0
     write_burst: int = 200
 
@@ -46,7 +47,9 @@ def create_app(
 ) -> Starlette:
     creds = config.credentials
     store = storage or SQLiteStorage(
-        config.data_dir / "sync.db", synchronous=config.sqlite_synchronous
+        config.data_dir / "sync.db",
+        synchronous=config.sqlite_synchronous,
+        event_retention=config.event_retention,
     )
     hub = broker or InProcessBroker()
     service = SyncService(store, hub, write_rate=config.write_rate, write_burst=config.write_burst)

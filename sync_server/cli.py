@@ -68,6 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
         heartbeat_interval=args.heartbeat_interval,
         max_subscriptions=args.max_subscriptions,
         max_frame_bytes=args.max_frame_bytes,
+        event_retention=args.event_retention,
         write_rate=args.write_rate,
         write_burst=args.write_burst,
     )
@@ -170,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--write-burst", type=int, default=200, help="burst of writes per object above the rate"
+    )
+    serve.add_argument(
+        "--event-retention",
+        type=int,
+        default=10_000,
+        help="events kept per object for catch-up after a reconnect (older: a snapshot is sent)",
     )
     serve.set_defaults(func=_serve)
     token = sub.add_parser("token", help="print a client access token for the default service")

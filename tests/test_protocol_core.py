@@ -158,12 +158,6 @@ def test_decode_rejects_bad_frames(raw: bytes) -> None:
     assert exc_info.value.code == 51000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AttributeError, ValueError, TypeError),
-    reason="BUG sync_sdk/_protocol.py:72-75: a malformed error body escapes as "
-    "AttributeError/ValueError/TypeError instead of InvalidRequestError",
-)
 @pytest.mark.parametrize(
     "error",
     ['"oops"', '{"code": "abc", "status": 404}', '{"code": null, "status": 404}'],
@@ -174,12 +168,6 @@ def test_decode_rejects_malformed_error_body(error: str) -> None:
         ClientProtocol().decode(raw)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG sync_sdk/_protocol.py:74: a missing status becomes 0 instead of the "
-    "code's default status",
-)
 def test_decode_error_without_status_keeps_default_status() -> None:
     reply = ClientProtocol().decode(frame(type="reply", id=1, error={"code": 54100}))
     assert isinstance(reply, Reply)
