@@ -572,8 +572,8 @@ class Client(ClientEvents):
                 max_size=_MAX_FRAME * 4,
                 open_timeout=self.options.connect_timeout,
                 ping_interval=hb,
-                ping_timeout=hb * 2,
-                close_timeout=2,
+                ping_timeout=hb,
+                close_timeout=min(1.0, hb),
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise ConnectFailedError(f"cannot connect to {url}: {exc}") from None

@@ -364,7 +364,14 @@ class _Collection(_Handle, Generic[T]):
         return self._remembered(await self._call("item_get", idempotent=True, **self._ref(item)))
 
     async def _set(
-        self, item: Any, data: JsonObject, *, merge: bool, ttl: int | None, if_match: str | None
+        self,
+        item: Any,
+        data: JsonObject,
+        *,
+        merge: bool,
+        ttl: int | None,
+        if_match: str | None,
+        if_absent: bool = False,
     ) -> Any:
         check_data(data)
         snap = await self._call(
@@ -373,9 +380,10 @@ class _Collection(_Handle, Generic[T]):
             merge=merge,
             ttl=check_ttl(ttl),
             if_match=if_match,
+            if_absent=if_absent,
             **self._ref(item),
         )
-        return self._item(snap)
+        return self._remembered(snap)
 
     async def _remove_item(self, item: Any) -> None:
         await self._call("item_remove", **self._ref(item))
@@ -420,8 +428,14 @@ class _Collection(_Handle, Generic[T]):
                     raise MapItemNotFoundError(f"map item {item!r} not found and mutator cancelled")
                 return current
             try:
+                # A missing item is created only if it is still missing (54208 otherwise).
                 return await self._set(
-                    item, self._codec.encode(new), merge=False, ttl=ttl, if_match=revision
+                    item,
+                    self._codec.encode(new),
+                    merge=False,
+                    ttl=ttl,
+                    if_match=revision,
+                    if_absent=current is None,
                 )
             except ConflictError:
                 continue

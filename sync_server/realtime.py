@@ -232,6 +232,7 @@ class Connection:
                     req.data,
                     merge=req.merge,
                     if_match=req.if_match,
+                    if_absent=req.if_absent,
                     ttl=req.ttl,
                 )
                 return wire.item_snapshot(item)

@@ -281,6 +281,7 @@ class SyncService:
         merge: bool,
         if_match: str | None,
         ttl: int | None,
+        if_absent: bool = False,
     ) -> ItemRecord:
         kind = kind_of_sid(sid)
         ref = self._item_ref(kind, index, key)
@@ -297,6 +298,7 @@ class SyncService:
             ttl=ttl,
             origin=caller.origin,
             created_by=caller.identity,
+            if_absent=if_absent,
         )
         await self._publish(event)
         return item
@@ -339,6 +341,8 @@ class SyncService:
             raise InvalidRequestError(f"a {kind} has no items")
         if start is not None and (kind == "list") != isinstance(start, int):
             raise InvalidRequestError("use from_index for lists and from_key for maps")
+        if kind == "map" and isinstance(start, str):
+            check_map_key(start)
         return await self.storage.items_page(
             caller.service_sid,
             kind,

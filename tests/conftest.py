@@ -3,6 +3,7 @@ and real SDK clients talking to it over real sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -12,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -118,6 +120,11 @@ class ServerProcess:
             **options,
         }
         return Client(self.token(identity), ClientOptions(**opts))  # type: ignore[arg-type]
+
+
+async def next_event(queue: asyncio.Queue[Any], timeout: float = 5.0) -> Any:
+    """The next item a handler put on `queue`, failing after `timeout` seconds."""
+    return await asyncio.wait_for(queue.get(), timeout)
 
 
 @pytest.fixture(scope="session")

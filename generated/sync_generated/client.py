@@ -143,7 +143,7 @@ class ClientOptions:
     log_level: Verbosity of the sync_sdk logger. Default 'error'.
     command_timeout: Seconds a call may wait (including while reconnecting) before it raises CommandTimeoutError. Default 10.0.
     connect_timeout: Seconds `async with client` waits for the first connection. Default 10.0.
-    heartbeat_interval: Seconds between pings; a connection silent for 2 intervals is considered dead. Default 5.0.
+    heartbeat_interval: Seconds between pings; a ping unanswered for one more interval marks the connection dead (so a dead connection is noticed within about 2 intervals). Default 2.0.
     reconnect_initial_delay: First reconnect back-off in seconds; doubles on each failure. Default 0.2.
     reconnect_max_delay: Cap of the reconnect back-off in seconds. Default 10.0.
     reconnect_jitter: Fraction of each back-off delay that is randomised. Default 0.5.
@@ -155,7 +155,7 @@ class ClientOptions:
     log_level: LogLevel | LogLevelName = "error"
     command_timeout: float = 10.0
     connect_timeout: float = 10.0
-    heartbeat_interval: float = 5.0
+    heartbeat_interval: float = 2.0
     reconnect_initial_delay: float = 0.2
     reconnect_max_delay: float = 10.0
     reconnect_jitter: float = 0.5

@@ -187,6 +187,10 @@ class ItemSetRequest(BaseModel):
     data: dict[str, Any]
     merge: bool = False
     if_match: Annotated[str | None, Field(max_length=64)] = None
+    if_absent: bool = False
+    """
+    Create only: 54208 if the map item exists.
+    """
     ttl: Annotated[int | None, Field(ge=0, le=31536000)] = None
 
 

@@ -188,9 +188,11 @@ class Storage(abc.ABC):
         ttl: int | None,
         origin: str | None,
         created_by: str,
+        if_absent: bool = False,
     ) -> tuple[ItemRecord, StoredEvent]:
         """Write an item. Lists: must exist (54151), event `item_updated`. Maps: upsert,
-        event `item_added` or `item_updated`. If-Match mismatch: 54155 / 54205."""
+        event `item_added` or `item_updated`. If-Match mismatch: 54155 / 54205.
+        if_absent: create only, MapItemAlreadyExistsError (54208) if the item exists."""
 
     @abc.abstractmethod
     async def set_item_ttl(

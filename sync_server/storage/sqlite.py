@@ -29,6 +29,7 @@ from sync_generated.errors import (
     ListItemNotFoundError,
     ListItemRevisionMismatchError,
     ListNotFoundError,
+    MapItemAlreadyExistsError,
     MapItemNotFoundError,
     MapItemRevisionMismatchError,
     MapNotFoundError,
@@ -719,6 +720,7 @@ class SQLiteStorage(Storage):
         ttl: int | None,
         origin: str | None,
         created_by: str,
+        if_absent: bool = False,
     ) -> tuple[ItemRecord, StoredEvent]:
         column = _item_column(kind, item)
 
@@ -745,6 +747,8 @@ class SQLiteStorage(Storage):
                 self._insert_item(conn, obj.sid, record)
                 name, previous = "item_added", None
             else:
+                if if_absent:
+                    raise MapItemAlreadyExistsError(f"{kind} item {item!r} already exists")
                 if if_match is not None and if_match != existing.revision:
                     raise _item_mismatch(kind, existing, if_match)
                 previous = existing.data
