@@ -164,7 +164,7 @@ async def test_lost_history_is_replaced_by_a_snapshot(tmp_path: Any) -> None:
             await asyncio.sleep(0.2)
             doc.on("updated", lambda e: events.put_nowait(("doc", e)))
             for ev_name in ("item_added", "item_updated", "item_removed"):
-                m.on(ev_name, lambda e, n=ev_name: events.put_nowait((n, e)))  # type: ignore[misc]
+                m.on(ev_name, lambda e, n=ev_name: events.put_nowait((n, e)))
             proxy.accepting = False
             proxy.cut_all()
             await wait_for_state(alice, ConnectionState.CONNECTING)
