@@ -463,13 +463,14 @@ class Client(ClientEvents):
             finally:
                 self._pending.pop(request_id, None)
             if reply.error is not None:
-                if isinstance(reply.error, RateLimitExceededError) and loop.time() < deadline:
-                    # Not applied: back off and try again within the command timeout.
+                if isinstance(reply.error, RateLimitExceededError):
+                    # Not applied: back off and try again if the command timeout leaves room
+                    # for the retry and its reply; otherwise report the throttling itself.
                     throttled += 1
-                    await asyncio.sleep(
-                        min(0.05 * 2**throttled, 1.0, max(deadline - loop.time(), 0))
-                    )
-                    continue
+                    delay = min(0.05 * 2**throttled, 1.0)
+                    if loop.time() + delay * 2 < deadline:
+                        await asyncio.sleep(delay)
+                        continue
                 raise reply.error
             return reply.result or {}
 

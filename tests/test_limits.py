@@ -1,0 +1,82 @@
+"""Per-connection and per-object protection, against a real server with tight limits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+
+from sync_sdk import RateLimitExceededError, TooManySubscriptionsError
+from tests.conftest import ServerProcess
+
+
+@pytest.fixture
+def tight_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    srv = ServerProcess(
+        tmp_path / "data",
+        extra_args=["--max-subscriptions", "3", "--write-rate", "5", "--write-burst", "5"],
+    )
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+async def test_max_subscriptions_per_connection(tight_server: ServerProcess) -> None:
+    async with tight_server.client("alice") as alice:
+        for i in range(3):
+            await alice.document(f"sub-{i}")
+        with pytest.raises(TooManySubscriptionsError) as info:
+            await alice.document("sub-3")
+        assert (info.value.code, info.value.status) == (51002, 429)
+        first = await alice.document("sub-0")  # same object: no new subscription needed
+        assert first.sid
+
+
+async def test_write_rate_limit_per_object(tight_server: ServerProcess) -> None:
+    async with connect(f"ws://127.0.0.1:{tight_server.port}/v1/realtime", compression=None) as ws:
+
+        async def call(request_id: int, **frame: Any) -> dict[str, Any]:
+            await ws.send(orjson.dumps({"id": request_id, **frame}).decode())
+            while True:
+                reply = orjson.loads(await ws.recv())
+                if reply.get("id") == request_id:
+                    return dict(reply)
+
+        await call(1, type="hello", token=tight_server.token("raw"), client_id="raw")
+        doc = (await call(2, type="open", kind="document", object_id=f"hot-{uuid.uuid4().hex}"))[
+            "result"
+        ]
+        other = (await call(3, type="open", kind="document", object_id=f"cold-{uuid.uuid4().hex}"))[
+            "result"
+        ]
+        codes = []
+        for i in range(8):
+            reply = await call(10 + i, type="document_set", sid=doc["sid"], data={"i": i})
+            codes.append(reply["error"]["code"] if reply.get("error") else 0)
+        assert codes[:5] == [0] * 5  # the burst
+        assert 54009 in codes[5:]
+        throttled = await call(30, type="document_set", sid=doc["sid"], data={"i": "x"})
+        cold = await call(31, type="document_set", sid=other["sid"], data={"ok": True})
+        assert cold.get("error") is None  # the limit is per object
+        assert throttled.get("error") is None or throttled["error"]["status"] == 429
+
+
+async def test_sdk_retries_throttled_writes_within_the_command_timeout(
+    tight_server: ServerProcess,
+) -> None:
+    async with tight_server.client("alice", command_timeout=5.0) as alice:
+        doc = await alice.document(f"retry-{uuid.uuid4().hex}")
+        for i in range(12):  # 5 burst + 7 at 5/s: about 1.4 s of throttling, all applied
+            await doc.set({"i": i})
+        assert doc.data == {"i": 11} and doc.revision == "12"
+    async with tight_server.client("bob", command_timeout=0.3) as bob:
+        doc = await bob.document(f"retry-{uuid.uuid4().hex}")
+        with pytest.raises(RateLimitExceededError) as info:
+            for i in range(20):
+                await doc.set({"i": i})
+        assert (info.value.code, info.value.status) == (54009, 429)
