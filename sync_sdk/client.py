@@ -644,6 +644,12 @@ class Client(ClientEvents):
             for synthetic in self._catch_up_frames(entry, frame):
                 self._dispatch(entry, synthetic)
             return
+        if event.name == "revoked":
+            # The identity lost read access (ACL): no more events for this object.
+            reason = (frame.get("error") or {}).get("message")
+            logger.warning("subscription to %s revoked: %s", entry.sid, reason)
+            entry.set_subscription_state(SubscriptionState.FAILED)
+            return
         if event.name == "updated":
             entry.touch(
                 event.event_id,

@@ -21,6 +21,7 @@ from . import wire
 from .broker import Broker, InProcessBroker
 from .credentials import Credentials
 from .realtime import RealtimeSettings, realtime_endpoint
+from .rest import RestApi, method_not_allowed, not_found
 from .service import SyncService
 from .storage.base import ServiceRecord, Storage
 from .storage.sqlite import SQLiteStorage
@@ -102,9 +103,15 @@ def create_app(
             {"status": "ok", "version": __version__, "service_sid": creds.service_sid}
         )
 
+    rest = RestApi(service, creds)
     app = Starlette(
-        routes=[WebSocketRoute("/v1/realtime", realtime), Route("/healthz", health)],
+        routes=[
+            WebSocketRoute("/v1/realtime", realtime),
+            Route("/healthz", health),
+            *rest.routes(),
+        ],
         lifespan=lifespan,
+        exception_handlers={404: not_found, 405: method_not_allowed},
     )
     app.state.service = service
     return app

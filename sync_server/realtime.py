@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from sync_generated import protocol as p
 from sync_generated.errors import (
     AccessError,
+    ForbiddenError,
     InternalServerError,
     InvalidMapKeyError,
     InvalidRequestError,
@@ -98,6 +99,7 @@ class Connection:
         self._closed = False
         self._close_code: int | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ---- outgoing ----------------------------------------------------------------------
     def send(self, text: str) -> None:
@@ -380,11 +382,38 @@ class Connection:
             items=items,
         ).decode()
 
+    def access_changed(
+        self, service_sid: str, object_sid: str | None, identity: str | None
+    ) -> None:
+        """A permission or the service's ACL changed: recheck read access of our subscriptions."""
+        caller = self.caller
+        if caller is None or caller.service_sid != service_sid:
+            return
+        if identity is not None and identity != caller.identity:
+            return
+        sids = [object_sid] if object_sid is not None else list(self.subscriptions)
+        for sid in sids:
+            if sid in self.subscriptions:
+                task = asyncio.create_task(self._recheck(caller, sid))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _recheck(self, caller: Caller, sid: str) -> None:
+        try:
+            await self.service.authorize(caller, sid, "read")
+        except ForbiddenError as err:
+            self.unsubscribe(sid)
+            body = {"code": err.code, "status": err.status, "message": err.message}
+            self.send(
+                wire.event_frame(kind_of_sid(sid), sid, "revoked", None, None, error=body).decode()
+            )
+
     def unsubscribe(self, sid: str) -> None:
         if self.subscriptions.pop(sid, None) is not None:
             self.service.broker.unsubscribe(sid, self)
 
     def cleanup(self) -> None:
+        self.service.acl_listeners.discard(self)
         self._closed = True
         self._wakeup.set()
         if self._expiry_timer is not None:
@@ -398,6 +427,7 @@ async def realtime_endpoint(
 ) -> None:
     await ws.accept()
     conn = Connection(ws, service, settings)
+    service.acl_listeners.add(conn)
     writer = asyncio.create_task(conn.writer())
     tasks: set[asyncio.Task[None]] = set()
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 from sync_generated.client import (
@@ -22,6 +22,7 @@ from sync_generated.client import (
 from sync_generated.errors import (
     DataTooLargeError,
     DocumentNotFoundError,
+    ForbiddenError,
     InvalidDocumentDataError,
     InvalidMapKeyError,
     InvalidRequestError,
@@ -36,7 +37,16 @@ from sync_generated.errors import (
 
 from . import wire
 from .broker import Broker
-from .storage.base import ItemRecord, ObjectKind, ObjectRecord, PageResult, Storage, StoredEvent
+from .storage.base import (
+    ItemRecord,
+    ObjectKind,
+    ObjectRecord,
+    PageResult,
+    PermissionRecord,
+    ServiceRecord,
+    Storage,
+    StoredEvent,
+)
 
 JsonObject = dict[str, Any]
 
@@ -58,11 +68,22 @@ SID_RE = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is calling: the service, the identity and the client id used as event origin."""
+    """Who is calling: the service, the identity and the client id used as event origin.
+    Trusted callers (the REST API, authenticated with account credentials) bypass the ACL."""
 
     service_sid: str
     identity: str
     origin: str | None
+    trusted: bool = False
+
+
+Access = Literal["read", "write", "manage"]
+
+
+class AclListener(Protocol):
+    def access_changed(
+        self, service_sid: str, object_sid: str | None, identity: str | None
+    ) -> None: ...
 
 
 def kind_of_sid(sid: str) -> ObjectKind:
@@ -138,6 +159,52 @@ class SyncService:
         self.storage = storage
         self.broker = broker
         self.limiter = WriteRateLimiter(write_rate, write_burst)
+        self.acl_listeners: set[AclListener] = set()
+        self._acl_enabled: dict[str, bool] = {}
+        self._permissions: dict[tuple[str, str], PermissionRecord | None] = {}
+
+    # ---- access control ------------------------------------------------------------------
+    async def authorize(self, caller: Caller, object_sid: str, access: Access) -> None:
+        """ForbiddenError (54007) unless the caller may `access` the object. Only services with
+        acl_enabled are checked; streams are not covered by permissions (as in Twilio)."""
+        if caller.trusted or object_sid[:2] == PREFIX_BY_KIND["stream"]:
+            return
+        if not await self._acl_on(caller.service_sid):
+            return
+        key = (object_sid, caller.identity)
+        if key not in self._permissions:
+            if len(self._permissions) > 100_000:
+                self._permissions.clear()
+            self._permissions[key] = await self.storage.get_permission(
+                caller.service_sid, object_sid, caller.identity
+            )
+        perm = self._permissions[key]
+        if perm is None or not getattr(perm, access):
+            raise ForbiddenError(
+                f"identity {caller.identity!r} has no {access} permission on {object_sid}"
+            )
+
+    async def _acl_on(self, service_sid: str) -> bool:
+        enabled = self._acl_enabled.get(service_sid)
+        if enabled is None:
+            svc = await self.storage.get_service(service_sid)
+            enabled = self._acl_enabled[service_sid] = bool(svc and svc.acl_enabled)
+        return enabled
+
+    def service_changed(self, svc: ServiceRecord | None, *, sid: str | None = None) -> None:
+        """A service was updated or deleted over REST: forget cached settings, recheck access."""
+        service_sid = svc.sid if svc is not None else sid
+        if service_sid is None:
+            return
+        self._acl_enabled.pop(service_sid, None)
+        self._permissions.clear()
+        for listener in tuple(self.acl_listeners):
+            listener.access_changed(service_sid, None, None)
+
+    def permission_changed(self, service_sid: str, object_sid: str, identity: str) -> None:
+        self._permissions.pop((object_sid, identity), None)
+        for listener in tuple(self.acl_listeners):
+            listener.access_changed(service_sid, object_sid, identity)
 
     async def _publish(self, event: StoredEvent) -> None:
         await self.broker.publish(event.service_sid, event.sid, event.event_id, event.frame)
@@ -161,6 +228,7 @@ class SyncService:
         if mode != "create_new" and object_id is not None:
             existing = await self.storage.get_object(caller.service_sid, kind, object_id)
             if existing is not None:
+                await self.authorize(caller, existing.sid, "read")
                 return existing
             if mode == "open_existing":
                 raise NOT_FOUND[kind](f"{kind} {object_id!r} not found")
@@ -171,6 +239,11 @@ class SyncService:
                     raise UniqueNameExistsError(f"{kind} {object_id} already exists")
             raise NOT_FOUND[kind](
                 f"{kind} {object_id} not found (a SID cannot be used as a new unique name)"
+            )
+        if kind != "stream" and not caller.trusted and await self._acl_on(caller.service_sid):
+            raise ForbiddenError(
+                f"identity {caller.identity!r} may not create a {kind}: the service has ACL enabled; "
+                "create objects over the REST API and grant permissions"
             )
         try:
             return await self.storage.create_object(
@@ -188,6 +261,7 @@ class SyncService:
             existing = await self.storage.get_object(caller.service_sid, kind, object_id)
             if existing is None:
                 raise
+            await self.authorize(caller, existing.sid, "read")
             return existing
 
     async def get_object(self, caller: Caller, sid: str) -> ObjectRecord:
@@ -195,6 +269,7 @@ class SyncService:
         obj = await self.storage.get_object(caller.service_sid, kind, sid)
         if obj is None:
             raise NOT_FOUND[kind](f"{kind} {sid} not found")
+        await self.authorize(caller, obj.sid, "read")
         return obj
 
     async def set_document(
@@ -210,6 +285,7 @@ class SyncService:
         if kind_of_sid(sid) != "document":
             raise InvalidRequestError(f"{sid} is not a document")
         check_data(data)
+        await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
         doc, event = await self.storage.update_document(
             caller.service_sid,
@@ -224,9 +300,11 @@ class SyncService:
         return doc
 
     async def set_ttl(self, caller: Caller, sid: str, ttl: int) -> ObjectRecord:
+        await self.authorize(caller, sid, "write")
         return await self.storage.set_object_ttl(caller.service_sid, kind_of_sid(sid), sid, ttl)
 
     async def remove(self, caller: Caller, sid: str) -> None:
+        await self.authorize(caller, sid, "manage")
         event = await self.storage.remove_object(
             caller.service_sid, kind_of_sid(sid), sid, origin=caller.origin
         )
@@ -250,6 +328,7 @@ class SyncService:
         if kind_of_sid(sid) != "list":
             raise InvalidRequestError(f"{sid} is not a list")
         check_data(data)
+        await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
         item, event = await self.storage.list_push(
             caller.service_sid,
@@ -266,6 +345,7 @@ class SyncService:
         self, caller: Caller, sid: str, index: int | None, key: str | None
     ) -> ItemRecord:
         kind = kind_of_sid(sid)
+        await self.authorize(caller, sid, "read")
         return await self.storage.get_item(
             caller.service_sid, kind, sid, self._item_ref(kind, index, key)
         )
@@ -286,6 +366,7 @@ class SyncService:
         kind = kind_of_sid(sid)
         ref = self._item_ref(kind, index, key)
         check_data(data)
+        await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
         item, event = await self.storage.set_item(
             caller.service_sid,
@@ -307,6 +388,7 @@ class SyncService:
         self, caller: Caller, sid: str, index: int | None, key: str | None, ttl: int
     ) -> ItemRecord:
         kind = kind_of_sid(sid)
+        await self.authorize(caller, sid, "write")
         return await self.storage.set_item_ttl(
             caller.service_sid, kind, sid, self._item_ref(kind, index, key), ttl
         )
@@ -315,6 +397,7 @@ class SyncService:
         self, caller: Caller, sid: str, index: int | None, key: str | None, if_match: str | None
     ) -> None:
         kind = kind_of_sid(sid)
+        await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
         event = await self.storage.remove_item(
             caller.service_sid,
@@ -343,6 +426,7 @@ class SyncService:
             raise InvalidRequestError("use from_index for lists and from_key for maps")
         if kind == "map" and isinstance(start, str):
             check_map_key(start)
+        await self.authorize(caller, sid, "read")
         return await self.storage.items_page(
             caller.service_sid,
             kind,

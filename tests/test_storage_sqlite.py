@@ -28,7 +28,7 @@ from sync_generated.errors import (
 )
 
 from sync_server.storage import sqlite as sqlite_module
-from sync_server.storage.base import ServiceRecord, StoredEvent
+from sync_server.storage.base import ObjectKind, PermissionRecord, ServiceRecord, StoredEvent
 from sync_server.storage.sqlite import SQLiteStorage
 
 SVC = "IS" + "0" * 32
@@ -62,6 +62,128 @@ async def test_services_put_get(storage: SQLiteStorage) -> None:
     await storage.put_service(svc)
     got = await storage.get_service("main")
     assert got is not None and got.friendly_name == "Main" and got.acl_enabled is True
+
+
+def svc_sid(n: int) -> str:
+    return "IS" + f"{n:032x}"
+
+
+def row_count(path: Path, table: str, column: str, values: list[str]) -> int:
+    """Rows of `table` whose `column` is one of `values`, read straight from the file."""
+    marks = ", ".join("?" * len(values))
+    with sqlite3.connect(path) as conn:
+        (count,) = conn.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE {column} IN ({marks})", values
+        ).fetchone()
+    return int(count)
+
+
+async def test_list_services_paging(storage: SQLiteStorage) -> None:
+    sids = [svc_sid(n) for n in (7, 3, 11, 1, 5)]  # inserted out of order
+    for sid in sids:
+        await storage.put_service(ServiceRecord(sid=sid, account_sid="AC" + "2" * 32))
+    expected = sorted(sids)
+    pages: list[list[str]] = []
+    after: str | None = None
+    for _ in range(10):  # bounded: a wrong after_* filter must fail, not hang
+        page = await storage.list_services(after_sid=after, limit=2)
+        if not page:
+            break
+        assert len(page) <= 2
+        pages.append([s.sid for s in page])
+        after = page[-1].sid
+    assert pages == [expected[0:2], expected[2:4], expected[4:5]]
+    everything = await storage.list_services(after_sid=None, limit=100)
+    assert [s.sid for s in everything] == expected
+    assert everything[0] == ServiceRecord(sid=expected[0], account_sid="AC" + "2" * 32)
+    # after_sid need not be an existing sid; limit 0 gives nothing.
+    between = await storage.list_services(after_sid=svc_sid(4), limit=10)
+    assert [s.sid for s in between] == [svc_sid(5), svc_sid(7), svc_sid(11)]
+    assert await storage.list_services(after_sid=None, limit=0) == []
+    assert await storage.list_services(after_sid=expected[-1], limit=10) == []
+
+
+async def test_delete_service_cascades(storage: SQLiteStorage) -> None:
+    for sid in (SVC, OTHER_SVC):
+        await storage.put_service(ServiceRecord(sid=sid, account_sid="AC" + "2" * 32))
+    doomed: list[str] = []
+    kept: list[str] = []
+    for service_sid, sids in ((SVC, doomed), (OTHER_SVC, kept)):
+        doc = await storage.create_object(
+            service_sid, "document", unique_name="d", data={"a": 1}, ttl=None, created_by="s"
+        )
+        await storage.update_document(
+            service_sid, doc.sid, data={"b": 2}, merge=True, if_match=None, ttl=None, origin=None
+        )
+        lst = await storage.create_object(
+            service_sid, "list", unique_name=None, data=None, ttl=None, created_by="s"
+        )
+        await storage.list_push(
+            service_sid, lst.sid, data={"x": 1}, ttl=None, origin=None, created_by="s"
+        )
+        m = await storage.create_object(
+            service_sid, "map", unique_name=None, data=None, ttl=None, created_by="s"
+        )
+        await storage.set_item(
+            service_sid,
+            "map",
+            m.sid,
+            "k",
+            data={},
+            merge=False,
+            if_match=None,
+            ttl=None,
+            origin=None,
+            created_by="s",
+        )
+        for obj_sid in (doc.sid, lst.sid, m.sid):
+            await storage.put_permission(
+                PermissionRecord(service_sid, obj_sid, "alice", True, False, False)
+            )
+        sids += [doc.sid, lst.sid, m.sid]
+    path = storage.path
+    assert row_count(path, "items", "object_sid", doomed) == 2
+    assert row_count(path, "events", "object_sid", doomed) == 3
+    assert row_count(path, "permissions", "object_sid", doomed) == 3
+
+    assert await storage.delete_service(SVC) is True
+    assert await storage.get_service(SVC) is None
+    for table, column in (
+        ("objects", "sid"),
+        ("items", "object_sid"),
+        ("events", "object_sid"),
+        ("permissions", "object_sid"),
+    ):
+        assert row_count(path, table, column, doomed) == 0, table
+    assert await storage.get_object(SVC, "document", "d") is None
+    assert await storage.list_objects(SVC, "list", after_sid=None, limit=10) == []
+    assert await storage.get_permission(SVC, doomed[0], "alice") is None
+    # The other service is untouched.
+    assert await storage.get_service(OTHER_SVC) is not None
+    assert row_count(path, "items", "object_sid", kept) == 2
+    assert row_count(path, "events", "object_sid", kept) == 3
+    assert row_count(path, "permissions", "object_sid", kept) == 3
+    other_doc = await storage.get_object(OTHER_SVC, "document", "d")
+    assert other_doc is not None and other_doc.data == {"a": 1, "b": 2}
+    assert (await storage.get_item(OTHER_SVC, "map", kept[2], "k")).data == {}
+    # The unique name is free again in the deleted service; a second delete finds nothing.
+    assert await storage.delete_service(SVC) is False
+    again = await storage.create_object(
+        SVC, "document", unique_name="d", data=None, ttl=None, created_by="s"
+    )
+    assert again.sid != doomed[0]
+
+
+async def test_delete_service_without_row_still_removes_its_objects(
+    storage: SQLiteStorage,
+) -> None:
+    doc = await storage.create_object(
+        SVC, "document", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    await storage.put_permission(PermissionRecord(SVC, doc.sid, "bob", True, True, True))
+    assert await storage.delete_service(SVC) is False
+    assert await storage.get_object(SVC, "document", doc.sid) is None
+    assert await storage.get_permission(SVC, doc.sid, "bob") is None
 
 
 # ---- objects -------------------------------------------------------------------------
@@ -134,6 +256,49 @@ async def test_expired_name_is_reusable_and_invisible(
     assert new.sid != old.sid
     got = await storage.get_object(SVC, "document", "d")
     assert got is not None and got.data == {"v": 2}
+
+
+async def test_list_objects_paging(storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def make(service_sid: str, kind: ObjectKind, ttl: int | None = None) -> str:
+        obj = await storage.create_object(
+            service_sid, kind, unique_name=None, data=None, ttl=ttl, created_by="s"
+        )
+        return obj.sid
+
+    docs = [await make(SVC, "document") for _ in range(7)]
+    expiring = await make(SVC, "document", ttl=10)
+    await make(SVC, "list")
+    await make(SVC, "map")
+    await make(OTHER_SVC, "document")
+    lists = [await make(SVC, "list") for _ in range(2)]
+
+    all_docs = await storage.list_objects(SVC, "document", after_sid=None, limit=100)
+    assert [o.sid for o in all_docs] == sorted([*docs, expiring])
+    assert all(o.kind == "document" and o.service_sid == SVC for o in all_docs)
+
+    real_now = time.time
+    monkeypatch.setattr(sqlite_module, "now", lambda: real_now() + 20)
+    expected = sorted(docs)
+    pages: list[list[str]] = []
+    after: str | None = None
+    for _ in range(10):  # bounded: a wrong after_* filter must fail, not hang
+        page = await storage.list_objects(SVC, "document", after_sid=after, limit=3)
+        if not page:
+            break
+        pages.append([o.sid for o in page])
+        after = page[-1].sid
+    assert pages == [expected[0:3], expected[3:6], expected[6:7]]
+    assert expiring not in {sid for page in pages for sid in page}
+
+    listed = await storage.list_objects(SVC, "list", after_sid=None, limit=100)
+    assert len(listed) == 3 and set(lists) <= {o.sid for o in listed}
+    assert [o.sid for o in listed] == sorted(o.sid for o in listed)
+    assert len(await storage.list_objects(SVC, "map", after_sid=None, limit=100)) == 1
+    assert await storage.list_objects(SVC, "stream", after_sid=None, limit=100) == []
+    assert len(await storage.list_objects(OTHER_SVC, "document", after_sid=None, limit=9)) == 1
+    assert await storage.list_objects(SVC, "document", after_sid=None, limit=0) == []
+    with pytest.raises(InvalidRequestError):
+        await storage.list_objects(SVC, "bogus", after_sid=None, limit=1)  # type: ignore[arg-type]
 
 
 async def test_document_update_merge_if_match(storage: SQLiteStorage) -> None:
@@ -639,6 +804,163 @@ async def test_expired_items_invisible_before_expire(
         created_by="s",
     )
     assert frame(ev)["name"] == "item_added" and frame(ev)["previous_data"] is None
+
+
+# ---- permissions ---------------------------------------------------------------------
+
+
+async def test_permission_upsert_get_delete(storage: SQLiteStorage) -> None:
+    doc = await storage.create_object(
+        SVC, "document", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    assert await storage.get_permission(SVC, doc.sid, "alice") is None
+    perm = PermissionRecord(SVC, doc.sid, "alice", read=True, write=False, manage=False)
+    assert await storage.put_permission(perm) == perm
+    assert await storage.get_permission(SVC, doc.sid, "alice") == perm
+    # Upsert: same (object, identity) replaces the flags, no second row.
+    changed = PermissionRecord(SVC, doc.sid, "alice", read=False, write=True, manage=True)
+    assert await storage.put_permission(changed) == changed
+    assert await storage.get_permission(SVC, doc.sid, "alice") == changed
+    assert await storage.list_permissions(SVC, doc.sid, after_identity=None, limit=10) == [changed]
+    # Scoped by service and identity.
+    assert await storage.get_permission(OTHER_SVC, doc.sid, "alice") is None
+    assert await storage.get_permission(SVC, doc.sid, "bob") is None
+    assert await storage.delete_permission(OTHER_SVC, doc.sid, "alice") is False
+    assert await storage.delete_permission(SVC, doc.sid, "bob") is False
+    assert await storage.get_permission(SVC, doc.sid, "alice") == changed
+
+    assert await storage.delete_permission(SVC, doc.sid, "alice") is True
+    assert await storage.get_permission(SVC, doc.sid, "alice") is None
+    assert await storage.delete_permission(SVC, doc.sid, "alice") is False
+    assert await storage.list_permissions(SVC, doc.sid, after_identity=None, limit=10) == []
+
+
+async def test_list_permissions_paging(storage: SQLiteStorage) -> None:
+    m = await storage.create_object(
+        SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    other = await storage.create_object(
+        SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    identities = ["erin", "alice", "dave", "bob", "carol"]
+    for i, identity in enumerate(identities):
+        await storage.put_permission(
+            PermissionRecord(SVC, m.sid, identity, read=True, write=i % 2 == 0, manage=False)
+        )
+    await storage.put_permission(PermissionRecord(SVC, other.sid, "zed", True, True, True))
+
+    pages: list[list[str]] = []
+    after: str | None = None
+    for _ in range(10):  # bounded: a wrong after_* filter must fail, not hang
+        page = await storage.list_permissions(SVC, m.sid, after_identity=after, limit=2)
+        if not page:
+            break
+        assert all(p.object_sid == m.sid and p.service_sid == SVC for p in page)
+        pages.append([p.identity for p in page])
+        after = page[-1].identity
+    assert pages == [["alice", "bob"], ["carol", "dave"], ["erin"]]
+    full = await storage.list_permissions(SVC, m.sid, after_identity=None, limit=10)
+    assert {p.identity: p.write for p in full} == {
+        "erin": True,
+        "alice": False,
+        "dave": True,
+        "bob": False,
+        "carol": True,
+    }
+    assert [
+        p.identity for p in await storage.list_permissions(SVC, m.sid, after_identity="b", limit=2)
+    ] == ["bob", "carol"]
+    assert await storage.list_permissions(SVC, m.sid, after_identity=None, limit=0) == []
+    assert await storage.list_permissions(OTHER_SVC, m.sid, after_identity=None, limit=10) == []
+    assert [
+        p.identity
+        for p in await storage.list_permissions(SVC, other.sid, after_identity=None, limit=10)
+    ] == ["zed"]
+
+
+async def test_permissions_removed_with_their_object(
+    storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = time.time()
+    removed = await storage.create_object(
+        SVC, "list", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    expiring = await storage.create_object(
+        SVC, "map", unique_name=None, data=None, ttl=10, created_by="s"
+    )
+    renamed = await storage.create_object(
+        SVC, "document", unique_name="d", data=None, ttl=10, created_by="s"
+    )
+    kept = await storage.create_object(
+        SVC, "document", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    for obj in (removed, expiring, renamed, kept):
+        for identity in ("alice", "bob"):
+            await storage.put_permission(
+                PermissionRecord(SVC, obj.sid, identity, True, True, False)
+            )
+
+    await storage.remove_object(SVC, "list", removed.sid, origin=None)
+    assert await storage.list_permissions(SVC, removed.sid, after_identity=None, limit=10) == []
+    assert row_count(storage.path, "permissions", "object_sid", [removed.sid]) == 0
+
+    # Reusing the unique name of an expired (not yet swept) object drops its permissions.
+    real_now = time.time
+    monkeypatch.setattr(sqlite_module, "now", lambda: real_now() + 20)
+    await storage.create_object(
+        SVC, "document", unique_name="d", data=None, ttl=None, created_by="s"
+    )
+    assert row_count(storage.path, "permissions", "object_sid", [renamed.sid]) == 0
+
+    # expire() sweeps the expired map and its permissions.
+    assert row_count(storage.path, "permissions", "object_sid", [expiring.sid]) == 2
+    events = await storage.expire(t0 + 60)
+    assert [e.sid for e in events] == [expiring.sid]
+    assert row_count(storage.path, "permissions", "object_sid", [expiring.sid]) == 0
+    assert await storage.get_permission(SVC, expiring.sid, "alice") is None
+
+    kept_perms = await storage.list_permissions(SVC, kept.sid, after_identity=None, limit=10)
+    assert [p.identity for p in kept_perms] == ["alice", "bob"]
+
+
+async def test_permissions_persist_and_old_files_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "perms.db"
+    store = SQLiteStorage(path)
+    await store.start()
+    await store.put_service(ServiceRecord(sid=SVC, account_sid="AC" + "3" * 32))
+    doc = await store.create_object(
+        SVC, "document", unique_name="d", data={"a": 1}, ttl=None, created_by="s"
+    )
+    perm = PermissionRecord(SVC, doc.sid, "alice", read=True, write=False, manage=True)
+    await store.put_permission(perm)
+    await store.close()
+
+    reopened = SQLiteStorage(path)
+    await reopened.start()
+    try:
+        assert await reopened.get_permission(SVC, doc.sid, "alice") == perm
+        assert [s.sid for s in await reopened.list_services(after_sid=None, limit=5)] == [SVC]
+        listed = await reopened.list_objects(SVC, "document", after_sid=None, limit=5)
+        assert [o.sid for o in listed] == [doc.sid]
+    finally:
+        await reopened.close()
+
+    # A data dir from before permissions existed: the table is created on start.
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE permissions")
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "permissions" not in tables
+    upgraded = SQLiteStorage(path)
+    await upgraded.start()
+    try:
+        got = await upgraded.get_object(SVC, "document", "d")
+        assert got is not None and got.data == {"a": 1}
+        assert await upgraded.get_permission(SVC, doc.sid, "alice") is None
+        await upgraded.put_permission(perm)
+        assert await upgraded.get_permission(SVC, doc.sid, "alice") == perm
+    finally:
+        await upgraded.close()
 
 
 # ---- events --------------------------------------------------------------------------

@@ -35,6 +35,7 @@ class EventName(StrEnum):
     item_removed = "item_removed"
     message_published = "message_published"
     snapshot = "snapshot"
+    revoked = "revoked"
 
 
 class HelloRequest(BaseModel):
@@ -331,7 +332,7 @@ class StreamMessageResult(BaseModel):
 
 class EventFrame(BaseModel):
     """
-    A change pushed to subscribers. `origin` is the writer's client_id (null for REST and expiry). Document `updated`: data, previous_data, revision, date_updated, date_expires. `removed`: previous_data (documents). Item events: item (ItemSnapshot), previous_data; item_removed: index|key, previous_data. `message_published`: message (StreamMessageResult). `snapshot`: object (ObjectSnapshot) and items (all items) when history needed for catch-up is gone.
+    A change pushed to subscribers. `origin` is the writer's client_id (null for REST and expiry). Document `updated`: data, previous_data, revision, date_updated, date_expires. `removed`: previous_data (documents). Item events: item (ItemSnapshot), previous_data; item_removed: index|key, previous_data. `message_published`: message (StreamMessageResult). `snapshot`: object (ObjectSnapshot) and items (all items) when history needed for catch-up is gone. `revoked`: the identity lost read access (ACL); the subscription ended; `error` says why.
 
     """
 
@@ -352,6 +353,7 @@ class EventFrame(BaseModel):
     message: StreamMessageResult | None = None
     object: ObjectSnapshot | None = None
     items: list[ItemSnapshot] | None = None
+    error: ErrorBody | None = None
 
 
 # ---- tagged union of every request (rendered by codegen/templates/protocol_union.py.j2) ----

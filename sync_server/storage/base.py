@@ -85,6 +85,18 @@ class StoredEvent:
 
 
 @dataclass(slots=True)
+class PermissionRecord:
+    """Per-identity access to one document, list or map (services with acl_enabled)."""
+
+    service_sid: str
+    object_sid: str
+    identity: str
+    read: bool
+    write: bool
+    manage: bool
+
+
+@dataclass(slots=True)
 class PageResult:
     items: list[ItemRecord]
     has_next: bool
@@ -108,6 +120,14 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def get_service(self, sid_or_name: str) -> ServiceRecord | None: ...
 
+    @abc.abstractmethod
+    async def list_services(self, *, after_sid: str | None, limit: int) -> list[ServiceRecord]:
+        """Services ordered by sid, strictly after `after_sid` (None = from the first)."""
+
+    @abc.abstractmethod
+    async def delete_service(self, sid: str) -> bool:
+        """Delete a service with all its objects, items, events and permissions; False if absent."""
+
     # ---- objects ---------------------------------------------------------------------
     @abc.abstractmethod
     async def create_object(
@@ -127,6 +147,12 @@ class Storage(abc.ABC):
         self, service_sid: str, kind: ObjectKind, sid_or_name: str
     ) -> ObjectRecord | None:
         """The object by SID or unique name, or None if absent or expired."""
+
+    @abc.abstractmethod
+    async def list_objects(
+        self, service_sid: str, kind: ObjectKind, *, after_sid: str | None, limit: int
+    ) -> list[ObjectRecord]:
+        """Non-expired objects of one kind, ordered by sid, strictly after `after_sid`."""
 
     @abc.abstractmethod
     async def update_document(
@@ -226,6 +252,26 @@ class Storage(abc.ABC):
         order: Literal["asc", "desc"],
     ) -> PageResult:
         """Items in index/key order from `start` (None = from the first in that order)."""
+
+    # ---- permissions -----------------------------------------------------------------
+    @abc.abstractmethod
+    async def put_permission(self, permission: PermissionRecord) -> PermissionRecord:
+        """Insert or replace the permission of (object_sid, identity)."""
+
+    @abc.abstractmethod
+    async def get_permission(
+        self, service_sid: str, object_sid: str, identity: str
+    ) -> PermissionRecord | None: ...
+
+    @abc.abstractmethod
+    async def delete_permission(self, service_sid: str, object_sid: str, identity: str) -> bool:
+        """False if there was none."""
+
+    @abc.abstractmethod
+    async def list_permissions(
+        self, service_sid: str, object_sid: str, *, after_identity: str | None, limit: int
+    ) -> list[PermissionRecord]:
+        """Permissions of one object ordered by identity, strictly after `after_identity`."""
 
     # ---- events ----------------------------------------------------------------------
     @abc.abstractmethod

@@ -55,6 +55,7 @@ from .base import (
     ObjectKind,
     ObjectRecord,
     PageResult,
+    PermissionRecord,
     ServiceRecord,
     Storage,
     StoredEvent,
@@ -112,6 +113,7 @@ CREATE TABLE IF NOT EXISTS objects (
 );
 CREATE INDEX IF NOT EXISTS objects_expires ON objects (date_expires)
     WHERE date_expires IS NOT NULL;
+CREATE INDEX IF NOT EXISTS objects_by_kind ON objects (service_sid, kind, sid);
 
 CREATE TABLE IF NOT EXISTS items (
     object_sid TEXT NOT NULL,
@@ -137,6 +139,17 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (object_sid, event_id)
 );
 CREATE INDEX IF NOT EXISTS events_created_at ON events (created_at);
+
+CREATE TABLE IF NOT EXISTS permissions (
+    service_sid TEXT NOT NULL,
+    object_sid TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    read INTEGER NOT NULL,
+    write INTEGER NOT NULL,
+    manage INTEGER NOT NULL,
+    PRIMARY KEY (object_sid, identity)
+);
+CREATE INDEX IF NOT EXISTS permissions_service ON permissions (service_sid);
 """
 
 _SERVICE_COLS = (
@@ -148,6 +161,7 @@ _OBJECT_COLS = (
     "kind, sid, service_sid, unique_name, data, last_event_id, date_created, date_updated, "
     "date_expires, created_by"
 )
+_PERMISSION_COLS = "service_sid, object_sid, identity, read, write, manage"
 _ITEM_COLS = "idx, key, data, last_event_id, date_created, date_updated, date_expires, created_by"
 _LIVE = "(date_expires IS NULL OR date_expires > ?)"
 
@@ -214,6 +228,17 @@ def _item_from_row(row: tuple[Any, ...]) -> ItemRecord:
         date_updated=float(row[5]),
         date_expires=None if row[6] is None else float(row[6]),
         created_by=row[7],
+    )
+
+
+def _permission_from_row(row: tuple[Any, ...]) -> PermissionRecord:
+    return PermissionRecord(
+        service_sid=row[0],
+        object_sid=row[1],
+        identity=row[2],
+        read=bool(row[3]),
+        write=bool(row[4]),
+        manage=bool(row[5]),
     )
 
 
@@ -286,6 +311,7 @@ def _item_mismatch(kind: str, item: ItemRecord, if_match: str) -> SyncError:
 def _delete_object_rows(conn: sqlite3.Connection, sid: str) -> None:
     conn.execute("DELETE FROM items WHERE object_sid = ?", (sid,))
     conn.execute("DELETE FROM events WHERE object_sid = ?", (sid,))
+    conn.execute("DELETE FROM permissions WHERE object_sid = ?", (sid,))
     conn.execute("DELETE FROM objects WHERE sid = ?", (sid,))
 
 
@@ -517,6 +543,35 @@ class SQLiteStorage(Storage):
 
         return await self._run(op)
 
+    async def list_services(self, *, after_sid: str | None, limit: int) -> list[ServiceRecord]:
+        size = max(limit, 0)
+
+        def op(conn: sqlite3.Connection) -> list[ServiceRecord]:
+            if after_sid is None:
+                rows = conn.execute(
+                    f"SELECT {_SERVICE_COLS} FROM services ORDER BY sid LIMIT ?", (size,)
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    f"SELECT {_SERVICE_COLS} FROM services WHERE sid > ? ORDER BY sid LIMIT ?",
+                    (after_sid, size),
+                ).fetchall()
+            return [_service_from_row(r) for r in rows]
+
+        return await self._run(op)
+
+    async def delete_service(self, sid: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            owned = "SELECT sid FROM objects WHERE service_sid = ?"
+            conn.execute(f"DELETE FROM items WHERE object_sid IN ({owned})", (sid,))
+            conn.execute(f"DELETE FROM events WHERE object_sid IN ({owned})", (sid,))
+            conn.execute(f"DELETE FROM permissions WHERE object_sid IN ({owned})", (sid,))
+            conn.execute("DELETE FROM permissions WHERE service_sid = ?", (sid,))
+            conn.execute("DELETE FROM objects WHERE service_sid = ?", (sid,))
+            return conn.execute("DELETE FROM services WHERE sid = ?", (sid,)).rowcount > 0
+
+        return await self._run(op)
+
     # ---- objects ---------------------------------------------------------------------
 
     async def create_object(
@@ -584,6 +639,26 @@ class SQLiteStorage(Storage):
         return await self._run(
             lambda conn: _find_object(conn, service_sid, kind, sid_or_name, now())
         )
+
+    async def list_objects(
+        self, service_sid: str, kind: ObjectKind, *, after_sid: str | None, limit: int
+    ) -> list[ObjectRecord]:
+        _check_kind(kind)
+        size = max(limit, 0)
+
+        def op(conn: sqlite3.Connection) -> list[ObjectRecord]:
+            where = f"service_sid = ? AND kind = ? AND {_LIVE}"
+            params: tuple[Any, ...] = (service_sid, kind, now())
+            if after_sid is not None:
+                where += " AND sid > ?"
+                params += (after_sid,)
+            rows = conn.execute(
+                f"SELECT {_OBJECT_COLS} FROM objects WHERE {where} ORDER BY sid LIMIT ?",
+                (*params, size),
+            ).fetchall()
+            return [_object_from_row(r) for r in rows]
+
+        return await self._run(op)
 
     async def update_document(
         self,
@@ -879,6 +954,73 @@ class SQLiteStorage(Storage):
                 has_next=len(rows) > size,
                 has_prev=has_prev,
             )
+
+        return await self._run(op)
+
+    # ---- permissions -----------------------------------------------------------------
+
+    async def put_permission(self, permission: PermissionRecord) -> PermissionRecord:
+        values = (
+            permission.service_sid,
+            permission.object_sid,
+            permission.identity,
+            int(permission.read),
+            int(permission.write),
+            int(permission.manage),
+        )
+
+        def op(conn: sqlite3.Connection) -> PermissionRecord:
+            conn.execute(
+                f"INSERT INTO permissions ({_PERMISSION_COLS}) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (object_sid, identity) DO UPDATE SET "
+                "service_sid = excluded.service_sid, read = excluded.read, "
+                "write = excluded.write, manage = excluded.manage",
+                values,
+            )
+            return _permission_from_row(values)
+
+        return await self._run(op)
+
+    async def get_permission(
+        self, service_sid: str, object_sid: str, identity: str
+    ) -> PermissionRecord | None:
+        def op(conn: sqlite3.Connection) -> PermissionRecord | None:
+            row = conn.execute(
+                f"SELECT {_PERMISSION_COLS} FROM permissions "
+                "WHERE service_sid = ? AND object_sid = ? AND identity = ?",
+                (service_sid, object_sid, identity),
+            ).fetchone()
+            return None if row is None else _permission_from_row(row)
+
+        return await self._run(op)
+
+    async def delete_permission(self, service_sid: str, object_sid: str, identity: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "DELETE FROM permissions WHERE service_sid = ? AND object_sid = ? AND identity = ?",
+                (service_sid, object_sid, identity),
+            )
+            return cursor.rowcount > 0
+
+        return await self._run(op)
+
+    async def list_permissions(
+        self, service_sid: str, object_sid: str, *, after_identity: str | None, limit: int
+    ) -> list[PermissionRecord]:
+        size = max(limit, 0)
+
+        def op(conn: sqlite3.Connection) -> list[PermissionRecord]:
+            where = "service_sid = ? AND object_sid = ?"
+            params: tuple[Any, ...] = (service_sid, object_sid)
+            if after_identity is not None:
+                where += " AND identity > ?"
+                params += (after_identity,)
+            rows = conn.execute(
+                f"SELECT {_PERMISSION_COLS} FROM permissions WHERE {where} "
+                "ORDER BY identity LIMIT ?",
+                (*params, size),
+            ).fetchall()
+            return [_permission_from_row(r) for r in rows]
 
         return await self._run(op)
 
