@@ -25,6 +25,7 @@ from .rest import RestApi, method_not_allowed, not_found
 from .service import SyncService
 from .storage.base import ServiceRecord, Storage
 from .storage.sqlite import SQLiteStorage
+from .webhooks import WebhookDispatcher
 
 log = logging.getLogger("sync_server")
 
@@ -53,7 +54,10 @@ def create_app(
         event_retention=config.event_retention,
     )
     hub = broker or InProcessBroker()
-    service = SyncService(store, hub, write_rate=config.write_rate, write_burst=config.write_burst)
+    webhooks = WebhookDispatcher(auth_token=creds.auth_token)
+    service = SyncService(
+        store, hub, write_rate=config.write_rate, write_burst=config.write_burst, webhooks=webhooks
+    )
     settings = RealtimeSettings(
         account_sid=creds.account_sid,
         api_keys={creds.api_key_sid: creds.api_secret},
@@ -74,6 +78,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
         await hub.start()
+        webhooks.start()
         if await store.get_service(creds.service_sid) is None:
             t = wire.now()
             await store.put_service(
@@ -92,6 +97,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await webhooks.close()
             await hub.close()
             await store.close()
 

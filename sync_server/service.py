@@ -37,6 +37,7 @@ from sync_generated.errors import (
 
 from . import wire
 from .broker import Broker
+from .webhooks import WebhookDispatcher, event_params
 from .storage.base import (
     ItemRecord,
     ObjectKind,
@@ -154,13 +155,20 @@ class WriteRateLimiter:
 
 class SyncService:
     def __init__(
-        self, storage: Storage, broker: Broker, *, write_rate: float = 0.0, write_burst: int = 100
+        self,
+        storage: Storage,
+        broker: Broker,
+        *,
+        write_rate: float = 0.0,
+        write_burst: int = 100,
+        webhooks: WebhookDispatcher | None = None,
     ) -> None:
         self.storage = storage
         self.broker = broker
+        self.webhooks = webhooks
         self.limiter = WriteRateLimiter(write_rate, write_burst)
         self.acl_listeners: set[AclListener] = set()
-        self._acl_enabled: dict[str, bool] = {}
+        self._services: dict[str, ServiceRecord | None] = {}
         self._permissions: dict[tuple[str, str], PermissionRecord | None] = {}
 
     # ---- access control ------------------------------------------------------------------
@@ -184,19 +192,22 @@ class SyncService:
                 f"identity {caller.identity!r} has no {access} permission on {object_sid}"
             )
 
+    async def settings(self, service_sid: str) -> ServiceRecord | None:
+        """The service's record, cached until `service_changed()`."""
+        if service_sid not in self._services:
+            self._services[service_sid] = await self.storage.get_service(service_sid)
+        return self._services[service_sid]
+
     async def _acl_on(self, service_sid: str) -> bool:
-        enabled = self._acl_enabled.get(service_sid)
-        if enabled is None:
-            svc = await self.storage.get_service(service_sid)
-            enabled = self._acl_enabled[service_sid] = bool(svc and svc.acl_enabled)
-        return enabled
+        svc = await self.settings(service_sid)
+        return bool(svc and svc.acl_enabled)
 
     def service_changed(self, svc: ServiceRecord | None, *, sid: str | None = None) -> None:
         """A service was updated or deleted over REST: forget cached settings, recheck access."""
         service_sid = svc.sid if svc is not None else sid
         if service_sid is None:
             return
-        self._acl_enabled.pop(service_sid, None)
+        self._services.pop(service_sid, None)
         self._permissions.clear()
         for listener in tuple(self.acl_listeners):
             listener.access_changed(service_sid, None, None)
@@ -206,8 +217,68 @@ class SyncService:
         for listener in tuple(self.acl_listeners):
             listener.access_changed(service_sid, object_sid, identity)
 
-    async def _publish(self, event: StoredEvent) -> None:
+    async def _publish(self, event: StoredEvent, caller: Caller | None = None) -> None:
+        """Fan the event out to subscribers, then queue the service's webhook (if any)."""
         await self.broker.publish(event.service_sid, event.sid, event.event_id, event.frame)
+        if caller is not None and await self._wants_webhook(caller):
+            frame = orjson.loads(event.frame)
+            item = frame.get("item") or {}
+            kind = frame["kind"]
+            await self._webhook(
+                caller,
+                f"{kind}_{frame['name']}",
+                kind,
+                event.sid,
+                data=frame.get("data") if kind == "document" else item.get("data"),
+                item_index=item.get("index", frame.get("index")) if kind == "list" else None,
+                item_key=item.get("key", frame.get("key")) if kind == "map" else None,
+                revision=frame.get("revision") or item.get("revision"),
+                date_updated=frame.get("date_updated") or item.get("date_updated"),
+            )
+
+    async def _wants_webhook(self, caller: Caller) -> bool:
+        if self.webhooks is None:
+            return False
+        svc = await self.settings(caller.service_sid)
+        return bool(
+            svc and svc.webhook_url and (not caller.trusted or svc.webhooks_from_rest_enabled)
+        )
+
+    async def _webhook(
+        self,
+        caller: Caller,
+        event_type: str,
+        kind: ObjectKind,
+        sid: str,
+        *,
+        unique_name: str | None = None,
+        data: JsonObject | None = None,
+        item_index: int | None = None,
+        item_key: str | None = None,
+        revision: str | None = None,
+        date_updated: str | None = None,
+    ) -> None:
+        """Queue a webhook POST (never waits on the network). REST writes notify only with
+        webhooks_from_rest_enabled, as in Twilio."""
+        if self.webhooks is None or not await self._wants_webhook(caller):
+            return
+        svc = await self.settings(caller.service_sid)
+        assert svc is not None and svc.webhook_url is not None
+        params = event_params(
+            event_type=event_type,
+            account_sid=svc.account_sid,
+            service_sid=svc.sid,
+            object_kind=kind,
+            object_sid=sid,
+            unique_name=unique_name,
+            identity=None if caller.trusted else caller.identity,
+            data=data,
+            item_index=item_index,
+            item_key=item_key,
+            revision=None if kind == "stream" else revision,
+            date_updated=date_updated,
+        )
+        self.webhooks.enqueue(svc.webhook_url, sid, params)
 
     # ---- objects -----------------------------------------------------------------------
     async def open(
@@ -246,7 +317,7 @@ class SyncService:
                 "create objects over the REST API and grant permissions"
             )
         try:
-            return await self.storage.create_object(
+            created = await self.storage.create_object(
                 caller.service_sid,
                 kind,
                 unique_name=object_id,
@@ -254,6 +325,17 @@ class SyncService:
                 ttl=ttl,
                 created_by=caller.identity,
             )
+            await self._webhook(
+                caller,
+                f"{kind}_created",
+                kind,
+                created.sid,
+                unique_name=created.unique_name,
+                data=created.data if kind == "document" else None,
+                revision=None if kind == "stream" else created.revision,
+                date_updated=wire.iso(created.date_updated),
+            )
+            return created
         except UniqueNameExistsError:
             if mode == "create_new" or object_id is None:
                 raise
@@ -296,7 +378,7 @@ class SyncService:
             ttl=ttl,
             origin=caller.origin,
         )
-        await self._publish(event)
+        await self._publish(event, caller)
         return doc
 
     async def set_ttl(self, caller: Caller, sid: str, ttl: int) -> ObjectRecord:
@@ -308,7 +390,7 @@ class SyncService:
         event = await self.storage.remove_object(
             caller.service_sid, kind_of_sid(sid), sid, origin=caller.origin
         )
-        await self._publish(event)
+        await self._publish(event, caller)
 
     # ---- items -------------------------------------------------------------------------
     def _item_ref(self, kind: ObjectKind, index: int | None, key: str | None) -> int | str:
@@ -338,7 +420,7 @@ class SyncService:
             origin=caller.origin,
             created_by=caller.identity,
         )
-        await self._publish(event)
+        await self._publish(event, caller)
         return item
 
     async def get_item(
@@ -381,7 +463,7 @@ class SyncService:
             created_by=caller.identity,
             if_absent=if_absent,
         )
-        await self._publish(event)
+        await self._publish(event, caller)
         return item
 
     async def set_item_ttl(
@@ -407,7 +489,7 @@ class SyncService:
             if_match=if_match,
             origin=caller.origin,
         )
-        await self._publish(event)
+        await self._publish(event, caller)
 
     async def items_page(
         self,
@@ -450,6 +532,7 @@ class SyncService:
             "stream", sid, "message_published", None, caller.origin, message=message
         )
         await self.broker.publish(caller.service_sid, sid, None, frame)
+        await self._webhook(caller, "stream_message_published", "stream", sid, data=data)
         return message
 
     # ---- expiry ------------------------------------------------------------------------

@@ -1,0 +1,555 @@
+"""`sync_server.webhooks` against a real HTTP receiver (Starlette on uvicorn, 127.0.0.1, random
+port) that records every request and can be told to fail or to answer slowly."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
+
+from sync_server.webhooks import (
+    USER_AGENT,
+    WebhookDispatcher,
+    backoff_delay,
+    compute_signature,
+    event_params,
+)
+
+TOKEN = "0123456789abcdef0123456789abcdef"
+
+
+# -- the receiver ---------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    url: str
+    method: str
+    headers: dict[str, str]
+    form: dict[str, str]
+    status: int
+    arrived: float
+    answered: float = 0.0
+
+
+@dataclass
+class Receiver:
+    port: int = 0
+    requests: list[Received] = field(default_factory=list)
+    fail_first: int = 0  # the next N requests, whatever they are, get a 500
+    # [params subset, remaining failures]: a matching request gets a 500 while remaining > 0
+    fail_rules: list[list[Any]] = field(default_factory=list)
+    delay: float = 0.0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    got_one: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def fail_when(self, times: int, **match: str) -> None:
+        self.fail_rules.append([match, times])
+
+    def by(self, **match: str) -> list[Received]:
+        return [r for r in self.requests if all(r.form.get(k) == v for k, v in match.items())]
+
+    async def handle(self, request: Request) -> PlainTextResponse:
+        arrived = time.monotonic()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self.got_one.set()
+        try:
+            body = (await request.body()).decode("ascii")
+            form = dict(parse_qsl(body, keep_blank_values=True, strict_parsing=True))
+            status = 200
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                status = 500
+            else:
+                for rule in self.fail_rules:
+                    match, remaining = rule
+                    if remaining > 0 and all(form.get(k) == v for k, v in match.items()):
+                        rule[1] -= 1
+                        status = 500
+                        break
+            record = Received(
+                url=str(request.url),
+                method=request.method,
+                headers=dict(request.headers),
+                form=form,
+                status=status,
+                arrived=arrived,
+            )
+            self.requests.append(record)
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            record.answered = time.monotonic()
+            return PlainTextResponse("ok" if status == 200 else "boom", status_code=status)
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    rec = Receiver()
+    app = Starlette(routes=[Route("/{path:path}", rec.handle, methods=["POST"])])
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if task.done():
+            task.result()
+        assert time.monotonic() < deadline, "receiver did not start"
+        await asyncio.sleep(0.01)
+    rec.port = server.servers[0].sockets[0].getsockname()[1]
+    yield rec
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def make_dispatcher() -> AsyncIterator[Callable[..., WebhookDispatcher]]:
+    made: list[WebhookDispatcher] = []
+
+    def make(start: bool = True, **kwargs: Any) -> WebhookDispatcher:
+        kwargs.setdefault("auth_token", TOKEN)
+        kwargs.setdefault("initial_backoff", 0.01)
+        kwargs.setdefault("max_backoff", 0.05)
+        kwargs.setdefault("timeout", 10.0)
+        d = WebhookDispatcher(**kwargs)
+        if start:
+            d.start()
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        await d.close(drain_timeout=0)
+
+
+async def idle(d: WebhookDispatcher, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        await d.wait_idle()
+
+
+def seq_params(object_sid: str, seq: int) -> dict[str, str]:
+    return {"EventType": "document_updated", "DocumentSid": object_sid, "Seq": str(seq)}
+
+
+def seqs(requests: list[Received]) -> list[int]:
+    return [int(r.form["Seq"]) for r in requests]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+# -- signature ------------------------------------------------------------------------------
+
+
+SIGNATURE_CASES: list[tuple[str, dict[str, str]]] = [
+    ("https://example.com/hook", {}),
+    (
+        "https://mycompany.com/myapp.php?foo=1&bar=2",
+        {
+            "CallSid": "CA1234567890ABCDE",
+            "Caller": "+14158675309",
+            "Digits": "1234",
+            "From": "+14158675309",
+            "To": "+18005551212",
+        },
+    ),
+    (
+        "http://127.0.0.1:8080/sync/hooks?tenant=acme&x=%20y",
+        {"EventType": "document_updated", "DocumentData": '{"a":1}', "b": "", "B": "z"},
+    ),
+    (
+        "https://example.com:8443/webhooks/sync",
+        {"Identity": "zoë", "ItemData": '{"name":"Zoë ☃ 😀","n":1}', "ItemKey": "キー"},
+    ),
+    ("https://user:pass@hooks.example.org/a/b/?q=ünïcode", {"z": "1", "a": "2", "m": "3"}),
+]
+
+
+@pytest.mark.parametrize(("url", "params"), SIGNATURE_CASES)
+def test_compute_signature_matches_twilio(url: str, params: dict[str, str]) -> None:
+    validator = RequestValidator(TOKEN)
+    signature = compute_signature(TOKEN, url, params)
+    assert signature == validator.compute_signature(url, params)
+    assert validator.validate(url, params, signature)
+    assert not RequestValidator("another-token").validate(url, params, signature)
+    if params:
+        tampered = {**params, next(iter(params)): "tampered"}
+        assert not validator.validate(url, tampered, signature)
+
+
+# -- event params ---------------------------------------------------------------------------
+
+
+def test_event_params_document() -> None:
+    params = event_params(
+        event_type="document_updated",
+        account_sid="AC1",
+        service_sid="IS1",
+        object_kind="document",
+        object_sid="ET1",
+        unique_name="settings",
+        identity="alice",
+        data={"theme": "dark", "name": "Zoë"},
+        revision="3",
+        date_created="2024-01-01T00:00:00Z",
+        date_updated="2024-01-02T00:00:00Z",
+    )
+    assert params == {
+        "EventType": "document_updated",
+        "AccountSid": "AC1",
+        "ServiceSid": "IS1",
+        "DocumentSid": "ET1",
+        "DocumentUniqueName": "settings",
+        "Identity": "alice",
+        "DocumentData": '{"theme":"dark","name":"Zoë"}',
+        "DocumentRevision": "3",
+        "DateCreated": "2024-01-01T00:00:00Z",
+        "DateUpdated": "2024-01-02T00:00:00Z",
+    }
+    assert json.loads(params["DocumentData"]) == {"theme": "dark", "name": "Zoë"}
+
+
+def test_event_params_items_messages_and_omissions() -> None:
+    common: dict[str, Any] = {"account_sid": "AC1", "service_sid": "IS1"}
+    assert event_params(
+        event_type="list_item_added",
+        object_kind="list",
+        object_sid="ES1",
+        unique_name=None,
+        identity=None,
+        data={"x": [1, 2]},
+        item_index=0,
+        revision="0",
+        **common,
+    ) == {
+        "EventType": "list_item_added",
+        "AccountSid": "AC1",
+        "ServiceSid": "IS1",
+        "ListSid": "ES1",
+        "ItemData": '{"x":[1,2]}',
+        "ItemIndex": "0",
+        "ItemRevision": "0",
+    }
+    assert event_params(
+        event_type="map_item_removed",
+        object_kind="map",
+        object_sid="MP1",
+        unique_name="users",
+        identity="bob",
+        item_key="k1",
+        **common,
+    ) == {
+        "EventType": "map_item_removed",
+        "AccountSid": "AC1",
+        "ServiceSid": "IS1",
+        "MapSid": "MP1",
+        "MapUniqueName": "users",
+        "Identity": "bob",
+        "ItemKey": "k1",
+    }
+    assert event_params(
+        event_type="stream_message_published",
+        object_kind="stream",
+        object_sid="TO1",
+        unique_name="chat",
+        identity=None,
+        data={"text": "hi"},
+        **common,
+    ) == {
+        "EventType": "stream_message_published",
+        "AccountSid": "AC1",
+        "ServiceSid": "IS1",
+        "StreamSid": "TO1",
+        "StreamUniqueName": "chat",
+        "MessageData": '{"text":"hi"}',
+    }
+    assert event_params(
+        event_type="list_removed",
+        object_kind="list",
+        object_sid="ES1",
+        unique_name=None,
+        identity=None,
+        **common,
+    ) == {"EventType": "list_removed", "AccountSid": "AC1", "ServiceSid": "IS1", "ListSid": "ES1"}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"object_kind": "queue", "event_type": "queue_created"},
+        {"object_kind": "map", "event_type": "list_item_added"},
+        {"object_kind": "map", "event_type": "map_item_added", "item_index": 1},
+        {"object_kind": "list", "event_type": "list_item_added", "item_key": "k"},
+        {"object_kind": "stream", "event_type": "stream_created", "revision": "1"},
+    ],
+)
+def test_event_params_rejects_inconsistent_arguments(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        event_params(
+            account_sid="AC1",
+            service_sid="IS1",
+            object_sid="XX1",
+            unique_name=None,
+            identity=None,
+            **bad,
+        )
+
+
+def test_backoff_grows_exponentially_with_jitter_and_cap() -> None:
+    rng = random.Random(7)
+    for attempt, base in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (10, 30.0), (500, 30.0)]:
+        delays = [backoff_delay(attempt, 0.5, 30.0, rng) for _ in range(200)]
+        assert all(base / 2 <= d <= base for d in delays)
+        assert len(set(delays)) > 100  # jittered
+
+
+# -- delivery -------------------------------------------------------------------------------
+
+
+async def test_delivery_has_form_params_and_a_valid_signature(
+    receiver: Receiver, make_dispatcher: Callable[..., WebhookDispatcher]
+) -> None:
+    d = make_dispatcher()
+    url = receiver.url("/hooks/sync?tenant=acme&x=1")
+    params = event_params(
+        event_type="map_item_updated",
+        account_sid="AC" + "0" * 32,
+        service_sid="IS" + "1" * 32,
+        object_kind="map",
+        object_sid="MP" + "2" * 32,
+        unique_name="prefs",
+        identity="zoë",
+        data={"greeting": "héllo ☃ 😀", "n": 1, "ok": True},
+        item_key="clé",
+        revision="7",
+        date_updated="2024-05-01T12:00:00Z",
+    )
+    d.enqueue(url, params["MapSid"], params)
+    d.enqueue(url, params["MapSid"], {**params, "ItemRevision": "8"})
+    await idle(d)
+
+    assert d.delivered == 2 and d.failed == 0 and d.retried == 0 and d.pending == 0
+    first, second = receiver.requests
+    assert first.method == "POST"
+    assert first.url == url
+    assert first.form == params
+    assert first.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert first.headers["user-agent"] == USER_AGENT
+    signature = first.headers["x-twilio-signature"]
+    assert RequestValidator(TOKEN).validate(first.url, first.form, signature)
+    assert not RequestValidator("wrong-token").validate(first.url, first.form, signature)
+    assert RequestValidator(TOKEN).validate(
+        second.url, second.form, second.headers["x-twilio-signature"]
+    )
+    assert second.form["ItemRevision"] == "8"
+    tokens = {r.headers["i-twilio-idempotency-token"] for r in receiver.requests}
+    assert len(tokens) == 2
+
+
+async def test_per_object_order_under_retries_without_blocking_other_objects(
+    receiver: Receiver, make_dispatcher: Callable[..., WebhookDispatcher]
+) -> None:
+    d = make_dispatcher(initial_backoff=0.2, max_backoff=1.0)
+    receiver.fail_when(2, DocumentSid="ETa", Seq="0")
+    for i in range(5):
+        d.enqueue(receiver.url(), "ETa", seq_params("ETa", i))
+        d.enqueue(receiver.url(), "ETb", seq_params("ETb", i))
+    await idle(d)
+
+    a, b = receiver.by(DocumentSid="ETa"), receiver.by(DocumentSid="ETb")
+    # Every request for ETa, failed ones included: ETa1 was not sent before ETa0 succeeded.
+    assert seqs(a) == [0, 0, 0, 1, 2, 3, 4]
+    assert [r.status for r in a] == [500, 500] + [200] * 5
+    assert seqs(b) == [0, 1, 2, 3, 4]
+    assert all(r.status == 200 for r in b)
+    # The three attempts of ETa0 are one delivery: one idempotency token.
+    assert len({r.headers["i-twilio-idempotency-token"] for r in a[:3]}) == 1
+    # ETb was not held up by ETa's retries.
+    assert max(r.arrived for r in b) < a[2].arrived
+    assert (d.delivered, d.failed, d.retried, d.dropped) == (10, 0, 2, 0)
+
+
+async def test_enqueue_returns_immediately_with_a_slow_receiver(
+    receiver: Receiver, make_dispatcher: Callable[..., WebhookDispatcher]
+) -> None:
+    assert not inspect.iscoroutinefunction(WebhookDispatcher.enqueue)
+    receiver.delay = 0.2
+    # A generous timeout: a request timed out on a loaded machine is retried (a duplicate).
+    d = make_dispatcher(max_concurrency=32, timeout=30.0)
+    start = time.perf_counter()
+    for i in range(100):
+        d.enqueue(receiver.url(), f"ET{i}", seq_params(f"ET{i}", 0))
+    assert time.perf_counter() - start < 0.05
+
+    async with asyncio.timeout(5):
+        await receiver.got_one.wait()
+    await asyncio.sleep(0.02)
+    assert receiver.in_flight > 0  # now requests are in flight at the slow receiver
+    start = time.perf_counter()
+    for i in range(100):
+        d.enqueue(receiver.url(), f"ET{i}", seq_params(f"ET{i}", 1))
+    assert time.perf_counter() - start < 0.05
+
+    await idle(d, timeout=60)
+    assert d.delivered == 200
+    assert 1 < receiver.max_in_flight <= 32
+    for i in range(100):
+        assert seqs(receiver.by(DocumentSid=f"ET{i}")) == [0, 1]
+
+
+async def test_retries_stop_after_max_attempts_and_the_next_one_goes_out(
+    receiver: Receiver,
+    make_dispatcher: Callable[..., WebhookDispatcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    d = make_dispatcher(max_attempts=3)
+    receiver.fail_when(1_000, DocumentSid="ETx", Seq="0")
+    with caplog.at_level(logging.WARNING, logger="sync_server.webhooks"):
+        d.enqueue(receiver.url(), "ETx", seq_params("ETx", 0))
+        d.enqueue(receiver.url(), "ETx", seq_params("ETx", 1))
+        await idle(d)
+    assert seqs(receiver.requests) == [0, 0, 0, 1]
+    assert (d.delivered, d.failed, d.retried) == (1, 1, 2)
+    assert any(
+        "giving up" in r.getMessage() and "HTTP 500" in r.getMessage() for r in caplog.records
+    )
+
+
+async def test_connection_errors_and_timeouts_are_retried_then_dropped(
+    receiver: Receiver, make_dispatcher: Callable[..., WebhookDispatcher]
+) -> None:
+    d = make_dispatcher(max_attempts=2, timeout=0.2)
+    d.enqueue(f"http://127.0.0.1:{closed_port()}/hook", "ETc", seq_params("ETc", 0))
+    receiver.delay = 1.0
+    d.enqueue(receiver.url(), "ETt", seq_params("ETt", 0))
+    await idle(d)
+    assert (d.delivered, d.failed, d.retried) == (0, 2, 2)
+    assert len(receiver.requests) == 2  # both attempts reached the (too slow) receiver
+
+
+async def test_a_url_that_cannot_work_is_not_retried(
+    make_dispatcher: Callable[..., WebhookDispatcher],
+) -> None:
+    d = make_dispatcher(max_attempts=5, initial_backoff=1.0)
+    d.enqueue("ftp://127.0.0.1/hook", "ETf", seq_params("ETf", 0))
+    d.enqueue("not a url", "ETg", seq_params("ETg", 0))
+    await idle(d, timeout=1)
+    assert (d.delivered, d.failed, d.retried) == (0, 2, 0)
+
+
+async def test_close_drains_pending_deliveries(
+    receiver: Receiver, make_dispatcher: Callable[..., WebhookDispatcher]
+) -> None:
+    receiver.delay = 0.01
+    receiver.fail_first = 1
+    d = make_dispatcher()
+    for i in range(20):
+        d.enqueue(receiver.url(), "ET1", seq_params("ET1", i))
+        d.enqueue(receiver.url(), "ET2", seq_params("ET2", i))
+    assert d.pending == 40
+    await d.close(drain_timeout=5)
+    assert (d.delivered, d.retried, d.failed, d.dropped, d.pending) == (40, 1, 0, 0, 0)
+    ok = [r for r in receiver.requests if r.status == 200]
+    assert seqs([r for r in ok if r.form["DocumentSid"] == "ET1"]) == list(range(20))
+    assert seqs([r for r in ok if r.form["DocumentSid"] == "ET2"]) == list(range(20))
+
+    d.enqueue(receiver.url(), "ET1", seq_params("ET1", 99))  # after close: dropped, no error
+    assert d.dropped == 1 and d.pending == 0
+    with pytest.raises(RuntimeError):
+        d.start()
+
+
+async def test_close_abandons_what_does_not_fit_in_drain_timeout(
+    receiver: Receiver, make_dispatcher: Callable[..., WebhookDispatcher]
+) -> None:
+    receiver.delay = 1.0
+    d = make_dispatcher()
+    for i in range(5):
+        d.enqueue(receiver.url(), "ET1", seq_params("ET1", i))
+    start = time.monotonic()
+    await d.close(drain_timeout=0.1)
+    assert time.monotonic() - start < 0.8
+    assert (d.delivered, d.dropped, d.pending) == (0, 5, 0)
+    await d.wait_idle()
+
+
+async def test_queue_overflow_drops_the_oldest(
+    receiver: Receiver,
+    make_dispatcher: Callable[..., WebhookDispatcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    d = make_dispatcher(start=False, max_queue_per_object=3)
+    with caplog.at_level(logging.WARNING, logger="sync_server.webhooks"):
+        for i in range(5):
+            d.enqueue(receiver.url(), "ETo", seq_params("ETo", i))
+        d.enqueue(receiver.url(), "ETp", seq_params("ETp", 0))
+    assert d.dropped == 2 and d.pending == 4
+    assert sum("dropping the oldest" in r.getMessage() for r in caplog.records) == 2
+    d.start()  # deliveries enqueued before start go out now
+    await idle(d)
+    assert seqs(receiver.by(DocumentSid="ETo")) == [2, 3, 4]
+    assert d.delivered == 4
+
+
+async def test_enqueue_from_another_thread_and_a_caller_owned_client(
+    receiver: Receiver, make_dispatcher: Callable[..., WebhookDispatcher]
+) -> None:
+    async with httpx.AsyncClient() as client:
+        d = make_dispatcher(client=client)
+
+        def produce() -> None:
+            for i in range(10):
+                d.enqueue(receiver.url(), "ETth", seq_params("ETth", i))
+
+        # The enqueues were handed to the loop before to_thread's own result was.
+        await asyncio.to_thread(produce)
+        assert d.pending > 0
+        await idle(d)
+        assert d.delivered == 10
+        assert seqs(receiver.requests) == list(range(10))
+        assert receiver.requests[0].headers["user-agent"] == USER_AGENT
+        await d.close()
+        assert not client.is_closed  # the caller's client is the caller's to close
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_attempts": 0}, {"max_queue_per_object": 0}, {"max_concurrency": 0}, {"timeout": 0}],
+)
+def test_constructor_rejects_nonsense(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        WebhookDispatcher(auth_token=TOKEN, **kwargs)
