@@ -11,7 +11,7 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from sync_sdk import RateLimitExceededError, TooManySubscriptionsError
+from sync_sdk import DataTooLargeError, RateLimitExceededError, TooManySubscriptionsError
 from tests.conftest import ServerProcess
 
 
@@ -80,3 +80,20 @@ async def test_sdk_retries_throttled_writes_within_the_command_timeout(
             for i in range(20):
                 await doc.set({"i": i})
         assert (info.value.code, info.value.status) == (54009, 429)
+
+
+async def test_merge_that_grows_past_the_limit_is_refused_and_changes_nothing(
+    server: ServerProcess,
+) -> None:
+    async with server.client("alice") as alice:
+        doc = await alice.document(f"merge-{uuid.uuid4().hex}", data={"a": "x" * 10_000})
+        with pytest.raises(DataTooLargeError) as info:
+            await doc.update({"b": "y" * 10_000})  # each part fits, the merge does not
+        assert (info.value.code, info.value.status) == (54006, 413)
+        fresh = await alice.document(doc.sid, mode="open_existing")
+        assert fresh.data == {"a": "x" * 10_000} and fresh.revision == "0"
+        m = await alice.map(f"merge-{uuid.uuid4().hex}")
+        await m.set("k", {"a": "x" * 10_000})
+        with pytest.raises(DataTooLargeError):
+            await m.update("k", {"b": "y" * 10_000})
+        assert (await m.get("k")).data == {"a": "x" * 10_000}

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from sync_generated.client import MAX_DATA_BYTES
 from sync_generated.errors import (
+    DataTooLargeError,
     DocumentNotFoundError,
     DocumentRevisionMismatchError,
     InvalidRequestError,
@@ -306,6 +308,17 @@ def _item_not_found(kind: str, sid: str, item: int | str) -> SyncError:
 def _item_mismatch(kind: str, item: ItemRecord, if_match: str) -> SyncError:
     cls = ListItemRevisionMismatchError if kind == "list" else MapItemRevisionMismatchError
     return cls(f"Item revision is {item.revision}, If-Match was {if_match!r}")
+
+
+def _merged(old: JsonObject, patch: JsonObject) -> JsonObject:
+    """Shallow merge; the result must still fit the data limit (54006), like any write."""
+    merged = {**old, **patch}
+    size = len(dumps(merged))
+    if size > MAX_DATA_BYTES:
+        raise DataTooLargeError(
+            f"merged data would be {size} bytes of JSON; the limit is {MAX_DATA_BYTES}"
+        )
+    return merged
 
 
 def _delete_object_rows(conn: sqlite3.Connection, sid: str) -> None:
@@ -679,7 +692,7 @@ class SQLiteStorage(Storage):
                     f"Document revision is {doc.revision}, If-Match was {if_match!r}"
                 )
             old = doc.data or {}
-            doc.data = {**old, **data} if merge else data
+            doc.data = _merged(old, data) if merge else data
             doc.last_event_id += 1
             doc.date_updated = at
             if ttl is not None:
@@ -830,7 +843,7 @@ class SQLiteStorage(Storage):
                 record = ItemRecord(
                     index=existing.index,
                     key=existing.key,
-                    data={**previous, **data} if merge else data,
+                    data=_merged(previous, data) if merge else data,
                     last_event_id=obj.last_event_id,
                     date_created=existing.date_created,
                     date_updated=at,
