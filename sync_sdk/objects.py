@@ -345,6 +345,9 @@ class _Collection(_Handle, Generic[T]):
     """What lists and maps share: item conversion, paging, item TTL, mutate."""
 
     _item_field: str
+    _added_event: type[Any]
+    _updated_event: type[Any]
+    _removed_event: type[Any]
 
     def __init__(self, client: Client, entry: _Entry, codec: DataCodec[T]) -> None:
         super().__init__(client, entry, codec)
@@ -355,6 +358,33 @@ class _Collection(_Handle, Generic[T]):
 
     def _item(self, snap: JsonObject) -> Any:
         raise NotImplementedError
+
+    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
+        name = frame["name"]
+        if name == "removed":
+            self._dispatch_removed(frame, is_local)
+            return
+        previous = frame.get("previous_data")
+        if name == "item_removed":
+            payload: Any = self._removed_event(
+                previous_item_data=self._codec.decode_optional(previous),
+                is_local=is_local,
+                event_id=int(frame.get("event_id") or 0),
+                **{self._item_field: frame[self._item_field]},
+            )
+        elif not self._emitter.has_listeners(name):
+            return  # nobody listens: skip decoding
+        elif name == "item_added":
+            payload = self._added_event(item=self._item(frame["item"]), is_local=is_local)
+        elif name == "item_updated":
+            payload = self._updated_event(
+                item=self._item(frame["item"]),
+                previous_item_data=self._codec.decode_optional(previous),
+                is_local=is_local,
+            )
+        else:
+            return
+        self._emitter.emit(name, payload)
 
     def _remembered(self, snap: JsonObject) -> Any:
         self._entry.remember(snap)
@@ -449,6 +479,9 @@ class SyncList(_Collection[T], SyncListEvents[T]):
 
     _kind = "list"
     _item_field = "index"
+    _added_event = ListItemAddedEvent
+    _updated_event = ListItemUpdatedEvent
+    _removed_event = ListItemRemovedEvent
 
     def _item(self, snap: JsonObject) -> SyncListItem[T]:
         return SyncListItem(
@@ -518,42 +551,15 @@ class SyncList(_Collection[T], SyncListEvents[T]):
         """Delete the list; every subscriber gets `removed`."""
         await self._remove()
 
-    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
-        name = frame["name"]
-        if name == "item_added":
-            if self._emitter.has_listeners(name):
-                self._emitter.emit(
-                    name, ListItemAddedEvent(item=self._item(frame["item"]), is_local=is_local)
-                )
-        elif name == "item_updated":
-            if self._emitter.has_listeners(name):
-                self._emitter.emit(
-                    name,
-                    ListItemUpdatedEvent(
-                        item=self._item(frame["item"]),
-                        previous_item_data=self._codec.decode_optional(frame.get("previous_data")),
-                        is_local=is_local,
-                    ),
-                )
-        elif name == "item_removed":
-            self._emitter.emit(
-                name,
-                ListItemRemovedEvent(
-                    index=int(frame["index"]),
-                    previous_item_data=self._codec.decode_optional(frame.get("previous_data")),
-                    is_local=is_local,
-                    event_id=int(frame.get("event_id") or 0),
-                ),
-            )
-        elif name == "removed":
-            self._dispatch_removed(frame, is_local)
-
 
 class SyncMap(_Collection[T], SyncMapEvents[T]):
     """Items by string key, ordered by key. `set` upserts."""
 
     _kind = "map"
     _item_field = "key"
+    _added_event = MapItemAddedEvent
+    _updated_event = MapItemUpdatedEvent
+    _removed_event = MapItemRemovedEvent
 
     def _item(self, snap: JsonObject) -> SyncMapItem[T]:
         return SyncMapItem(
@@ -614,36 +620,6 @@ class SyncMap(_Collection[T], SyncMapEvents[T]):
     async def remove_map(self) -> None:
         """Delete the map; every subscriber gets `removed`."""
         await self._remove()
-
-    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
-        name = frame["name"]
-        if name == "item_added":
-            if self._emitter.has_listeners(name):
-                self._emitter.emit(
-                    name, MapItemAddedEvent(item=self._item(frame["item"]), is_local=is_local)
-                )
-        elif name == "item_updated":
-            if self._emitter.has_listeners(name):
-                self._emitter.emit(
-                    name,
-                    MapItemUpdatedEvent(
-                        item=self._item(frame["item"]),
-                        previous_item_data=self._codec.decode_optional(frame.get("previous_data")),
-                        is_local=is_local,
-                    ),
-                )
-        elif name == "item_removed":
-            self._emitter.emit(
-                name,
-                MapItemRemovedEvent(
-                    key=str(frame["key"]),
-                    previous_item_data=self._codec.decode_optional(frame.get("previous_data")),
-                    is_local=is_local,
-                    event_id=int(frame.get("event_id") or 0),
-                ),
-            )
-        elif name == "removed":
-            self._dispatch_removed(frame, is_local)
 
 
 class SyncStream(_Handle, SyncStreamEvents[T]):
