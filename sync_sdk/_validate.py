@@ -7,6 +7,7 @@ from typing import Any, Literal
 import orjson
 from sync_generated.client import (
     MAX_DATA_BYTES,
+    MAX_DATA_DEPTH,
     MAX_MAP_KEY_LENGTH,
     MAX_PAGE_SIZE,
     MAX_TTL_SECONDS,
@@ -24,12 +25,14 @@ from sync_generated.errors import (
 JsonObject = dict[str, Any]
 
 
-def check_data(data: object, *, limit: int = MAX_DATA_BYTES, what: str = "data") -> JsonObject:
-    """A JSON object of at most `limit` bytes when encoded (54101 / 54006)."""
+def check_data(data: object, limit: int = MAX_DATA_BYTES, *, what: str = "data") -> JsonObject:
+    """A JSON object nested at most MAX_DATA_DEPTH deep and of at most `limit` bytes when
+    encoded (54101 / 54006). The server applies this same function to every write."""
     if not isinstance(data, dict):
         raise InvalidDocumentDataError(
             f"{what} must be a JSON object (dict), got {type(data).__name__}"
         )
+    _check_depth(data, what)
     try:
         size = len(orjson.dumps(data))
     except TypeError as exc:
@@ -37,6 +40,19 @@ def check_data(data: object, *, limit: int = MAX_DATA_BYTES, what: str = "data")
     if size > limit:
         raise DataTooLargeError(f"{what} is {size} bytes of JSON; the limit is {limit}")
     return data
+
+
+def _check_depth(data: JsonObject, what: str) -> None:
+    level: list[dict[str, Any] | list[Any]] = [data]
+    for _ in range(MAX_DATA_DEPTH):
+        nested: list[dict[str, Any] | list[Any]] = []
+        for value in level:
+            children = value.values() if isinstance(value, dict) else value
+            nested.extend(v for v in children if isinstance(v, (dict, list)))
+        if not nested:
+            return
+        level = nested
+    raise InvalidDocumentDataError(f"{what} is nested more than {MAX_DATA_DEPTH} levels deep")
 
 
 def check_ttl(ttl: object, *, optional: bool = True) -> int | None:

@@ -83,6 +83,16 @@ def _validation_error(exc: ValidationError) -> SyncError:
     return (_FIELD_ERRORS[field_name] if field_name else InvalidRequestError)(message)
 
 
+def _request_id(raw: str) -> int | None:
+    """The id of a request that failed validation, if one can be read, for its error reply."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    value = obj.get("id") if isinstance(obj, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 class Connection:
     """One client connection: auth state, subscriptions and the outbox."""
 
@@ -165,19 +175,16 @@ class Connection:
                     status=413,
                 )
             try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidRequestError(f"frame is not valid JSON: {exc}") from None
-            if (
-                isinstance(obj, dict)
-                and isinstance(obj.get("id"), int)
-                and not isinstance(obj.get("id"), bool)
-            ):
-                request_id = obj["id"]
-            try:
-                request = p.REQUEST_ADAPTER.validate_python(obj)
+                # Strict: no coercion ("7" or true is not an int), straight from the JSON text.
+                request = p.REQUEST_ADAPTER.validate_json(raw, strict=True)
             except ValidationError as exc:
+                request_id = _request_id(raw)
+                if exc.errors()[0]["type"] == "json_invalid":
+                    raise InvalidRequestError(
+                        f"frame is not valid JSON: {exc.errors()[0]['msg']}"
+                    ) from None
                 raise _validation_error(exc) from None
+            request_id = request.id
             result = await self.dispatch(request)
             self.reply(request_id, result)
         except SyncError as err:

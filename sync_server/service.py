@@ -13,17 +13,14 @@ from typing import Any, Literal, Protocol
 
 import orjson
 from sync_generated.client import (
-    MAX_DATA_BYTES,
     MAX_MAP_KEY_LENGTH,
     MAX_STREAM_MESSAGE_BYTES,
     MAX_UNIQUE_NAME_LENGTH,
     SID_PREFIXES,
 )
 from sync_generated.errors import (
-    DataTooLargeError,
     DocumentNotFoundError,
     ForbiddenError,
-    InvalidDocumentDataError,
     InvalidMapKeyError,
     InvalidRequestError,
     InvalidUniqueNameError,
@@ -35,9 +32,10 @@ from sync_generated.errors import (
     UniqueNameExistsError,
 )
 
+from sync_sdk._validate import check_data
+
 from . import wire
 from .broker import Broker
-from .webhooks import WebhookDispatcher, event_params
 from .storage.base import (
     ItemRecord,
     ObjectKind,
@@ -48,6 +46,7 @@ from .storage.base import (
     Storage,
     StoredEvent,
 )
+from .webhooks import WebhookDispatcher, event_params
 
 JsonObject = dict[str, Any]
 
@@ -92,18 +91,6 @@ def kind_of_sid(sid: str) -> ObjectKind:
     if kind is None:
         raise InvalidRequestError(f"{sid!r:.80} is not the SID of a document, list, map or stream")
     return kind
-
-
-def check_data(data: object, limit: int = MAX_DATA_BYTES) -> JsonObject:
-    if not isinstance(data, dict):
-        raise InvalidDocumentDataError("data must be a JSON object")
-    try:
-        size = len(orjson.dumps(data))
-    except (TypeError, orjson.JSONEncodeError) as exc:
-        raise InvalidDocumentDataError(f"data cannot be encoded as JSON: {exc}") from None
-    if size > limit:
-        raise DataTooLargeError(f"data is {size} bytes of JSON; the limit is {limit}")
-    return data
 
 
 def _check_text(value: str, error: type[SyncError], what: str, max_len: int) -> str:

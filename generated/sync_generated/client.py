@@ -35,6 +35,7 @@ TokenProvider: TypeAlias = Callable[[], Awaitable[str]]
 # ---- limits (spec/entities.yaml x-limits) ----------------------------------------------
 
 MAX_DATA_BYTES: Final = 16384
+MAX_DATA_DEPTH: Final = 32
 MAX_STREAM_MESSAGE_BYTES: Final = 4096
 MAX_UNIQUE_NAME_LENGTH: Final = 320
 MAX_MAP_KEY_LENGTH: Final = 320

@@ -168,7 +168,7 @@ class ItemGetRequest(BaseModel):
     id: Annotated[int, Field(ge=0)]
     type: Literal["item_get"]
     sid: Annotated[str, Field(max_length=64)]
-    index: Annotated[int | None, Field(ge=0)] = None
+    index: Annotated[int | None, Field(ge=0, le=9223372036854775807)] = None
     key: str | None = None
 
 
@@ -183,7 +183,7 @@ class ItemSetRequest(BaseModel):
     id: Annotated[int, Field(ge=0)]
     type: Literal["item_set"]
     sid: Annotated[str, Field(max_length=64)]
-    index: Annotated[int | None, Field(ge=0)] = None
+    index: Annotated[int | None, Field(ge=0, le=9223372036854775807)] = None
     key: str | None = None
     data: dict[str, Any]
     merge: bool = False
@@ -202,7 +202,7 @@ class ItemSetTtlRequest(BaseModel):
     id: Annotated[int, Field(ge=0)]
     type: Literal["item_set_ttl"]
     sid: Annotated[str, Field(max_length=64)]
-    index: Annotated[int | None, Field(ge=0)] = None
+    index: Annotated[int | None, Field(ge=0, le=9223372036854775807)] = None
     key: str | None = None
     ttl: Annotated[int, Field(ge=0, le=31536000)]
 
@@ -214,7 +214,7 @@ class ItemRemoveRequest(BaseModel):
     id: Annotated[int, Field(ge=0)]
     type: Literal["item_remove"]
     sid: Annotated[str, Field(max_length=64)]
-    index: Annotated[int | None, Field(ge=0)] = None
+    index: Annotated[int | None, Field(ge=0, le=9223372036854775807)] = None
     key: str | None = None
     if_match: Annotated[str | None, Field(max_length=64)] = None
 
@@ -230,7 +230,7 @@ class ItemsPageRequest(BaseModel):
     id: Annotated[int, Field(ge=0)]
     type: Literal["items_page"]
     sid: Annotated[str, Field(max_length=64)]
-    from_index: Annotated[int | None, Field(ge=0)] = None
+    from_index: Annotated[int | None, Field(ge=0, le=9223372036854775807)] = None
     from_key: str | None = None
     inclusive: bool = True
     page_size: Annotated[int, Field(ge=1, le=100)] = 50
