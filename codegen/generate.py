@@ -2,21 +2,25 @@
 
     python -m codegen.generate [--spec spec] [--out generated/sync_generated]
 
-Pydantic v2 models come from datamodel-code-generator (entities.yaml, protocol.yaml);
-the client surface (states, transition table, options, events, typed `on()` overloads)
-and the error classes come from jinja2 templates. Output is deterministic and formatted
-with ruff, so `make check-generated` can compare it byte for byte.
+Pydantic v2 models come from datamodel-code-generator (entities.yaml, protocol.yaml, and
+the components/schemas of http.yaml); the client surface (states, transition table,
+options, events, typed `on()` overloads), the error classes and the typed REST client
+(`SyncRestApi`, one method per operationId of http.yaml) come from jinja2 templates.
+Output is deterministic and formatted with ruff, so `make check-generated` can compare it
+byte for byte.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import keyword
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -186,11 +190,251 @@ def build_errors_context(errors: JsonDict) -> JsonDict:
     return {"families": errors["families"], "codes": sorted(codes, key=lambda c: c["code"])}
 
 
+# ---- REST client (http.yaml, OpenAPI 3.1) ------------------------------------------------
+
+_HTTP_METHODS = ("get", "put", "post", "patch", "delete")
+_PARAM_TYPES = {"string": "str", "integer": "int", "boolean": "bool"}
+_FORM = "application/x-www-form-urlencoded"
+_JSON = "application/json"
+
+
+def _resolve(doc: JsonDict, node: Any) -> Any:
+    """Follow local `$ref`s (`#/components/...`) until a non-reference node."""
+    seen: set[str] = set()
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        if not isinstance(ref, str) or not ref.startswith("#/") or ref in seen:
+            raise SystemExit(f"http.yaml: unsupported or circular $ref {ref!r}")
+        seen.add(ref)
+        target: Any = doc
+        for part in ref[2:].split("/"):
+            if not isinstance(target, dict) or part not in target:
+                raise SystemExit(f"http.yaml: $ref {ref!r} does not resolve")
+            target = target[part]
+        node = target
+    return node
+
+
+def _py_name(wire_name: str) -> str:
+    """`PageSize` -> `page_size`, `If-Match` -> `if_match`, `From` -> `from_`."""
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", wire_name.replace("-", "")).lower()
+    if not name.isidentifier():
+        raise SystemExit(f"http.yaml: cannot make a Python name from {wire_name!r}")
+    return name + "_" if keyword.iskeyword(name) else name
+
+
+def _param_py_type(schema: Mapping[str, Any], where: str) -> str:
+    if schema.get("contentMediaType") == _JSON:
+        if (
+            schema.get("type") != "string"
+            or schema.get("contentSchema", {}).get("type") != "object"
+        ):
+            raise SystemExit(f"http.yaml {where}: JSON-encoded fields must hold an object")
+        return "Mapping[str, Any]"
+    if "enum" in schema:
+        return "Literal[" + ", ".join(repr(v) for v in schema["enum"]) + "]"
+    t = schema.get("type")
+    if not isinstance(t, str) or t not in _PARAM_TYPES:
+        raise SystemExit(f"http.yaml {where}: unsupported parameter schema {dict(schema)!r}")
+    return _PARAM_TYPES[t]
+
+
+def _doc_text(text: Any, where: str) -> str:
+    value = " ".join(str(text or "").split())
+    if '"""' in value or "\\" in value:
+        raise SystemExit(
+            f"http.yaml {where}: descriptions may not contain triple quotes or backslashes"
+        )
+    return value
+
+
+def _schema_name(doc: JsonDict, response: Any, where: str) -> str | None:
+    content = _resolve(doc, response).get("content")
+    if not content:
+        return None
+    if set(content) != {_JSON}:
+        raise SystemExit(f"http.yaml {where}: responses must be application/json")
+    ref = content[_JSON].get("schema", {}).get("$ref", "")
+    if not ref.startswith("#/components/schemas/"):
+        raise SystemExit(f"http.yaml {where}: response schema must be a $ref to components/schemas")
+    _resolve(doc, {"$ref": ref})
+    return str(ref.rsplit("/", 1)[-1])
+
+
+def _method_docstring(summary: str, description: str, route: str, args: list[JsonDict]) -> str:
+    """The body of a generated method's docstring, indented for a method (8 spaces)."""
+    pad = " " * 8
+    width = 92
+    parts = [summary]
+    if description:
+        parts += ["", *textwrap.wrap(description, width - len(pad))]
+    parts += ["", route]
+    if args:
+        parts += ["", "Args:"]
+        for a in args:
+            text = f"{a['py']}: `{a['wire']}`" + (f". {a['doc']}" if a["doc"] else "")
+            parts += textwrap.wrap(
+                text,
+                width - len(pad),
+                initial_indent="    ",
+                subsequent_indent="        ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+    return "\n".join(pad + line if line else "" for line in parts).lstrip() + "\n" + pad
+
+
+def build_rest_context(doc: JsonDict) -> JsonDict:
+    """One entry per operation with a 2xx JSON (or 204) response, in spec order."""
+    default_security = doc.get("security", [])
+    operations: list[JsonDict] = []
+    seen_ids: set[str] = set()
+    for path, item in doc["paths"].items():
+        shared = item.get("parameters", [])
+        for method in _HTTP_METHODS:
+            op = item.get(method)
+            if op is None:
+                continue
+            op_id = op["operationId"]
+            where = f"{method.upper()} {path} ({op_id})"
+            if op_id in seen_ids:
+                raise SystemExit(f"http.yaml: operationId {op_id} is used twice")
+            seen_ids.add(op_id)
+            ok = sorted(code for code in op["responses"] if str(code).startswith("2"))
+            if not ok:
+                continue  # e.g. the WebSocket upgrade (101)
+            models = {_schema_name(doc, op["responses"][code], where) for code in ok}
+            if len(models) != 1:
+                raise SystemExit(f"{where}: success responses must share one schema (or none)")
+            returns = models.pop()
+            params: dict[str, JsonDict] = {}
+            for raw in [*shared, *op.get("parameters", [])]:
+                p = _resolve(doc, raw)
+                params[f"{p['in']}:{p['name']}"] = p  # operation-level overrides path-level
+            path_names = re.findall(r"{(\w+)}", path)
+            positional: list[JsonDict] = []
+            by_location: dict[str, list[JsonDict]] = {"query": [], "header": [], "form": []}
+            for name in path_names:
+                p = params.pop(f"path:{name}", None)
+                if p is None:
+                    raise SystemExit(f"{where}: path parameter {name} is not declared")
+                positional.append(
+                    {
+                        "wire": name,
+                        "py": _py_name(name),
+                        "type": _param_py_type(p["schema"], where),
+                        "required": True,
+                        "doc": _doc_text(p.get("description"), where),
+                    }
+                )
+            for p in params.values():
+                if p["in"] not in ("query", "header"):
+                    raise SystemExit(f"{where}: unsupported parameter location {p['in']!r}")
+                arg = {
+                    "wire": p["name"],
+                    "py": _py_name(p["name"]),
+                    "type": _param_py_type(p["schema"], where),
+                    "required": bool(p.get("required", False)),
+                    "doc": _doc_text(p.get("description"), where),
+                }
+                by_location[p["in"]].append(arg)
+            has_body = "requestBody" in op
+            if has_body:
+                body = _resolve(doc, op["requestBody"])
+                if set(body["content"]) != {_FORM}:
+                    raise SystemExit(f"{where}: request bodies must be {_FORM}")
+                schema = _resolve(doc, body["content"][_FORM]["schema"])
+                required = set(schema.get("required", []))
+                for name, prop in schema.get("properties", {}).items():
+                    prop = _resolve(doc, prop)
+                    by_location["form"].append(
+                        {
+                            "wire": name,
+                            "py": _py_name(name),
+                            "type": _param_py_type(prop, where),
+                            "required": name in required,
+                            "doc": _doc_text(prop.get("description"), where),
+                        }
+                    )
+            ordered = [*by_location["form"], *by_location["query"], *by_location["header"]]
+            keyword_args = [a for a in ordered if a["required"]] + [
+                a for a in ordered if not a["required"]
+            ]
+            names = [a["py"] for a in [*positional, *keyword_args]]
+            if len(names) != len(set(names)):
+                raise SystemExit(f"{where}: two parameters map to the same Python name")
+            url = re.sub(r"{(\w+)}", lambda m: "{_path(" + _py_name(m.group(1)) + ")}", path)
+            signature = ["self", *(f"{a['py']}: {a['type']}" for a in positional)]
+            if keyword_args:
+                signature.append("*")
+                signature += [
+                    f"{a['py']}: {a['type']}" + ("" if a["required"] else " | None = None")
+                    for a in keyword_args
+                ]
+            summary = _doc_text(op.get("summary"), where)
+            description = _doc_text(op.get("description"), where)
+            operations.append(
+                {
+                    "operation_id": op_id,
+                    "name": _py_name(op_id),
+                    "method": method.upper(),
+                    "path": path,
+                    "url": ("f" if "{" in url else "") + repr(url).replace("'", '"'),
+                    "signature": ", ".join(signature),
+                    "docstring": _method_docstring(
+                        summary,
+                        description,
+                        f"`{op_id}`: {method.upper()} {path}",
+                        [*positional, *keyword_args],
+                    ),
+                    "query": by_location["query"],
+                    "headers": by_location["header"],
+                    "form": by_location["form"],
+                    "has_body": has_body,
+                    "returns": returns,
+                    "secured": bool(op.get("security", default_security)),
+                }
+            )
+    return {"operations": operations}
+
+
+def json_schema_from_openapi(doc: JsonDict) -> JsonDict:
+    schemas = _rewrite_refs(
+        copy.deepcopy(doc["components"]["schemas"]), "#/components/schemas/", "#/$defs/"
+    )
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": schemas}
+
+
+def rest_module(http: JsonDict) -> str:
+    """Models from components/schemas, then the client class, with one import block."""
+    models = pydantic_models(json_schema_from_openapi(http), "http.yaml")
+    m = re.search(r"^class ", models, flags=re.M)
+    if m is None:
+        raise SystemExit("http.yaml: components/schemas produced no models")
+    head, body = models[: m.start()], models[m.start() :]
+    imports: list[str] = []
+    for line in head.splitlines():
+        if line.startswith("#") or not line.strip() or "__future__" in line:
+            continue
+        if not line.startswith(("from ", "import ", "    ", ")")):
+            raise SystemExit(f"unexpected line before the first model: {line!r}")
+        imports.append(line)
+    return render(
+        "rest.py.j2",
+        header=header("http.yaml"),
+        model_imports="\n".join(imports),
+        models=body,
+        model_names=re.findall(r"^class (\w+)\(", body, flags=re.M),
+        **build_rest_context(http),
+    )
+
+
 def generate_all(spec_dir: Path, out_dir: Path) -> list[Path]:
     entities = load_yaml(spec_dir / "entities.yaml")
     protocol = load_yaml(spec_dir / "protocol.yaml")
     client = load_yaml(spec_dir / "client.yaml")
     errors = load_yaml(spec_dir / "errors.yaml")
+    http = load_yaml(spec_dir / "http.yaml")
 
     files: dict[str, str] = {
         "__init__.py": render("init.py.j2", header=header("*.yaml")),
@@ -205,6 +449,7 @@ def generate_all(spec_dir: Path, out_dir: Path) -> list[Path]:
         "errors.py": render(
             "errors.py.j2", header=header("errors.yaml"), **build_errors_context(errors)
         ),
+        "rest.py": rest_module(http),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

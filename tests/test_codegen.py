@@ -46,6 +46,7 @@ EXPECTED_SOURCES = {
     "protocol.py": ["spec/protocol.yaml"],
     "client.py": ["spec/client.yaml", "spec/entities.yaml"],
     "errors.py": ["spec/errors.yaml"],
+    "rest.py": ["spec/http.yaml"],
 }
 
 
