@@ -361,6 +361,8 @@ class Client(ClientEvents):
         sid = str(snap["sid"])
         entry = self._entries.get(sid)
         new_entry = entry is None
+        # A failed subscription (e.g. read access revoked, then granted again) is retried.
+        resubscribe = entry is None or entry.subscription_state is SubscriptionState.FAILED
         if entry is None:
             entry = _Entry(kind, sid, snap)
             self._entries[sid] = entry
@@ -369,12 +371,13 @@ class Client(ClientEvents):
             entry.apply_snapshot(snap)
         handle = cls(self, entry, codec)
         entry.handles.append(handle)
-        if new_entry:
+        if resubscribe:
             try:
                 await self._subscribe(entry)
             except BaseException:
                 entry.handles.remove(handle)
-                self._drop_entry(entry)
+                if new_entry:
+                    self._drop_entry(entry)
                 raise
         return handle
 

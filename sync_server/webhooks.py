@@ -70,6 +70,13 @@ _MAX_RESPONSE_BYTES = 64 * 1024
 _KIND_PREFIX = {"document": "Document", "list": "List", "map": "Map", "stream": "Stream"}
 
 
+def _wire_url(url: str) -> str:
+    try:
+        return str(httpx.URL(url))
+    except (httpx.InvalidURL, ValueError):
+        return url  # delivery fails as a permanent error and is logged
+
+
 def compute_signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
     """Twilio's ``X-Twilio-Signature`` for a POST of ``params`` to ``url``.
 
@@ -410,8 +417,10 @@ class WebhookDispatcher:
                 self._idle.set()
 
     async def _deliver(self, delivery: _Delivery) -> None:
+        # Sign the URL exactly as it goes on the wire (httpx percent-encodes spaces, non-ASCII...).
+        url = _wire_url(delivery.url)
         headers = {
-            SIGNATURE_HEADER: compute_signature(self._auth_token, delivery.url, delivery.params),
+            SIGNATURE_HEADER: compute_signature(self._auth_token, url, delivery.params),
             IDEMPOTENCY_HEADER: delivery.token,
             "User-Agent": USER_AGENT,
             "Content-Type": FORM_CONTENT_TYPE,
@@ -420,7 +429,7 @@ class WebhookDispatcher:
         event = delivery.params.get("EventType", "?")
         for attempt in range(1, self._max_attempts + 1):
             async with self._semaphore:
-                outcome = await self._attempt(delivery.url, body, headers)
+                outcome = await self._attempt(url, body, headers)
             if outcome is None:
                 self._delivered += 1
                 return
