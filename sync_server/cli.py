@@ -93,7 +93,8 @@ def _serve(args: argparse.Namespace) -> int:
             ws="websockets-sansio",
             loop=loop,
             http="httptools" if _has("httptools") else "h11",
-            ws_max_size=args.max_frame_bytes,
+            # Frames up to twice the limit get a 51001 reply; larger ones close the socket (1009).
+            ws_max_size=args.max_frame_bytes * 2,
             ws_ping_interval=args.heartbeat_interval,
             ws_ping_timeout=args.heartbeat_interval * 2,
             ws_per_message_deflate=False,

@@ -25,6 +25,7 @@ from sync_generated import protocol as p
 from sync_generated.errors import (
     AccessError,
     ForbiddenError,
+    FrameTooLargeError,
     InternalServerError,
     InvalidMapKeyError,
     InvalidRequestError,
@@ -77,7 +78,11 @@ _FIELD_ERRORS: dict[str, type[SyncError]] = {
 def _validation_error(exc: ValidationError) -> SyncError:
     first = exc.errors()[0]
     loc = [str(x) for x in first["loc"]]
-    field_name = next((x for x in reversed(loc) if x in _FIELD_ERRORS), None)
+    field_name = (
+        None
+        if first["type"] == "extra_forbidden"  # an unknown field is not a bad TTL / key / name
+        else next((x for x in reversed(loc) if x in _FIELD_ERRORS), None)
+    )
     where = ".".join(loc[1:]) or loc[0] if loc else "frame"
     message = f"invalid request: {where}: {first['msg']}"
     return (_FIELD_ERRORS[field_name] if field_name else InvalidRequestError)(message)
@@ -140,7 +145,11 @@ class Connection:
 
     def reply_error(self, request_id: int | None, err: SyncError) -> None:
         body = {"code": err.code, "status": err.status, "message": err.message}
-        self.send(orjson.dumps({"type": "reply", "id": request_id, "error": body}).decode())
+        try:
+            frame = orjson.dumps({"type": "reply", "id": request_id, "error": body})
+        except orjson.JSONEncodeError:  # an id no JSON encoder can write back
+            frame = orjson.dumps({"type": "reply", "id": None, "error": body})
+        self.send(frame.decode())
 
     def close(self, code: int) -> None:
         if self._close_code is None:
@@ -168,12 +177,10 @@ class Connection:
     async def handle(self, raw: str) -> None:
         request_id: int | None = None
         try:
-            if len(raw) > self.settings.max_frame_bytes:
-                raise InvalidRequestError(
-                    f"frame of {len(raw)} bytes exceeds {self.settings.max_frame_bytes}",
-                    code=51001,
-                    status=413,
-                )
+            limit = self.settings.max_frame_bytes
+            if len(raw) > limit or (len(raw) * 4 > limit and len(raw.encode()) > limit):
+                request_id = _request_id(raw)
+                raise FrameTooLargeError(f"frame of {len(raw.encode())} bytes exceeds {limit}")
             try:
                 # Strict: no coercion ("7" or true is not an int), straight from the JSON text.
                 request = p.REQUEST_ADAPTER.validate_json(raw, strict=True)

@@ -63,7 +63,7 @@ NOT_FOUND: dict[ObjectKind, type[SyncError]] = {
     "map": MapNotFoundError,
     "stream": StreamNotFoundError,
 }
-SID_RE = re.compile(r"^[A-Z]{2}[0-9a-f]{32}$")
+SID_RE = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ class AclListener(Protocol):
 
 
 def kind_of_sid(sid: str) -> ObjectKind:
-    kind = KIND_BY_PREFIX.get(sid[:2]) if SID_RE.match(sid) else None
+    kind = KIND_BY_PREFIX.get(sid[:2]) if SID_RE.fullmatch(sid) else None
     if kind is None:
         raise InvalidRequestError(f"{sid!r:.80} is not the SID of a document, list, map or stream")
     return kind
@@ -103,7 +103,7 @@ def _check_text(value: str, error: type[SyncError], what: str, max_len: int) -> 
 
 def check_unique_name(kind: ObjectKind, name: str) -> str:
     _check_text(name, InvalidUniqueNameError, "unique name", MAX_UNIQUE_NAME_LENGTH)
-    if SID_RE.match(name) and name[:2] != PREFIX_BY_KIND[kind]:
+    if SID_RE.fullmatch(name) and name[:2] != PREFIX_BY_KIND[kind]:
         raise InvalidUniqueNameError(
             f"unique name {name!r} looks like the SID of another kind of object"
         )
@@ -290,7 +290,7 @@ class SyncService:
                 return existing
             if mode == "open_existing":
                 raise NOT_FOUND[kind](f"{kind} {object_id!r} not found")
-        if object_id is not None and SID_RE.match(object_id):
+        if object_id is not None and SID_RE.fullmatch(object_id):
             if mode == "create_new":
                 existing = await self.storage.get_object(caller.service_sid, kind, object_id)
                 if existing is not None:

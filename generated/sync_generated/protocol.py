@@ -46,7 +46,7 @@ class HelloRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["hello"]
     token: Annotated[str, Field(max_length=8192)]
     client_id: Annotated[str, Field(max_length=64, min_length=1)]
@@ -57,7 +57,7 @@ class UpdateTokenRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["update_token"]
     token: Annotated[str, Field(max_length=8192)]
 
@@ -66,7 +66,7 @@ class PingRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["ping"]
 
 
@@ -78,7 +78,7 @@ class OpenRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["open"]
     kind: ObjectKind
     object_id: Annotated[str | None, Field(max_length=1024)] = None
@@ -95,7 +95,7 @@ class SubscribeRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["subscribe"]
     sid: Annotated[str, Field(max_length=64)]
     since: Annotated[int | None, Field(ge=0)] = None
@@ -105,7 +105,7 @@ class UnsubscribeRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["unsubscribe"]
     sid: Annotated[str, Field(max_length=64)]
 
@@ -118,7 +118,7 @@ class DocumentSetRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["document_set"]
     sid: Annotated[str, Field(max_length=64)]
     data: dict[str, Any]
@@ -131,7 +131,7 @@ class SetTtlRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["set_ttl"]
     sid: Annotated[str, Field(max_length=64)]
     ttl: Annotated[int, Field(ge=0, le=31536000)]
@@ -141,7 +141,7 @@ class RemoveRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["remove"]
     sid: Annotated[str, Field(max_length=64)]
 
@@ -150,7 +150,7 @@ class ListPushRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["list_push"]
     sid: Annotated[str, Field(max_length=64)]
     data: dict[str, Any]
@@ -165,7 +165,7 @@ class ItemGetRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["item_get"]
     sid: Annotated[str, Field(max_length=64)]
     index: Annotated[int | None, Field(ge=0, le=9223372036854775807)] = None
@@ -180,7 +180,7 @@ class ItemSetRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["item_set"]
     sid: Annotated[str, Field(max_length=64)]
     index: Annotated[int | None, Field(ge=0, le=9223372036854775807)] = None
@@ -199,7 +199,7 @@ class ItemSetTtlRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["item_set_ttl"]
     sid: Annotated[str, Field(max_length=64)]
     index: Annotated[int | None, Field(ge=0, le=9223372036854775807)] = None
@@ -211,7 +211,7 @@ class ItemRemoveRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["item_remove"]
     sid: Annotated[str, Field(max_length=64)]
     index: Annotated[int | None, Field(ge=0, le=9223372036854775807)] = None
@@ -227,7 +227,7 @@ class ItemsPageRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["items_page"]
     sid: Annotated[str, Field(max_length=64)]
     from_index: Annotated[int | None, Field(ge=0, le=9223372036854775807)] = None
@@ -241,7 +241,7 @@ class StreamPublishRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    id: Annotated[int, Field(ge=0)]
+    id: Annotated[int, Field(ge=0, le=9007199254740991)]
     type: Literal["stream_publish"]
     sid: Annotated[str, Field(max_length=64)]
     data: dict[str, Any]
@@ -321,7 +321,7 @@ class SubscribeResult(BaseModel):
     """
     replayed: int
     """
-    Number of stored events replayed after the reply.
+    Number of stored events replayed; they are sent just before this reply, live events after it.
     """
 
 
