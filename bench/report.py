@@ -1,0 +1,571 @@
+"""Turn the raw scenario results into the headline keys, `latest.md` and `latest.png`."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+VARIANTS = ("ours_stream", "ours_map", "raw", "socketio")
+LABELS = {
+    "ours_stream": "ours: stream.publish_message",
+    "ours_map": "ours: map.set",
+    "raw": "raw websockets.broadcast",
+    "socketio": "python-socketio room emit",
+}
+COLORS = {"ours_stream": "C0", "ours_map": "C2", "raw": "C7", "socketio": "C3"}
+
+
+def _median(values: Iterable[float | None]) -> float:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    return statistics.median(vals) if vals else float("nan")
+
+
+def _r(a: float, b: float) -> float:
+    return round(a / b, 3) if b and not math.isnan(a) and not math.isnan(b) else float("nan")
+
+
+def aggregate_fanout(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """mode -> variant -> S -> over the rounds: best deliveries/s, median latency and CPU,
+    worst completeness."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for mode in ("burst", "paced"):
+        out[mode] = {}
+        for variant in VARIANTS:
+            per_s: dict[str, Any] = {}
+            sizes = sorted({r["S"] for r in runs if r["variant"] == variant and r["mode"] == mode})
+            for s in sizes:
+                rs = [
+                    r for r in runs if r["variant"] == variant and r["mode"] == mode and r["S"] == s
+                ]
+                per_s[str(s)] = {
+                    # Best round: other work on a shared box only ever slows a round down.
+                    "deliveries_per_s": max(r["deliveries_per_s"] for r in rs),
+                    "deliveries_per_s_median": round(_median(r["deliveries_per_s"] for r in rs)),
+                    "p50_us": round(_median(r["p50_us"] for r in rs), 1),
+                    "p99_us": round(_median(r["p99_us"] for r in rs), 1),
+                    "complete": min(r["complete"] for r in rs),
+                    "delivered": sum(r["delivered"] for r in rs),
+                    "expected": sum(r["expected"] for r in rs),
+                    "publish_errors": sum(r["publish_errors"] for r in rs),
+                    "frame_bytes": rs[0]["frame_bytes"],
+                    "cpu_us_per_delivery": round(_median(r["cpu_us_per_delivery"] for r in rs), 2),
+                    "rounds": len(rs),
+                }
+            out[mode][variant] = per_s
+    return out
+
+
+def headline(raw: dict[str, Any]) -> dict[str, Any]:
+    """The top-level keys of latest.json, from the scenario results."""
+    fan = raw["fanout"]["summary"]
+    burst = fan["burst"]
+    sizes = sorted(int(s) for s in burst["ours_stream"])
+    out: dict[str, Any] = {
+        "op_rtt_ratio": raw["op_rtt"]["ratio_p50"],
+        "propagation_ratio": raw["propagation"]["ratio_p50"],
+        "fanout_vs_raw": {
+            str(s): _r(
+                burst["ours_stream"][str(s)]["deliveries_per_s"],
+                burst["raw"][str(s)]["deliveries_per_s"],
+            )
+            for s in sizes
+        },
+        "fanout_vs_socketio": {
+            str(s): _r(
+                burst["ours_stream"][str(s)]["deliveries_per_s"],
+                burst["socketio"][str(s)]["deliveries_per_s"],
+            )
+            for s in sizes
+        },
+        "fanout_map_vs_raw": {
+            str(s): _r(
+                burst["ours_map"][str(s)]["deliveries_per_s"],
+                burst["raw"][str(s)]["deliveries_per_s"],
+            )
+            for s in sizes
+        },
+        "fanout_map_vs_socketio": {
+            str(s): _r(
+                burst["ours_map"][str(s)]["deliveries_per_s"],
+                burst["socketio"][str(s)]["deliveries_per_s"],
+            )
+            for s in sizes
+        },
+        "writes_per_s": {
+            "hot": raw["writes"]["hot"]["writes_per_s"],
+            "spread": raw["writes"]["spread"]["writes_per_s"],
+        },
+    }
+    mem = raw["memory"]
+    out["kib_per_connection"] = {
+        "ours": mem["ours"]["kib_per_connection"],
+        "raw": mem["raw"]["kib_per_connection"],
+        "socketio": mem["socketio"]["kib_per_connection"],
+        "ratio": _r(mem["ours"]["kib_per_connection"], mem["raw"]["kib_per_connection"]),
+    }
+    out["cpu_us_per_delivery"] = {
+        v: {str(s): burst[v][str(s)]["cpu_us_per_delivery"] for s in sizes} for v in VARIANTS
+    }
+    # Server CPU efficiency (baseline CPU per delivery / ours): insensitive to other load on
+    # the box, unlike deliveries/s of the whole box.
+    cpu = out["cpu_us_per_delivery"]
+    out["fanout_cpu_vs_raw"] = {
+        str(s): _r(cpu["raw"][str(s)], cpu["ours_stream"][str(s)]) for s in sizes
+    }
+    out["fanout_cpu_vs_socketio"] = {
+        str(s): _r(cpu["socketio"][str(s)], cpu["ours_stream"][str(s)]) for s in sizes
+    }
+    out["targets"] = targets(out, sizes)
+    return out
+
+
+def targets(h: dict[str, Any], sizes: list[int]) -> list[dict[str, Any]]:
+    top = str(max(sizes))
+    rows: list[dict[str, Any]] = [
+        {
+            "metric": "op_rtt_ratio",
+            "value": h["op_rtt_ratio"],
+            "target": "≤ 2.0",
+            "pass": h["op_rtt_ratio"] <= 2.0,
+        },
+        {
+            "metric": "propagation_ratio",
+            "value": h["propagation_ratio"],
+            "target": "≤ 2.0",
+            "pass": h["propagation_ratio"] <= 2.0,
+        },
+        {
+            "metric": f"fanout_vs_raw (S={top})",
+            "value": h["fanout_vs_raw"][top],
+            "target": "≥ 0.7",
+            "pass": h["fanout_vs_raw"][top] >= 0.7,
+        },
+    ]
+    for s in sizes:
+        v = h["fanout_vs_socketio"][str(s)]
+        rows.append(
+            {
+                "metric": f"fanout_vs_socketio (S={s})",
+                "value": v,
+                "target": "≥ 1.5",
+                "pass": v >= 1.5,
+            }
+        )
+    for k in ("hot", "spread"):
+        v = h["writes_per_s"][k]
+        rows.append(
+            {"metric": f"writes_per_s ({k})", "value": v, "target": "≥ 3000", "pass": v >= 3000}
+        )
+    kr = h["kib_per_connection"]["ratio"]
+    rows.append(
+        {"metric": "kib_per_connection ours/raw", "value": kr, "target": "≤ 2.0", "pass": kr <= 2.0}
+    )
+    return rows
+
+
+# ---- markdown ---------------------------------------------------------------------------
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}"
+        return f"{v:g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}%" if v < 1 else "100%"
+
+
+def _complete(cell: dict[str, Any]) -> str:
+    errors = cell["publish_errors"]
+    return _pct(cell["complete"]) + (f" ({errors} publish errors)" if errors else "")
+
+
+def summary_table(doc: dict[str, Any]) -> str:
+    """Ratios first, with the targets: also pasted into the README."""
+    rows = [
+        [t["metric"], t["value"], t["target"], "pass" if t["pass"] else "**miss**"]
+        for t in doc["targets"]
+    ]
+    return _table(["metric", "value", "target", "status"], rows)
+
+
+def medians_table(doc: dict[str, Any]) -> str:
+    d = doc["details"]
+    rtt, prop = d["op_rtt"], d["propagation"]
+    burst = d["fanout"]["summary"]["burst"]
+    paced = d["fanout"]["summary"]["paced"]
+    top = str(max(int(s) for s in burst["raw"]))
+    rows = [
+        [
+            "op round trip (map.set, ack) µs",
+            rtt["ours"]["p50_us"],
+            rtt["ours"]["p99_us"],
+            "raw echo",
+            rtt["raw_websockets_echo"]["p50_us"],
+            rtt["raw_websockets_echo"]["p99_us"],
+        ],
+        [
+            "propagation A→B µs",
+            prop["ours"]["p50_us"],
+            prop["ours"]["p99_us"],
+            "raw relay",
+            prop["raw_websockets_relay"]["p50_us"],
+            prop["raw_websockets_relay"]["p99_us"],
+        ],
+        [
+            f"fan-out burst S={top}, deliveries/s",
+            burst["ours_stream"][top]["deliveries_per_s"],
+            "",
+            "raw broadcast",
+            burst["raw"][top]["deliveries_per_s"],
+            "",
+        ],
+        [
+            f"fan-out paced S={top} latency µs",
+            paced["ours_stream"][top]["p50_us"],
+            paced["ours_stream"][top]["p99_us"],
+            "raw broadcast",
+            paced["raw"][top]["p50_us"],
+            paced["raw"][top]["p99_us"],
+        ],
+    ]
+    return _table(
+        ["measure", "ours p50", "ours p99", "baseline", "baseline p50", "baseline p99"], rows
+    )
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    d = doc["details"]
+    m = doc["machine"]
+    burst = d["fanout"]["summary"]["burst"]
+    paced = d["fanout"]["summary"]["paced"]
+    sizes = sorted(int(s) for s in burst["raw"])
+    out: list[str] = []
+    out.append("# Benchmark results\n")
+    out.append(
+        f"{doc['started_at']} · {'quick' if doc['config']['quick'] else 'full'} run · "
+        f"wall time {doc['wall_seconds']:.0f} s · {m['cores']} cores ({m['cpu']}) · "
+        f"Python {m['python']} · load average at start {m['loadavg_start']}\n"
+    )
+    out.append(
+        "All numbers come from this one run; the stacks ran side by side, alternating. "
+        "Absolute figures move with the machine's load; the ratios are what to compare.\n"
+    )
+    busy = max(float(x) for x in (m["loadavg_start"] + " " + m.get("loadavg_end", "0")).split())
+    if busy > (m["cores"] or 1):
+        out.append(
+            f"**Warning:** the machine was busy with other work (load average up to {busy:.1f} "
+            f"on {m['cores']} cores, start {m['loadavg_start']}, end {m.get('loadavg_end')}): "
+            "absolute figures and tails are inflated; compare ratios.\n"
+        )
+    out.append("## Ratios and targets\n")
+    out.append(summary_table(doc) + "\n")
+    out.append("## Absolute medians\n")
+    out.append(medians_table(doc) + "\n")
+
+    bd = d["op_rtt"].get("breakdown")
+    if bd:
+        out.append("## Where the round trip goes (p50 / p99 µs)\n")
+        out.append(
+            "Sequential requests from the same lightweight client as the echo, speaking our "
+            "protocol without the SDK; `item_set_subscribed` also receives its own event (as "
+            "the SDK does). The last row is the SDK call of the headline ratio.\n"
+        )
+        rows = [[f"`{k}`", v["p50_us"], v["p99_us"]] for k, v in bd.items()]
+        rows.append(["SDK `map.set`", d["op_rtt"]["ours"]["p50_us"], d["op_rtt"]["ours"]["p99_us"]])
+        out.append(_table(["request", "p50 µs", "p99 µs"], rows) + "\n")
+
+    out.append("## Fan-out, burst (deliveries/s of the whole box)\n")
+    out.append(
+        f"Burst: N messages per run (N by S: {d['fanout']['burst_messages']}), each "
+        "published after the previous one was acknowledged; deliveries/s = deliveries / "
+        "(first send → last receipt), the best of "
+        f"{doc['config']['fanout_rounds']} round(s), the stacks alternating (other work on the "
+        "machine only slows a round down; the median is in latest.json). Latency = receipt − "
+        "send (wall clock), median over the rounds.\n"
+    )
+    rows = []
+    for s in sizes:
+        k = str(s)
+        rows.append(
+            [s]
+            + [burst[v][k]["deliveries_per_s"] for v in VARIANTS]
+            + [doc["fanout_vs_raw"][k], doc["fanout_vs_socketio"][k], doc["fanout_map_vs_raw"][k]]
+        )
+    out.append(
+        _table(
+            [
+                "S",
+                "ours stream",
+                "ours map",
+                "raw",
+                "socketio",
+                "stream/raw",
+                "stream/socketio",
+                "map/raw",
+            ],
+            rows,
+        )
+        + "\n"
+    )
+    out.append("Latency p50 / p99 in ms, and completeness (delivered / expected):\n")
+    rows = []
+    for s in sizes:
+        k = str(s)
+        rows.append(
+            [s]
+            + [
+                f"{burst[v][k]['p50_us'] / 1000:.2f} / {burst[v][k]['p99_us'] / 1000:.2f}"
+                for v in VARIANTS
+            ]
+            + [" · ".join(_complete(burst[v][k]) for v in VARIANTS)]
+        )
+    out.append(
+        _table(
+            [
+                "S",
+                "ours stream",
+                "ours map",
+                "raw",
+                "socketio",
+                "complete (stream · map · raw · sio)",
+            ],
+            rows,
+        )
+        + "\n"
+    )
+
+    out.append(
+        f"## Fan-out, paced ({doc['config']['paced_rate']:g} msg/s for "
+        f"{doc['config']['paced_seconds']:g} s)\n"
+    )
+    out.append("Delivery latency p50 / p99 in ms:\n")
+    rows = []
+    for s in sizes:
+        k = str(s)
+        rows.append(
+            [s]
+            + [
+                f"{paced[v][k]['p50_us'] / 1000:.2f} / {paced[v][k]['p99_us'] / 1000:.2f}"
+                for v in VARIANTS
+            ]
+            + [" · ".join(_complete(paced[v][k]) for v in VARIANTS)]
+        )
+    out.append(
+        _table(
+            [
+                "S",
+                "ours stream",
+                "ours map",
+                "raw",
+                "socketio",
+                "complete (stream · map · raw · sio)",
+            ],
+            rows,
+        )
+        + "\n"
+    )
+
+    out.append("## Server CPU per delivery (µs, utime+stime from /proc, burst)\n")
+    out.append(
+        "The figure that carries over between machines. Includes the publish request and "
+        "its ack; for ours the SDK publisher is itself subscribed (S+1 deliveries per "
+        "message, S counted). At small S the 10 ms tick of /proc makes it coarse.\n"
+    )
+    rows = [
+        [s]
+        + [doc["cpu_us_per_delivery"][v][str(s)] for v in VARIANTS]
+        + [doc["fanout_cpu_vs_raw"][str(s)], doc["fanout_cpu_vs_socketio"][str(s)]]
+        for s in sizes
+    ]
+    out.append(
+        _table(
+            ["S", "ours stream", "ours map", "raw", "socketio", "raw/ours", "socketio/ours"],
+            rows,
+        )
+        + "\n"
+    )
+    out.append(
+        "raw/ours and socketio/ours: server CPU efficiency of our stream fan-out relative to "
+        "each baseline (> 1: ours cheaper). Unlike deliveries/s, it barely moves when other "
+        "work shares the machine.\n"
+    )
+    fb = [burst[v][str(sizes[-1])]["frame_bytes"] for v in VARIANTS]
+    out.append(
+        f"Frame bytes as received (stream · map · raw · socketio): "
+        f"{' · '.join(str(b) for b in fb)}.\n"
+    )
+
+    w = d["writes"]
+    out.append("## Write throughput (acknowledged `item_set`, SQLite WAL synchronous=NORMAL)\n")
+    out.append(
+        f"{w['clients']} concurrent connections over {doc['config']['workers']} processes, "
+        f"each writing sequentially (next write after the ack), {w['seconds']:g} s.\n"
+    )
+    rows = [
+        [
+            k,
+            w[k]["objects"],
+            w[k]["writes_per_s"],
+            w[k]["p50_us"],
+            w[k]["p99_us"],
+            w[k]["errors"],
+            w[k]["server_cpu_us_per_write"],
+        ]
+        for k in ("hot", "spread")
+    ]
+    out.append(
+        _table(
+            [
+                "objects",
+                "count",
+                "writes/s",
+                "ack p50 µs",
+                "ack p99 µs",
+                "errors",
+                "server CPU µs/write",
+            ],
+            rows,
+        )
+        + "\n"
+    )
+
+    mem = d["memory"]
+    out.append(f"## Memory per idle subscribed connection ({mem['connections']:,} connections)\n")
+    out.append(
+        "Server VmRSS after − before opening the connections (after "
+        f"{mem['warm_connections']} warm-up connections), divided by the count.\n"
+    )
+    rows = [
+        [
+            k,
+            mem[k]["kib_per_connection"],
+            mem[k]["rss_before_kib"],
+            mem[k]["rss_after_kib"],
+            mem[k]["connect_seconds"],
+        ]
+        for k in ("ours", "raw", "socketio")
+    ]
+    out.append(
+        _table(["server", "KiB/connection", "RSS before KiB", "RSS after KiB", "connect s"], rows)
+        + "\n"
+    )
+
+    out.append("## How it was measured\n")
+    out.append(
+        "- Servers: ours = `python -m sync_server serve --write-rate 0` (uvicorn "
+        "websockets-sansio, uvloop, SQLite WAL, temp data dir); raw = `websockets` 17 server "
+        "(uvloop, no compression; `/echo`, `/relay`, `/sub`+`/pub` with `websockets.broadcast`); "
+        "socketio = python-socketio `AsyncServer` ASGI on the same uvicorn transport, "
+        "`emit` to a room. Each in its own process.\n"
+        "- Our measured calls use the SDK (`map.set`, `doc.set` → `updated`, "
+        "`stream.publish_message`, `map.set`). Fan-out subscribers, idle connections and "
+        "write-load clients are the same lightweight raw `websockets` clients for every stack "
+        "(ours: hello + subscribe; socket.io: engine.io v4 + `join`), in "
+        f"{doc['config']['workers']} worker processes, parsing each frame with orjson.\n"
+        "- Baseline frames reuse our `message_published` envelope, so every stack delivers "
+        "frames of the same size and shape.\n"
+        "- Reproduce: `make bench` (or `.venv/bin/python -m bench.run [--quick] [--profile]`).\n"
+    )
+
+    out.append("## Machine\n")
+    out.append(_table(["", ""], [[k, v] for k, v in m.items() if k != "libraries"]) + "\n")
+    out.append(_table(["library", "version"], [[k, v] for k, v in m["libraries"].items()]) + "\n")
+
+    prof = d.get("profile") or {}
+    if prof:
+        out.append("## Profile (py-spy, server process, extra unmeasured passes)\n")
+        for name, p in prof.items():
+            out.append(f"### {name} ({p['samples']} samples)\n")
+            rows = [[f"`{a}`", f"{b}%"] for a, b in p["self_pct"][:12]]
+            out.append("Self time:\n\n" + _table(["function", "self"], rows) + "\n")
+            rows = [[f"`{a}`", f"{b}%"] for a, b in p["inclusive_pct"][:15]]
+            out.append("Inclusive:\n\n" + _table(["function", "inclusive"], rows) + "\n")
+    return "\n".join(out)
+
+
+# ---- chart ------------------------------------------------------------------------------
+
+
+def render_png(doc: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summ = doc["details"]["fanout"]["summary"]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    panels = [
+        (axes[0], "paced", f"Delivery latency, paced {doc['config']['paced_rate']:g} msg/s"),
+        (axes[1], "burst", "Delivery latency, burst"),
+    ]
+    for ax, mode, title in panels:
+        for v in VARIANTS:
+            per_s = summ[mode][v]
+            xs = sorted(int(s) for s in per_s)
+            ax.plot(
+                xs,
+                [per_s[str(s)]["p50_us"] / 1000 for s in xs],
+                "o-",
+                color=COLORS[v],
+                label=f"{LABELS[v]} p50",
+            )
+            ax.plot(
+                xs,
+                [per_s[str(s)]["p99_us"] / 1000 for s in xs],
+                "x--",
+                color=COLORS[v],
+                alpha=0.7,
+                label=f"{LABELS[v]} p99",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("subscribers S")
+        ax.set_ylabel("ms")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    ax = axes[2]
+    for v in VARIANTS:
+        per_s = summ["burst"][v]
+        xs = sorted(int(s) for s in per_s)
+        ax.plot(
+            xs,
+            [per_s[str(s)]["deliveries_per_s"] for s in xs],
+            "o-",
+            color=COLORS[v],
+            label=LABELS[v],
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("subscribers S")
+    ax.set_ylabel("deliveries/s (whole box)")
+    ax.set_title("Fan-out throughput, burst")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_ylim(bottom=0)
+    axes[0].legend(fontsize=7, loc="upper left")
+    axes[2].legend(fontsize=8, loc="best")
+    m = doc["machine"]
+    fig.suptitle(
+        f"sync_server vs raw websockets vs python-socketio — {m['cores']} cores, "
+        f"Python {m['python']}, {'quick' if doc['config']['quick'] else 'full'} run "
+        f"{doc['started_at']}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
