@@ -157,6 +157,10 @@ class SyncService:
         self.acl_listeners: set[AclListener] = set()
         self._services: dict[str, ServiceRecord | None] = {}
         self._permissions: dict[tuple[str, str], PermissionRecord | None] = {}
+        # Streams known to exist, so publishing needs no storage round trip; an entry is
+        # dropped when the stream's `removed` event (delete or expiry) is published.
+        self._live_streams: set[tuple[str, str]] = set()
+        self._streams_removed = 0  # bumped on every stream removal (see publish_message)
 
     # ---- access control ------------------------------------------------------------------
     async def authorize(self, caller: Caller, object_sid: str, access: Access) -> None:
@@ -196,6 +200,7 @@ class SyncService:
             return
         self._services.pop(service_sid, None)
         self._permissions.clear()
+        self._live_streams = {s for s in self._live_streams if s[0] != service_sid}
         for listener in tuple(self.acl_listeners):
             listener.access_changed(service_sid, None, None)
 
@@ -207,6 +212,9 @@ class SyncService:
     async def _publish(self, event: StoredEvent, caller: Caller | None = None) -> None:
         """Fan the event out to subscribers, then queue the service's webhook (if any)."""
         await self.broker.publish(event.service_sid, event.sid, event.event_id, event.frame)
+        if event.sid[:2] == PREFIX_BY_KIND["stream"]:
+            self._live_streams.discard((event.service_sid, event.sid))
+            self._streams_removed += 1
         if caller is not None and await self._wants_webhook(caller):
             frame = orjson.loads(event.frame)
             item = frame.get("item") or {}
@@ -512,8 +520,12 @@ class SyncService:
             raise InvalidRequestError(f"{sid} is not a stream")
         check_data(data, MAX_STREAM_MESSAGE_BYTES)
         self.limiter.check(sid)
-        if await self.storage.get_object(caller.service_sid, "stream", sid) is None:
-            raise StreamNotFoundError(f"stream {sid} not found")
+        if (caller.service_sid, sid) not in self._live_streams:
+            removals = self._streams_removed
+            if await self.storage.get_object(caller.service_sid, "stream", sid) is None:
+                raise StreamNotFoundError(f"stream {sid} not found")
+            if removals == self._streams_removed:  # no removal raced with the read
+                self._live_streams.add((caller.service_sid, sid))
         message = {"sid": wire.new_sid(SID_PREFIXES["StreamMessage"]), "data": data}
         frame = wire.event_frame(
             "stream", sid, "message_published", None, caller.origin, message=message

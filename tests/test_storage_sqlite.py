@@ -35,9 +35,10 @@ SVC = "IS" + "0" * 32
 OTHER_SVC = "IS" + "1" * 32
 
 
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
-    store = SQLiteStorage(tmp_path / "sync.db")
+@pytest.fixture(params=[True, False], ids=["inline", "writer-thread"])
+async def storage(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[SQLiteStorage]:
+    """Every storage test runs in both modes: SQL on the loop's thread and on the writer thread."""
+    store = SQLiteStorage(tmp_path / "sync.db", inline=request.param)
     await store.start()
     yield store
     await store.close()
@@ -1082,6 +1083,8 @@ async def test_concurrent_merges(storage: SQLiteStorage) -> None:
 
 
 async def test_failing_op_does_not_roll_back_batch(storage: SQLiteStorage) -> None:
+    if storage.inline:
+        pytest.skip("holds the writer thread to build a batch; inline batches are per loop turn")
     doc = await storage.create_object(
         SVC, "document", unique_name=None, data={"v": 0}, ttl=None, created_by="s"
     )
@@ -1134,3 +1137,32 @@ async def test_failing_op_does_not_roll_back_batch(storage: SQLiteStorage) -> No
     assert final is not None and final.data == {"v": 0, "a": 1} and final.last_event_id == 1
     item = await storage.get_item(SVC, "list", lst.sid, 0)
     assert item.data == {"n": 1}
+
+
+async def test_inline_mode_commits_one_batch_per_loop_turn(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "inline.db", inline=True)
+    await store.start()
+    try:
+        doc = await store.create_object(
+            SVC, "document", unique_name=None, data={"v": 0}, ttl=None, created_by="s"
+        )
+        before = store._batch_count
+        results = await asyncio.gather(
+            store.update_document(
+                SVC, doc.sid, data={"a": 1}, merge=True, if_match=None, ttl=None, origin=None
+            ),
+            store.update_document(
+                SVC, doc.sid, data={"b": 2}, merge=True, if_match="999", ttl=None, origin=None
+            ),
+            store.update_document(
+                SVC, doc.sid, data={"c": 3}, merge=True, if_match=None, ttl=None, origin=None
+            ),
+            return_exceptions=True,
+        )
+        assert store._batch_count == before + 1  # all three in one transaction
+        assert isinstance(results[1], DocumentRevisionMismatchError)
+        final = await store.get_object(SVC, "document", doc.sid)
+        assert final is not None and final.data == {"v": 0, "a": 1, "c": 3}
+        assert final.last_event_id == 2
+    finally:
+        await store.close()

@@ -338,7 +338,12 @@ class SQLiteStorage(Storage):
         synchronous: str = "NORMAL",
         event_retention: int = 10_000,
         event_retention_seconds: float = 86_400,
+        inline: bool | None = None,
     ) -> None:
+        """`inline`: run the SQL on the event loop's thread, one transaction per loop iteration
+        (group commit without a thread hop). The default is inline when commits do not fsync
+        (synchronous OFF or NORMAL) and on the writer thread otherwise (FULL, EXTRA), so an
+        fsync never stalls the event loop."""
         sync_mode = synchronous.upper()
         if sync_mode not in _SYNCHRONOUS:
             raise ValueError(
@@ -354,12 +359,20 @@ class SQLiteStorage(Storage):
         self._thread: threading.Thread | None = None
         self._accepting = False
         self._batch_count = 0  # committed batches; read by tests
+        self.inline = sync_mode in ("OFF", "NORMAL") if inline is None else inline
+        self._conn: sqlite3.Connection | None = None
+        self._jobs: list[_Job] = []
+        self._flush_scheduled = False
 
     # ---- machinery -------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._thread is not None:
+        if self._thread is not None or self._conn is not None:
             raise RuntimeError("SQLiteStorage already started")
+        if self.inline:
+            self._conn = self._connect()
+            self._accepting = True
+            return
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
         self._queue = queue.SimpleQueue()
@@ -377,6 +390,13 @@ class SQLiteStorage(Storage):
         self._accepting = True
 
     async def close(self) -> None:
+        if self._conn is not None:
+            self._accepting = False
+            if self._jobs:
+                self._flush()
+            self._conn.close()
+            self._conn = None
+            return
         thread = self._thread
         if thread is None:
             return
@@ -394,8 +414,33 @@ class SQLiteStorage(Storage):
             raise RuntimeError("SQLiteStorage is not started or is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(fn, future, loop))
+        job = _Job(fn, future, loop)
+        if self.inline:
+            self._jobs.append(job)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush)
+        else:
+            self._queue.put(job)
         return await future
+
+    def _flush(self) -> None:
+        """Inline mode: run every job queued during this loop iteration in one transaction."""
+        self._flush_scheduled = False
+        batch, self._jobs = self._jobs, []
+        conn = self._conn
+        if conn is None:
+            self._resolve([(job, False, RuntimeError("SQLiteStorage is closed")) for job in batch])
+            return
+        try:
+            self._run_batch(conn, batch)
+        except Exception as exc:  # unexpected: fail whatever is still pending
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except Exception:
+                    pass
+            self._resolve([(job, False, exc) for job in batch])
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None)
@@ -501,8 +546,10 @@ class SQLiteStorage(Storage):
             self._resolve(done)
             pending = pending[len(done) :]
 
-    @staticmethod
-    def _resolve(results: list[tuple[_Job, bool, Any]]) -> None:
+    def _resolve(self, results: list[tuple[_Job, bool, Any]]) -> None:
+        if self.inline:  # already on the loop's thread
+            _resolve_group([(job.future, ok, value) for job, ok, value in results])
+            return
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for job, ok, value in results:
             by_loop.setdefault(job.loop, []).append((job.future, ok, value))
