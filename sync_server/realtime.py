@@ -111,6 +111,7 @@ class Connection:
         self.subscriptions: dict[str, _Subscription] = {}
         self._outbox: deque[str] = deque()
         self._wakeup = asyncio.Event()
+        self._writing = False  # a send is in progress (writer task or a reply's fast path)
         self._closed = False
         self._close_code: int | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
@@ -140,9 +141,6 @@ class Connection:
         else:
             self.send(frame)
 
-    def reply(self, request_id: int | None, result: Any) -> None:
-        self.send(orjson.dumps({"type": "reply", "id": request_id, "result": result}).decode())
-
     def reply_error(self, request_id: int | None, err: SyncError) -> None:
         body = {"code": err.code, "status": err.status, "message": err.message}
         try:
@@ -157,17 +155,39 @@ class Connection:
         self._closed = True
         self._wakeup.set()
 
+    async def send_now(self, text: str) -> None:
+        """Send from the calling task when nothing is queued or being written (a reply's fast
+        path: no hop through the writer task); otherwise queue behind what is pending."""
+        if self._writing or self._outbox or self._closed:
+            self.send(text)
+            return
+        self._writing = True
+        try:
+            await self.ws.send_text(text)
+        except Exception:
+            self.close(CLOSE_PROTOCOL)
+        finally:
+            self._writing = False
+            if self._outbox:
+                self._wakeup.set()
+
     async def writer(self) -> None:
         ws = self.ws
         outbox = self._outbox
         try:
             while True:
-                while outbox:
-                    await ws.send_text(outbox.popleft())
+                if outbox and not self._writing:
+                    self._writing = True
+                    try:
+                        while outbox:
+                            await ws.send_text(outbox.popleft())
+                    finally:
+                        self._writing = False
                 if self._closed:
                     break
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                if self._writing or not outbox:  # a fast-path send wakes us when it is done
+                    await self._wakeup.wait()
         finally:
             if self._close_code is not None:
                 with contextlib.suppress(Exception):
@@ -193,7 +213,9 @@ class Connection:
                 raise _validation_error(exc) from None
             request_id = request.id
             result = await self.dispatch(request)
-            self.reply(request_id, result)
+            await self.send_now(
+                orjson.dumps({"type": "reply", "id": request_id, "result": result}).decode()
+            )
         except SyncError as err:
             self.reply_error(request_id, err)
         except Exception:

@@ -424,6 +424,15 @@ class SQLiteStorage(Storage):
             self._queue.put(job)
         return await future
 
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A read. Inline, it runs at once outside any transaction (WAL gives it a consistent
+        snapshot of what is committed; writes still queued are not acknowledged yet)."""
+        if self.inline:
+            if not self._accepting or self._conn is None:
+                raise RuntimeError("SQLiteStorage is not started or is closed")
+            return fn(self._conn)
+        return await self._run(fn)
+
     def _flush(self) -> None:
         """Inline mode: run every job queued during this loop iteration in one transaction."""
         self._flush_scheduled = False
@@ -601,7 +610,7 @@ class SQLiteStorage(Storage):
                 ).fetchone()
             return None if row is None else _service_from_row(row)
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def list_services(self, *, after_sid: str | None, limit: int) -> list[ServiceRecord]:
         size = max(limit, 0)
@@ -618,7 +627,7 @@ class SQLiteStorage(Storage):
                 ).fetchall()
             return [_service_from_row(r) for r in rows]
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def delete_service(self, sid: str) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
@@ -696,7 +705,7 @@ class SQLiteStorage(Storage):
         self, service_sid: str, kind: ObjectKind, sid_or_name: str
     ) -> ObjectRecord | None:
         _check_kind(kind)
-        return await self._run(
+        return await self._read(
             lambda conn: _find_object(conn, service_sid, kind, sid_or_name, now())
         )
 
@@ -718,7 +727,7 @@ class SQLiteStorage(Storage):
             ).fetchall()
             return [_object_from_row(r) for r in rows]
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def update_document(
         self,
@@ -840,7 +849,7 @@ class SQLiteStorage(Storage):
                 raise _item_not_found(kind, obj.sid, item)
             return found
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def set_item(
         self,
@@ -1015,7 +1024,7 @@ class SQLiteStorage(Storage):
                 has_prev=has_prev,
             )
 
-        return await self._run(op)
+        return await self._read(op)
 
     # ---- permissions -----------------------------------------------------------------
 
@@ -1052,7 +1061,7 @@ class SQLiteStorage(Storage):
             ).fetchone()
             return None if row is None else _permission_from_row(row)
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def delete_permission(self, service_sid: str, object_sid: str, identity: str) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
@@ -1082,7 +1091,7 @@ class SQLiteStorage(Storage):
             ).fetchall()
             return [_permission_from_row(r) for r in rows]
 
-        return await self._run(op)
+        return await self._read(op)
 
     # ---- events ----------------------------------------------------------------------
 
@@ -1109,7 +1118,7 @@ class SQLiteStorage(Storage):
                 StoredEvent(service_sid, sid, int(r[0]), bytes(r[1])) for r in rows[: max(limit, 0)]
             ]
 
-        return await self._run(op)
+        return await self._read(op)
 
     async def expire(self, now: float) -> list[StoredEvent]:
         at = now
