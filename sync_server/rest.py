@@ -28,15 +28,17 @@ from sync_generated.errors import (
     InvalidDocumentDataError,
     InvalidRequestError,
     InvalidTtlError,
+    InvalidUniqueNameError,
     PermissionNotFoundError,
     ResourceNotFoundError,
     ServiceNotFoundError,
     SyncError,
+    UniqueNameExistsError,
 )
 
 from . import wire
 from .credentials import Credentials
-from .service import NOT_FOUND, Caller, SyncService, check_unique_name
+from .service import NOT_FOUND, SID_RE, Caller, SyncService, check_unique_name
 from .storage.base import ItemRecord, ObjectKind, ObjectRecord, PermissionRecord, ServiceRecord
 
 log = logging.getLogger("sync_server.rest")
@@ -58,6 +60,12 @@ LIST_KEY: dict[ObjectKind, str] = {
     "stream": "streams",
 }
 SYSTEM = "system"
+_MAX_INDEX = 2**63 - 1  # list indexes are 64-bit
+
+
+def _path_segment(value: str) -> str:
+    """Percent-encode a key or identity for a URL path, dots too (`.` and `..` are dot-segments)."""
+    return quote(value, safe="").replace(".", "%2E")
 
 
 # ---- request parsing --------------------------------------------------------------------
@@ -136,71 +144,63 @@ class RestApi:
 
     # ---- plumbing ----------------------------------------------------------------------
     def routes(self) -> list[Route]:
+        """One Route per path (so a 405 lists every allowed method in `Allow`)."""
         s = "/v1/Services"
-        routes: list[Route] = [
-            Route(s, self._wrap(self.list_services), methods=["GET"]),
-            Route(s, self._wrap(self.create_service), methods=["POST"]),
-            Route(s + "/{Sid}", self._wrap(self.fetch_service), methods=["GET"]),
-            Route(s + "/{Sid}", self._wrap(self.update_service), methods=["POST"]),
-            Route(s + "/{Sid}", self._wrap(self.delete_service), methods=["DELETE"]),
+        routes = [
+            self._route(s, GET=self.list_services, POST=self.create_service),
+            self._route(
+                s + "/{Sid}",
+                GET=self.fetch_service,
+                POST=self.update_service,
+                DELETE=self.delete_service,
+            ),
         ]
         for kind, coll in COLLECTION.items():
             base = f"{s}/{{ServiceSid}}/{coll}"
             routes += [
-                Route(base, self._wrap(self._list_objects(kind)), methods=["GET"]),
-                Route(base, self._wrap(self._create_object(kind)), methods=["POST"]),
-                Route(base + "/{Sid}", self._wrap(self._fetch_object(kind)), methods=["GET"]),
-                Route(base + "/{Sid}", self._wrap(self._update_object(kind)), methods=["POST"]),
-                Route(base + "/{Sid}", self._wrap(self._delete_object(kind)), methods=["DELETE"]),
+                self._route(base, GET=self._list_objects(kind), POST=self._create_object(kind)),
+                self._route(
+                    base + "/{Sid}",
+                    GET=self._fetch_object(kind),
+                    POST=self._update_object(kind),
+                    DELETE=self._delete_object(kind),
+                ),
             ]
             if kind in ("list", "map"):
                 items = base + "/{ObjectSid}/Items"
                 routes += [
-                    Route(items, self._wrap(self._list_items(kind)), methods=["GET"]),
-                    Route(items, self._wrap(self._create_item(kind)), methods=["POST"]),
-                    Route(
-                        items + "/{Item:path}", self._wrap(self._fetch_item(kind)), methods=["GET"]
-                    ),
-                    Route(
+                    self._route(items, GET=self._list_items(kind), POST=self._create_item(kind)),
+                    self._route(
                         items + "/{Item:path}",
-                        self._wrap(self._update_item(kind)),
-                        methods=["POST"],
-                    ),
-                    Route(
-                        items + "/{Item:path}",
-                        self._wrap(self._delete_item(kind)),
-                        methods=["DELETE"],
+                        GET=self._fetch_item(kind),
+                        POST=self._update_item(kind),
+                        DELETE=self._delete_item(kind),
                     ),
                 ]
             if kind != "stream":
                 perms = base + "/{ObjectSid}/Permissions"
                 routes += [
-                    Route(perms, self._wrap(self._list_permissions(kind)), methods=["GET"]),
-                    Route(
+                    self._route(perms, GET=self._list_permissions(kind)),
+                    self._route(
                         perms + "/{Identity:path}",
-                        self._wrap(self._fetch_permission(kind)),
-                        methods=["GET"],
-                    ),
-                    Route(
-                        perms + "/{Identity:path}",
-                        self._wrap(self._update_permission(kind)),
-                        methods=["POST"],
-                    ),
-                    Route(
-                        perms + "/{Identity:path}",
-                        self._wrap(self._delete_permission(kind)),
-                        methods=["DELETE"],
+                        GET=self._fetch_permission(kind),
+                        POST=self._update_permission(kind),
+                        DELETE=self._delete_permission(kind),
                     ),
                 ]
             else:
                 routes.append(
-                    Route(
-                        base + "/{ObjectSid}/Messages",
-                        self._wrap(self.publish_message),
-                        methods=["POST"],
-                    )
+                    self._route(base + "/{ObjectSid}/Messages", POST=self.publish_message)
                 )
         return routes
+
+    def _route(self, path: str, **handlers: Handler) -> Route:
+        wrapped = {method: self._wrap(handler) for method, handler in handlers.items()}
+
+        async def endpoint(request: Request) -> Response:
+            return await wrapped[request.method](request)
+
+        return Route(path, endpoint, methods=list(wrapped))
 
     def _wrap(self, handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
@@ -323,7 +323,7 @@ class RestApi:
             url = f"{coll}/{item.index}"
         else:
             head = {"key": item.key}
-            url = f"{coll}/{quote(str(item.key), safe='')}"
+            url = f"{coll}/{_path_segment(str(item.key))}"
         return {
             **head,
             "account_sid": self.credentials.account_sid,
@@ -347,7 +347,7 @@ class RestApi:
             "read": perm.read,
             "write": perm.write,
             "manage": perm.manage,
-            "url": f"{base}/Services/{obj.service_sid}/{COLLECTION[obj.kind]}/{obj.sid}/Permissions/{quote(perm.identity, safe='')}",
+            "url": f"{base}/Services/{obj.service_sid}/{COLLECTION[obj.kind]}/{obj.sid}/Permissions/{_path_segment(perm.identity)}",
         }
 
     # ---- paging ------------------------------------------------------------------------
@@ -363,7 +363,12 @@ class RestApi:
                 decoded = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
             except (binascii.Error, ValueError, orjson.JSONDecodeError):
                 raise InvalidRequestError("PageToken is not valid") from None
-            if not isinstance(decoded, dict):
+            after = decoded.get("after") if isinstance(decoded, dict) else None
+            if not isinstance(decoded, dict) or not (
+                after is None
+                or isinstance(after, str)
+                or (type(after) is int and 0 <= after <= _MAX_INDEX)
+            ):
                 raise InvalidRequestError("PageToken is not valid")
             cursor = decoded
         return size, page, cursor
@@ -451,6 +456,18 @@ class RestApi:
             next_cursor={"after": rows[-1].sid} if more and rows else None,
         )
 
+    async def _check_service_name(self, svc: ServiceRecord) -> None:
+        name = svc.unique_name
+        if name is None:
+            return
+        if len(name) > 320 or SID_RE.fullmatch(name):
+            raise InvalidUniqueNameError(
+                f"service unique name {name!r:.80} is too long or looks like a SID"
+            )
+        other = await self.storage.get_service(name)
+        if other is not None and other.sid != svc.sid:
+            raise UniqueNameExistsError(f"a service named {name!r:.80} already exists")
+
     async def create_service(self, request: Request) -> Response:
         form = await self._form(request)
         t = wire.now()
@@ -461,6 +478,7 @@ class RestApi:
             date_updated=t,
         )
         self._apply_service_form(svc, form)
+        await self._check_service_name(svc)
         await self.storage.put_service(svc)
         return JSONResponse(self._service_json(self._base(request), svc), status_code=201)
 
@@ -471,6 +489,7 @@ class RestApi:
     async def update_service(self, request: Request) -> Response:
         svc = await self._service(request.path_params["Sid"])
         self._apply_service_form(svc, await self._form(request))
+        await self._check_service_name(svc)
         svc.date_updated = wire.now()
         await self.storage.put_service(svc)
         self.service.service_changed(svc)
@@ -575,6 +594,8 @@ class RestApi:
                 ) from None
             if index < 0:
                 raise InvalidRequestError("list item index must be >= 0")
+            if index > _MAX_INDEX:
+                raise InvalidRequestError(f"list item index must be <= {_MAX_INDEX}")
             return index
         return raw
 
@@ -805,4 +826,8 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     err = InvalidRequestError(
         f"method {request.method} is not allowed on {request.url.path}", status=405
     )
-    return _error_response(err)
+    response = _error_response(err)
+    allow = getattr(exc, "headers", None) or {}
+    if "Allow" in allow:
+        response.headers["Allow"] = allow["Allow"]
+    return response
