@@ -1,10 +1,11 @@
 """The realtime WebSocket endpoint: one connection per client (spec/protocol.yaml).
 
 Each connection authenticates with `hello`, then multiplexes requests (answered by
-`reply` frames) and the events of the objects it subscribed to. Outgoing frames go
-through a bounded outbox drained by one writer task, so fan-out never waits on a slow
-client; a client that falls too far behind is disconnected (code 4008) and catches up
-from the event log when it reconnects. A malformed frame gets an error reply; it never
+`reply` frames) and the events of the objects it subscribed to. A reply goes out from the
+request's own task when nothing is queued; everything else goes through a bounded outbox,
+drained by a task that exists only while frames are queued, so fan-out never waits on a
+slow client and an idle connection holds no task. A client that falls too far behind is
+disconnected (code 4008) and catches up from the event log when it reconnects. A malformed frame gets an error reply; it never
 takes the connection, let alone the server, down.
 """
 
@@ -101,6 +102,26 @@ def _request_id(raw: str) -> int | None:
 class Connection:
     """One client connection: auth state, subscriptions and the outbox."""
 
+    __slots__ = (
+        "__weakref__",
+        "_broken",
+        "_close_code",
+        "_closed",
+        "_drainer",
+        "_expiry_timer",
+        "_outbox",
+        "_socket_closed",
+        "_tasks",
+        "_writing",
+        "caller",
+        "claims",
+        "id",
+        "service",
+        "settings",
+        "subscriptions",
+        "ws",
+    )
+
     def __init__(self, ws: WebSocket, service: SyncService, settings: RealtimeSettings) -> None:
         self.ws = ws
         self.service = service
@@ -110,9 +131,11 @@ class Connection:
         self.claims: TokenClaims | None = None
         self.subscriptions: dict[str, _Subscription] = {}
         self._outbox: deque[str] = deque()
-        self._wakeup = asyncio.Event()
-        self._writing = False  # a send is in progress (writer task or a reply's fast path)
+        self._writing = False  # a send is in progress (the drain task or a reply's fast path)
+        self._drainer: asyncio.Task[None] | None = None  # exists only while frames are queued
         self._closed = False
+        self._broken = False  # the socket failed: nothing more can be sent
+        self._socket_closed = False
         self._close_code: int | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -130,7 +153,12 @@ class Connection:
             self.close(CLOSE_SLOW_CONSUMER)
             return
         self._outbox.append(text)
-        self._wakeup.set()
+        self._kick()
+
+    def _kick(self) -> None:
+        """Start draining the outbox unless a send is already in progress (it kicks us after)."""
+        if self._drainer is None and not self._writing:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
     def deliver(self, sid: str, event_id: int | None, frame: str) -> None:
         sub = self.subscriptions.get(sid)
@@ -150,14 +178,16 @@ class Connection:
         self.send(frame.decode())
 
     def close(self, code: int) -> None:
+        """Close after what is queued has been sent (already-queued frames say why)."""
         if self._close_code is None:
             self._close_code = code
         self._closed = True
-        self._wakeup.set()
+        if self._drainer is None and not self._writing:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
     async def send_now(self, text: str) -> None:
         """Send from the calling task when nothing is queued or being written (a reply's fast
-        path: no hop through the writer task); otherwise queue behind what is pending."""
+        path: no hop through another task); otherwise queue behind what is pending."""
         if self._writing or self._outbox or self._closed:
             self.send(text)
             return
@@ -165,33 +195,36 @@ class Connection:
         try:
             await self.ws.send_text(text)
         except Exception:
-            self.close(CLOSE_PROTOCOL)
+            self._closed = True
         finally:
             self._writing = False
-            if self._outbox:
-                self._wakeup.set()
+        if self._outbox or self._closed:
+            self._kick()
 
-    async def writer(self) -> None:
-        ws = self.ws
-        outbox = self._outbox
+    async def _drain(self) -> None:
+        """Send every queued frame in order, then close the socket if asked; then exit (an idle
+        connection keeps no task)."""
+        self._writing = True
         try:
-            while True:
-                if outbox and not self._writing:
-                    self._writing = True
-                    try:
-                        while outbox:
-                            await ws.send_text(outbox.popleft())
-                    finally:
-                        self._writing = False
-                if self._closed:
-                    break
-                self._wakeup.clear()
-                if self._writing or not outbox:  # a fast-path send wakes us when it is done
-                    await self._wakeup.wait()
+            while self._outbox and not self._broken:
+                await self.ws.send_text(self._outbox.popleft())
+        except Exception:
+            self._broken = True
+            self._outbox.clear()
         finally:
-            if self._close_code is not None:
-                with contextlib.suppress(Exception):
-                    await ws.close(self._close_code)
+            self._writing = False
+            self._drainer = None
+        if self._close_code is not None and not self._socket_closed:
+            self._socket_closed = True
+            with contextlib.suppress(Exception):
+                await self.ws.close(self._close_code)
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (bounded) for queued frames to go out, e.g. before the handler returns."""
+        drainer = self._drainer
+        if drainer is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(drainer), timeout)
 
     # ---- incoming ----------------------------------------------------------------------
     async def handle(self, raw: str) -> None:
@@ -451,7 +484,6 @@ class Connection:
     def cleanup(self) -> None:
         self.service.acl_listeners.discard(self)
         self._closed = True
-        self._wakeup.set()
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
         for sid in list(self.subscriptions):
@@ -464,7 +496,6 @@ async def realtime_endpoint(
     await ws.accept()
     conn = Connection(ws, service, settings)
     service.acl_listeners.add(conn)
-    writer = asyncio.create_task(conn.writer())
     tasks: set[asyncio.Task[None]] = set()
     try:
         first = await asyncio.wait_for(ws.receive_text(), settings.hello_timeout)
@@ -492,5 +523,4 @@ async def realtime_endpoint(
         conn.cleanup()
         for task in tasks:
             task.cancel()
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await asyncio.wait_for(writer, 2)
+        await conn.flush(2)
