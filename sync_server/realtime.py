@@ -16,6 +16,7 @@ import contextlib
 import logging
 import uuid
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,7 +143,11 @@ class Connection:
 
     # ---- outgoing ----------------------------------------------------------------------
     def send(self, text: str) -> None:
-        if self._closed:
+        """Send a frame, in order: written at once when nothing is queued, else queued."""
+        if self._closed or self._broken:
+            return
+        if not self._writing and not self._outbox:
+            self._write_now(text)
             return
         if len(self._outbox) >= self.settings.max_outbox_frames:
             log.warning(
@@ -154,6 +159,43 @@ class Connection:
             return
         self._outbox.append(text)
         self._kick()
+
+    def _write_now(self, text: str) -> None:
+        """Run the ASGI send until it blocks: when the transport takes the bytes at once (the
+        usual case) the frame is written without any task switch, which is what makes fan-out
+        cheap. If the transport is paused, a task finishes the send and then the outbox."""
+        send = self.ws.send_text(text)
+        try:
+            waiting_on = send.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            self._broken = True
+            return
+        self._writing = True
+        self._drainer = asyncio.get_running_loop().create_task(self._resume(send, waiting_on))
+
+    async def _resume(self, send: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        try:
+            while True:
+                try:
+                    if waiting_on is None:
+                        await asyncio.sleep(0)
+                    else:
+                        await waiting_on
+                except BaseException as exc:
+                    waiting_on = send.throw(exc)
+                    continue
+                waiting_on = send.send(None)
+        except StopIteration:
+            pass
+        except Exception:
+            self._broken = True
+        finally:
+            self._writing = False
+            self._drainer = None
+        if self._outbox or self._close_code is not None:
+            self._kick()
 
     def _kick(self) -> None:
         """Start draining the outbox unless a send is already in progress (it kicks us after)."""
@@ -184,22 +226,6 @@ class Connection:
         self._closed = True
         if self._drainer is None and not self._writing:
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
-
-    async def send_now(self, text: str) -> None:
-        """Send from the calling task when nothing is queued or being written (a reply's fast
-        path: no hop through another task); otherwise queue behind what is pending."""
-        if self._writing or self._outbox or self._closed:
-            self.send(text)
-            return
-        self._writing = True
-        try:
-            await self.ws.send_text(text)
-        except Exception:
-            self._closed = True
-        finally:
-            self._writing = False
-        if self._outbox or self._closed:
-            self._kick()
 
     async def _drain(self) -> None:
         """Send every queued frame in order, then close the socket if asked; then exit (an idle
@@ -246,9 +272,7 @@ class Connection:
                 raise _validation_error(exc) from None
             request_id = request.id
             result = await self.dispatch(request)
-            await self.send_now(
-                orjson.dumps({"type": "reply", "id": request_id, "result": result}).decode()
-            )
+            self.send(orjson.dumps({"type": "reply", "id": request_id, "result": result}).decode())
         except SyncError as err:
             self.reply_error(request_id, err)
         except Exception:
