@@ -16,7 +16,6 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +39,7 @@ from sync_generated.errors import (
 )
 
 from . import wire
+from ._eager import start_eagerly
 from .service import Caller, SyncService, kind_of_sid
 from .tokens import TokenClaims, verify_token
 
@@ -161,40 +161,25 @@ class Connection:
         self._kick()
 
     def _write_now(self, text: str) -> None:
-        """Run the ASGI send until it blocks: when the transport takes the bytes at once (the
-        usual case) the frame is written without any task switch, which is what makes fan-out
-        cheap. If the transport is paused, a task finishes the send and then the outbox."""
-        send = self.ws.send_text(text)
+        """Write at once when the transport takes the bytes (the usual case: no task switch,
+        which is what makes fan-out cheap); if it is paused, a task finishes the write and
+        then drains the outbox."""
         try:
-            waiting_on = send.send(None)
-        except StopIteration:
-            return
+            task = start_eagerly(self.ws.send_text(text))
         except Exception:
             self._broken = True
             return
-        self._writing = True
-        self._drainer = asyncio.get_running_loop().create_task(self._resume(send, waiting_on))
+        if task is not None:
+            self._writing = True
+            self._drainer = task
+            task.add_done_callback(self._resumed)
 
-    async def _resume(self, send: Coroutine[Any, Any, None], waiting_on: Any) -> None:
-        try:
-            while True:
-                try:
-                    if waiting_on is None:
-                        await asyncio.sleep(0)
-                    else:
-                        await waiting_on
-                except BaseException as exc:
-                    waiting_on = send.throw(exc)
-                    continue
-                waiting_on = send.send(None)
-        except StopIteration:
-            pass
-        except Exception:
+    def _resumed(self, task: asyncio.Task[None]) -> None:
+        self._writing = False
+        self._drainer = None
+        if task.cancelled() or task.exception() is not None:
             self._broken = True
-        finally:
-            self._writing = False
-            self._drainer = None
-        if self._outbox or self._close_code is not None:
+        elif self._outbox or self._close_code is not None:
             self._kick()
 
     def _kick(self) -> None:
@@ -532,9 +517,10 @@ async def realtime_endpoint(
             raw = await ws.receive_text()
             # Requests run concurrently (a slow read must not stall the rest), but each
             # starts in arrival order, so writes on one object are applied in order.
-            task = asyncio.create_task(conn.handle(raw))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            task = start_eagerly(conn.handle(raw))
+            if task is not None:
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
     except (WebSocketDisconnect, TimeoutError, RuntimeError):
         pass
     except KeyError:
