@@ -29,6 +29,9 @@ async def _finish(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
             if waiting_on is None:
                 await asyncio.sleep(0)  # a bare `yield`: just give up the turn
             else:
+                # Take over the future the coroutine yielded, as Task.__step does: clear
+                # its "yielded by an await" mark, or awaiting it again is refused.
+                waiting_on._asyncio_future_blocking = False
                 await waiting_on
         except BaseException as exc:  # cancellation included: let the coroutine handle it
             try:

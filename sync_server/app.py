@@ -38,6 +38,7 @@ class ServerConfig:
     expiry_interval: float = 1.0
     heartbeat_interval: float = 5.0
     max_subscriptions: int = 1000
+    max_outbox_frames: int = 10_000
     max_frame_bytes: int = 256 * 1024
     event_retention: int = 10_000
     write_rate: float = 100.0
@@ -63,6 +64,7 @@ def create_app(
         api_keys={creds.api_key_sid: creds.api_secret},
         max_frame_bytes=config.max_frame_bytes,
         max_subscriptions=config.max_subscriptions,
+        max_outbox_frames=config.max_outbox_frames,
         heartbeat_interval=config.heartbeat_interval,
     )
 

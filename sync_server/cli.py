@@ -67,6 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
         sqlite_synchronous=args.sqlite_synchronous,
         heartbeat_interval=args.heartbeat_interval,
         max_subscriptions=args.max_subscriptions,
+        max_outbox_frames=args.max_outbox_frames,
         max_frame_bytes=args.max_frame_bytes,
         event_retention=args.event_retention,
         write_rate=args.write_rate,
@@ -178,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=10_000,
         help="events kept per object for catch-up after a reconnect (older: a snapshot is sent)",
+    )
+    serve.add_argument(
+        "--max-outbox-frames",
+        type=int,
+        default=10_000,
+        help="frames queued for a slow client before it is disconnected (4008) to catch up later",
     )
     serve.set_defaults(func=_serve)
     token = sub.add_parser("token", help="print a client access token for the default service")

@@ -167,7 +167,7 @@ class Connection:
         try:
             task = start_eagerly(self.ws.send_text(text))
         except Exception:
-            self._broken = True
+            self._fail()
             return
         if task is not None:
             self._writing = True
@@ -178,9 +178,27 @@ class Connection:
         self._writing = False
         self._drainer = None
         if task.cancelled() or task.exception() is not None:
-            self._broken = True
+            self._fail()
         elif self._outbox or self._close_code is not None:
             self._kick()
+
+    def _fail(self) -> None:
+        """A write failed: drop the connection rather than go on with a gap in what this client
+        received (it reconnects and catches up from the event log)."""
+        if self._broken:
+            return
+        self._broken = True
+        self._closed = True
+        self._outbox.clear()
+        if not self._socket_closed:
+            self._socket_closed = True
+            task = asyncio.get_running_loop().create_task(self._abort())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _abort(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(1011)
 
     def _kick(self) -> None:
         """Start draining the outbox unless a send is already in progress (it kicks us after)."""
@@ -220,8 +238,7 @@ class Connection:
             while self._outbox and not self._broken:
                 await self.ws.send_text(self._outbox.popleft())
         except Exception:
-            self._broken = True
-            self._outbox.clear()
+            self._fail()
         finally:
             self._writing = False
             self._drainer = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,3 +98,59 @@ async def test_merge_that_grows_past_the_limit_is_refused_and_changes_nothing(
         with pytest.raises(DataTooLargeError):
             await m.update("k", {"b": "y" * 10_000})
         assert (await m.get("k")).data == {"a": "x" * 10_000}
+
+
+async def test_slow_consumer_is_disconnected_then_catches_up(tmp_path: Path) -> None:
+    """A client that stops reading is cut off (4008) once its queue is full, instead of
+    slowing everyone down or silently losing events; on reconnect it gets every event."""
+    srv = ServerProcess(
+        tmp_path / "data", extra_args=["--max-outbox-frames", "20", "--write-rate", "0"]
+    )
+    srv.start()
+    try:
+        map_name = f"flood-{uuid.uuid4().hex}"
+        async with srv.client("writer") as writer:
+            m = await writer.map(map_name)
+            # A raw subscriber that never reads: the kernel buffers fill, then our queue.
+            async with connect(
+                f"ws://127.0.0.1:{srv.port}/v1/realtime", compression=None, max_size=None
+            ) as stalled:
+                await stalled.send(
+                    orjson.dumps(
+                        {"id": 1, "type": "hello", "token": srv.token("slow"), "client_id": "slow"}
+                    ).decode()
+                )
+                await stalled.recv()
+                await stalled.send(
+                    orjson.dumps({"id": 2, "type": "subscribe", "sid": m.sid, "since": 0}).decode()
+                )
+                await stalled.recv()
+                stalled.transport.pause_reading()  # stop reading, like a stuck client
+                blob = "x" * 15_000
+                for i in range(800):  # ~12 MB of events, far more than socket buffers hold
+                    await m.set(f"k{i:04}", {"blob": blob})
+                stalled.transport.resume_reading()
+                close_code = None
+                received = 0
+                try:
+                    async with asyncio.timeout(20):
+                        async for _ in stalled:
+                            received += 1
+                except Exception:
+                    pass
+                close_code = stalled.close_code
+            assert close_code == 4008, (close_code, received)
+            assert 0 < received < 800  # cut off part-way, not after everything
+            # The writer (and everyone else) carried on; a fresh client catches up fully.
+            async with srv.client("slow") as again:
+                m2 = await again.map(map_name, mode="open_existing")
+                keys: list[str] = []
+                page = await m2.get_items(page_size=100)
+                while True:
+                    keys.extend(item.key for item in page.items)
+                    if not page.has_next_page:
+                        break
+                    page = await page.next_page()
+                assert len(keys) == 800
+    finally:
+        srv.stop()
