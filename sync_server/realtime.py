@@ -48,6 +48,7 @@ log = logging.getLogger("sync_server.realtime")
 CLOSE_TOKEN_EXPIRED = 4401
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_PROTOCOL = 4400
+CLOSE_INTERNAL_ERROR = 1011
 
 
 @dataclass(slots=True)
@@ -188,17 +189,8 @@ class Connection:
         if self._broken:
             return
         self._broken = True
-        self._closed = True
         self._outbox.clear()
-        if not self._socket_closed:
-            self._socket_closed = True
-            task = asyncio.get_running_loop().create_task(self._abort())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _abort(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.ws.close(1011)
+        self.close(CLOSE_INTERNAL_ERROR)  # the drain closes the socket once no write is running
 
     def _kick(self) -> None:
         """Start draining the outbox unless a send is already in progress (it kicks us after)."""
@@ -227,8 +219,7 @@ class Connection:
         if self._close_code is None:
             self._close_code = code
         self._closed = True
-        if self._drainer is None and not self._writing:
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        self._kick()
 
     async def _drain(self) -> None:
         """Send every queued frame in order, then close the socket if asked; then exit (an idle
@@ -489,9 +480,13 @@ class Connection:
         sids = [object_sid] if object_sid is not None else list(self.subscriptions)
         for sid in sids:
             if sid in self.subscriptions:
-                task = asyncio.create_task(self._recheck(caller, sid))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self.keep(asyncio.create_task(self._recheck(caller, sid)))
+
+    def keep(self, task: asyncio.Task[None] | None) -> None:
+        """Hold a task of this connection until it ends; `cleanup()` cancels what is left."""
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _recheck(self, caller: Caller, sid: str) -> None:
         try:
@@ -514,6 +509,8 @@ class Connection:
             self._expiry_timer.cancel()
         for sid in list(self.subscriptions):
             self.unsubscribe(sid)
+        for task in list(self._tasks):
+            task.cancel()
 
 
 async def realtime_endpoint(
@@ -522,7 +519,6 @@ async def realtime_endpoint(
     await ws.accept()
     conn = Connection(ws, service, settings)
     service.acl_listeners.add(conn)
-    tasks: set[asyncio.Task[None]] = set()
     try:
         first = await asyncio.wait_for(ws.receive_text(), settings.hello_timeout)
         await conn.handle(first)
@@ -534,10 +530,7 @@ async def realtime_endpoint(
             raw = await ws.receive_text()
             # Requests run concurrently (a slow read must not stall the rest), but each
             # starts in arrival order, so writes on one object are applied in order.
-            task = start_eagerly(conn.handle(raw))
-            if task is not None:
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+            conn.keep(start_eagerly(conn.handle(raw)))
     except (WebSocketDisconnect, TimeoutError, RuntimeError):
         pass
     except KeyError:
@@ -548,6 +541,4 @@ async def realtime_endpoint(
         conn.close(CLOSE_PROTOCOL)
     finally:
         conn.cleanup()
-        for task in tasks:
-            task.cancel()
         await conn.flush(2)

@@ -36,6 +36,8 @@ from sync_generated.errors import (
     UniqueNameExistsError,
 )
 
+from sync_sdk._validate import check_unique_name as check_name
+
 from . import wire
 from .credentials import Credentials
 from .service import NOT_FOUND, SID_RE, Caller, SyncService, check_unique_name
@@ -460,10 +462,9 @@ class RestApi:
         name = svc.unique_name
         if name is None:
             return
-        if len(name) > 320 or SID_RE.fullmatch(name):
-            raise InvalidUniqueNameError(
-                f"service unique name {name!r:.80} is too long or looks like a SID"
-            )
+        check_name(name)
+        if SID_RE.fullmatch(name):
+            raise InvalidUniqueNameError(f"service unique name {name!r:.80} looks like a SID")
         other = await self.storage.get_service(name)
         if other is not None and other.sid != svc.sid:
             raise UniqueNameExistsError(f"a service named {name!r:.80} already exists")

@@ -13,9 +13,7 @@ from typing import Any, Literal, Protocol
 
 import orjson
 from sync_generated.client import (
-    MAX_MAP_KEY_LENGTH,
     MAX_STREAM_MESSAGE_BYTES,
-    MAX_UNIQUE_NAME_LENGTH,
     SID_PREFIXES,
 )
 from sync_generated.errors import (
@@ -32,7 +30,8 @@ from sync_generated.errors import (
     UniqueNameExistsError,
 )
 
-from sync_sdk._validate import check_data
+from sync_sdk._validate import check_data, check_map_key
+from sync_sdk._validate import check_unique_name as check_name
 
 from . import wire
 from .broker import Broker
@@ -93,25 +92,14 @@ def kind_of_sid(sid: str) -> ObjectKind:
     return kind
 
 
-def _check_text(value: str, error: type[SyncError], what: str, max_len: int) -> str:
-    if not value or len(value) > max_len:
-        raise error(f"{what} must be 1 to {max_len} characters, got {len(value)}")
-    if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
-        raise error(f"{what} contains a NUL or an unpaired surrogate")
-    return value
-
-
 def check_unique_name(kind: ObjectKind, name: str) -> str:
-    _check_text(name, InvalidUniqueNameError, "unique name", MAX_UNIQUE_NAME_LENGTH)
+    """The SDK's rule (54302), and no SID-shaped name of another kind of object."""
+    check_name(name)
     if SID_RE.fullmatch(name) and name[:2] != PREFIX_BY_KIND[kind]:
         raise InvalidUniqueNameError(
             f"unique name {name!r} looks like the SID of another kind of object"
         )
     return name
-
-
-def check_map_key(key: str) -> str:
-    return _check_text(key, InvalidMapKeyError, "map key", MAX_MAP_KEY_LENGTH)
 
 
 class WriteRateLimiter:

@@ -441,9 +441,13 @@ class SQLiteStorage(Storage):
         if conn is None:
             self._resolve([(job, False, RuntimeError("SQLiteStorage is closed")) for job in batch])
             return
+        self._run_batch_or_fail(conn, batch)
+
+    def _run_batch_or_fail(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        """`_run_batch`, failing every job still pending if something unexpected breaks."""
         try:
             self._run_batch(conn, batch)
-        except Exception as exc:  # unexpected: fail whatever is still pending
+        except Exception as exc:
             if conn.in_transaction:
                 try:
                     conn.execute("ROLLBACK")
@@ -487,15 +491,7 @@ class SQLiteStorage(Storage):
                     except queue.Empty:
                         break
                 if batch:
-                    try:
-                        self._run_batch(conn, batch)
-                    except Exception as exc:  # unexpected: fail whatever is still pending
-                        if conn.in_transaction:
-                            try:
-                                conn.execute("ROLLBACK")
-                            except Exception:
-                                pass
-                        self._resolve([(job, False, exc) for job in batch])
+                    self._run_batch_or_fail(conn, batch)
         finally:
             # Jobs submitted concurrently with close(): refuse them rather than leave them hanging.
             while True:
