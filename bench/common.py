@@ -224,7 +224,7 @@ class ServerProc:
         return self.proc is not None and self.proc.poll() is None
 
 
-def our_server(data_dir: Path) -> ServerProc:
+def our_server(data_dir: Path, extra_args: Sequence[str] = ()) -> ServerProc:
     return ServerProc(
         "ours",
         [
@@ -242,6 +242,7 @@ def our_server(data_dir: Path) -> ServerProc:
             "warning",
             "--write-rate",
             "0",
+            *extra_args,
         ],
         health_path="/healthz",
     )

@@ -118,6 +118,17 @@ def headline(raw: dict[str, Any]) -> dict[str, Any]:
     out["fanout_cpu_vs_socketio"] = {
         str(s): _r(cpu["socketio"][str(s)], cpu["ours_stream"][str(s)]) for s in sizes
     }
+    cluster = raw.get("cluster") or {}
+    if "propagation" in cluster:
+        fan = cluster["fanout"]["summary"]
+        writes = cluster["writes"]
+        out["cluster_propagation_ratio"] = cluster["propagation"]["ratio_p50"]
+        out["cluster_fanout_scaling"] = {v: fan[v]["scaling"] for v in ("stream", "map")}
+        out["cluster_writes_per_s"] = {
+            "one_node": writes["one_node"]["writes_per_s"],
+            "two_nodes": writes["two_nodes"]["writes_per_s"],
+            "per_node_of_two": round(writes["two_nodes"]["writes_per_s"] / 2),
+        }
     out["targets"] = targets(out, sizes)
     return out
 
@@ -163,7 +174,64 @@ def targets(h: dict[str, Any], sizes: list[int]) -> list[dict[str, Any]]:
     rows.append(
         {"metric": "kib_per_connection ours/raw", "value": kr, "target": "≤ 2.0", "pass": kr <= 2.0}
     )
+    if "cluster_propagation_ratio" in h:
+        v = h["cluster_propagation_ratio"]
+        rows.append(
+            {
+                "metric": "cluster: cross-node / same-node propagation p50",
+                "value": v,
+                "target": "≤ 1.5",
+                "pass": v <= 1.5,
+            }
+        )
+        for variant, v in h["cluster_fanout_scaling"].items():
+            rows.append(
+                {
+                    "metric": f"cluster: fan-out 2 nodes / 1 node ({variant})",
+                    "value": v,
+                    "target": "≥ 1.6",
+                    "pass": v >= 1.6,
+                }
+            )
     return rows
+
+
+def cluster_markdown(c: dict[str, Any]) -> str:
+    """Section 7 of latest.md: two nodes on PostgreSQL + Redis."""
+    if "skipped" in c:
+        return f"## 7. Two nodes (PostgreSQL + Redis)\n\nSkipped: {c['skipped']}\n"
+    prop, writes, fan = c["propagation"], c["writes"], c["fanout"]
+    rows: list[list[Any]] = [
+        [
+            "propagation A→B µs (p50 / p99)",
+            f"{_fmt(prop['same_node']['p50_us'])} / {_fmt(prop['same_node']['p99_us'])}",
+            f"{_fmt(prop['cross_node']['p50_us'])} / {_fmt(prop['cross_node']['p99_us'])}",
+            prop["ratio_p50"],
+        ],
+        [
+            f"writes/s ({writes['clients']} clients, {writes['objects']} objects)",
+            writes["one_node"]["writes_per_s"],
+            writes["two_nodes"]["writes_per_s"],
+            writes["two_nodes_vs_one"],
+        ],
+    ]
+    for variant, v in fan["summary"].items():
+        rows.append(
+            [
+                f"fan-out {variant} S={fan['S']} deliveries/s (median of rounds)",
+                v["one_node_deliveries_per_s"],
+                v["two_nodes_deliveries_per_s"],
+                v["scaling"],
+            ]
+        )
+    return (
+        "## 7. Two nodes (PostgreSQL + Redis)\n\n"
+        "Same configuration in both columns (PostgreSQL storage, Redis fan-out). Propagation: "
+        "the reader on the writer's node vs on the other node. Writes and fan-out: everything "
+        "on one node vs split evenly over two (the publisher stays on the first).\n\n"
+        + _table(["measure", "one node / same node", "two nodes / cross node", "ratio"], rows)
+        + "\n"
+    )
 
 
 # ---- markdown ---------------------------------------------------------------------------
@@ -487,6 +555,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
     out.append("## Machine\n")
     out.append(_table(["", ""], [[k, v] for k, v in m.items() if k != "libraries"]) + "\n")
     out.append(_table(["library", "version"], [[k, v] for k, v in m["libraries"].items()]) + "\n")
+
+    if "cluster" in d:
+        out.append(cluster_markdown(d["cluster"]))
 
     prof = d.get("profile") or {}
     if prof:

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from . import profiling, report
+from . import cluster, profiling, report
 from .common import baseline_server, loop_name, raise_nofile, run_async
 from .scenarios import Bench, Config, Pool
 
@@ -113,6 +113,9 @@ async def run_all(cfg: Config, out_dir: Path, only: set[str]) -> dict[str, Any]:
         if "memory" in only:
             log("5. memory per idle connection")
             details["memory"] = await bench.memory()
+        if "cluster" in only:
+            log("7. two nodes on PostgreSQL + Redis")
+            details["cluster"] = await cluster.run(bench)
     finally:
         bench.close()
     if bench.profiles:
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
         "--only",
-        default="rtt,prop,fanout,writes,memory",
+        default="rtt,prop,fanout,writes,memory,cluster",
         help="comma-separated subset (development; the report needs all of them)",
     )
     parser.add_argument(
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {**cfg.__dict__, "burst_n": {str(k): v for k, v in cfg.burst_n.items()}},
         "details": details,
     }
-    if not {"rtt", "prop", "fanout", "writes", "memory"} <= only:
+    if not {"rtt", "prop", "fanout", "writes", "memory", "cluster"} <= only:
         path = out_dir / "latest-partial.json"
         path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
         print(f"partial run ({sorted(only)}): wrote {path}")

@@ -108,6 +108,11 @@ class Config:
         )
 
 
+def total_cpu(servers: ServerProc | list[ServerProc]) -> float:
+    """CPU seconds used so far by the server process(es)."""
+    return sum(cpu_seconds(s.pid) for s in (servers if isinstance(servers, list) else [servers]))
+
+
 def split(n: int, k: int) -> list[int]:
     return [n // k + (1 if i < n % k else 0) for i in range(k)]
 
@@ -163,15 +168,29 @@ class Pool:
         return await self.call([cmd] * self.size, timeout)
 
     async def connect(
-        self, stack: Stack, base: str, n: int, token: str = "", sids: list[str] | None = None
+        self,
+        stack: Stack,
+        base: str | list[str],
+        n: int,
+        token: str = "",
+        sids: list[str] | None = None,
     ) -> tuple[list[int], float]:
-        """Open `n` subscriber connections spread over the workers; returns the split."""
+        """Open `n` subscriber connections spread over the workers; returns the split. Several
+        bases (server nodes): worker i connects to bases[i % len(bases)]."""
         shares = split(n, self.size)
+        bases = [base] if isinstance(base, str) else base
         cmds: list[dict[str, Any] | None] = [
-            {"op": "connect", "stack": stack, "base": base, "n": s, "token": token, "sids": sids}
+            {
+                "op": "connect",
+                "stack": stack,
+                "base": bases[i % len(bases)],
+                "n": s,
+                "token": token,
+                "sids": sids,
+            }
             if s
             else None
-            for s in shares
+            for i, s in enumerate(shares)
         ]
         t0 = time.perf_counter()
         results = await self.call(cmds, timeout=150)
@@ -523,7 +542,7 @@ class Bench:
     async def _fanout_once(
         self,
         name: str,
-        srv: ServerProc,
+        srv: ServerProc | list[ServerProc],
         publish: Publish,
         shares: list[int],
         s: int,
@@ -539,7 +558,7 @@ class Bench:
         )
         pad = self.pad
         errors = 0
-        cpu0 = cpu_seconds(srv.pid)
+        cpu0 = total_cpu(srv)
         first_ns = time.time_ns()
         t0 = time.perf_counter()
         try:
@@ -561,7 +580,7 @@ class Bench:
             [{"op": "collect", "timeout": wait} if share else None for share in shares],
             timeout=wait + 30,
         )
-        cpu1 = cpu_seconds(srv.pid)
+        cpu1 = total_cpu(srv)
         count = sum(r["count"] for r in results)
         expected = n * s
         last_ns = max((r["last_ns"] for r in results), default=0)
@@ -616,8 +635,16 @@ class Bench:
         return out
 
     async def _write_load(
-        self, ours: ServerProc, token: str, sids: list[str], hot: bool, label: str
+        self,
+        ours: ServerProc | list[ServerProc],
+        token: str,
+        sids: list[str],
+        hot: bool,
+        label: str,
     ) -> dict[str, Any]:
+        """Acknowledged writes from `write_conns` connections; with several servers (nodes),
+        worker i writes through servers[i % len(servers)]."""
+        nodes = ours if isinstance(ours, list) else [ours]
         cfg = self.cfg
         pool = self.pool
         assert pool is not None
@@ -626,7 +653,7 @@ class Bench:
         cmds: list[dict[str, Any] | None] = [
             {
                 "op": "write_load",
-                "base": ours.ws_url,
+                "base": nodes[i % len(nodes)].ws_url,
                 "token": token,
                 "sids": sids,
                 "hot": hot,
@@ -639,19 +666,19 @@ class Bench:
             }
             if c
             else None
-            for c in split(cfg.write_conns, pool.size)
+            for i, c in enumerate(split(cfg.write_conns, pool.size))
         ]
         delay = (start_ns - time.time_ns()) / 1e9
         cpu_box: list[float] = []
 
         async def cpu_at_start() -> None:
             await asyncio.sleep(max(delay, 0))
-            cpu_box.append(cpu_seconds(ours.pid))
+            cpu_box.append(total_cpu(nodes))
 
         marker = asyncio.create_task(cpu_at_start())
         results = await pool.call(cmds, timeout=cfg.write_seconds + 90)
         await marker
-        cpu1 = cpu_seconds(ours.pid)
+        cpu1 = total_cpu(nodes)
         ok = sum(r["ok"] for r in results)
         lat: list[int] = []
         for r in results:

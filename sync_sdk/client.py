@@ -6,7 +6,9 @@
 
 The connection loop reconnects with exponential back-off and jitter, re-subscribes every
 open object from its last event id (the server replays what was missed) and drops
-duplicates, so handlers see every change of an object once and in order.
+duplicates, so handlers see every change of an object once and in order. With
+`ClientOptions(urls=[...])` it rotates over equivalent server nodes: a lost or unreachable
+node is left for the next one, and the same catch-up runs on whichever node it reaches.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Literal, TypeVar, overload
 
@@ -93,6 +95,60 @@ def _check_token(token: object) -> str:
     return token
 
 
+def _check_urls(options: ClientOptions) -> tuple[str, ...]:
+    """The server nodes to use: `options.urls` (deduplicated, in order; ClientOptions has
+    checked each) if non-empty, else `(options.url,)`."""
+    return tuple(dict.fromkeys(options.urls or ())) or (options.url,)
+
+
+class _NodeRotation:
+    """Round-robin over equivalent server nodes (base URLs).
+
+    `current` is the node in use, or the next one to try. `failed()` records that it could
+    not be reached or its connection was lost, moves on to the next node, and says whether
+    a back-off is due: only once every node has failed in this round (since the last
+    success or the last back-off), so each node is tried once promptly. With one node
+    every failure ends a round, which is the plain reconnect back-off."""
+
+    def __init__(self, urls: Sequence[str]) -> None:
+        if not urls:
+            raise ValueError("at least one URL is needed")
+        self.urls: tuple[str, ...] = tuple(urls)
+        self._index = 0
+        self._failures = 0
+        self._tried: builtins.list[str] = []
+
+    @property
+    def current(self) -> str:
+        return self.urls[self._index]
+
+    @property
+    def tried(self) -> tuple[str, ...]:
+        """The distinct nodes attempted since the last success, in the order first tried."""
+        return tuple(self._tried)
+
+    def attempt(self) -> str:
+        """The node to connect to now (recorded as tried)."""
+        url = self.current
+        if url not in self._tried:
+            self._tried.append(url)
+        return url
+
+    def failed(self) -> bool:
+        """The current node failed: move to the next. True if the round is over (back off)."""
+        self._index = (self._index + 1) % len(self.urls)
+        self._failures += 1
+        if self._failures >= len(self.urls):
+            self._failures = 0
+            return True
+        return False
+
+    def succeeded(self) -> None:
+        """Connected to the current node: a new round starts with the next failure."""
+        self._failures = 0
+        self._tried.clear()
+
+
 def _realtime_url(base: str) -> str:
     url = base.rstrip("/")
     for http, ws in (("https://", "wss://"), ("http://", "ws://")):
@@ -111,6 +167,9 @@ class Client(ClientEvents):
         if options is not None and not isinstance(options, ClientOptions):
             raise InvalidRequestError("options must be a ClientOptions")
         self.options = options or ClientOptions()
+        self._nodes = _NodeRotation(_check_urls(self.options))
+        # One round over every node fits in connect_timeout, even if a node never answers.
+        self._attempt_timeout = self.options.connect_timeout / len(self._nodes.urls)
         apply_log_level(logger, self.options.log_level)
         self.client_id = uuid.uuid4().hex
         self._emitter = EventEmitter("Client")
@@ -135,6 +194,12 @@ class Client(ClientEvents):
     def connection_state(self) -> ConnectionState:
         """The current ConnectionState."""
         return self._machine.state
+
+    @property
+    def server_url(self) -> str:
+        """Base URL of the server node in use: the one connected to, or, while connecting,
+        the one being tried next. `ClientOptions.url` unless `ClientOptions.urls` is set."""
+        return self._nodes.current
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -166,7 +231,8 @@ class Client(ClientEvents):
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 err = ConnectFailedError(
-                    f"could not connect to {self.options.url} within {self.options.connect_timeout}s"
+                    f"could not connect to {self._describe_tried()}"
+                    f" within {self.options.connect_timeout}s"
                     + (f": {self._last_error.message}" if self._last_error else "")
                 )
                 await self.shutdown()
@@ -174,6 +240,10 @@ class Client(ClientEvents):
             self._state_changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._state_changed.wait(), remaining)
+
+    def _describe_tried(self) -> str:
+        tried = self._nodes.tried or self._nodes.urls[:1]
+        return tried[0] if len(tried) == 1 else "any of " + ", ".join(tried)
 
     async def shutdown(self) -> None:
         """Close every object and the connection; ends in DISCONNECTED."""
@@ -498,14 +568,15 @@ class Client(ClientEvents):
                 continue
             if self._machine.state != ConnectionState.CONNECTING:
                 self._machine.move_to(ConnectionState.CONNECTING)
+            url = self._nodes.attempt()
+            logger.info("connecting to %s", url)
             try:
-                ws = await self._open_socket()
+                ws = await self._open_socket(url)
             except SyncError as err:
                 if self._closing:
                     return
                 self._report(err, terminal=False)
-                attempt += 1
-                await asyncio.sleep(self._backoff(attempt))
+                attempt = await self._next_node(attempt)
                 continue
             try:
                 hello = await self._handshake(ws)
@@ -517,19 +588,21 @@ class Client(ClientEvents):
                     if not self._closing:
                         self._machine.move_to(ConnectionState.DENIED)
                     continue
-                attempt += 1
-                await asyncio.sleep(self._backoff(attempt))
+                attempt = await self._next_node(attempt)
                 continue
             except (ConnectionClosed, TimeoutError, OSError) as err:
                 await ws.close()
                 self._report(
-                    err if isinstance(err, SyncError) else ConnectFailedError(str(err)),
+                    ConnectFailedError(
+                        f"handshake with {url} failed: {str(err) or type(err).__name__}"
+                    ),
                     terminal=False,
                 )
-                attempt += 1
-                await asyncio.sleep(self._backoff(attempt))
+                attempt = await self._next_node(attempt)
                 continue
             attempt = 0
+            self._nodes.succeeded()
+            logger.info("connected to %s", url)
             self._set_expiry(hello)
             self.identity = str(hello.get("identity"))
             self.service_sid = str(hello.get("service_sid"))
@@ -556,25 +629,38 @@ class Client(ClientEvents):
                 )
                 self._machine.move_to(ConnectionState.DENIED)
                 continue
-            logger.warning("connection to %s lost; reconnecting", self.options.url)
+            logger.warning("connection to %s lost; reconnecting", url)
             self._machine.move_to(ConnectionState.CONNECTING)
+            attempt = await self._next_node(attempt)
+
+    async def _next_node(self, attempt: int) -> int:
+        """After a failed attempt or a lost connection: move on to the next node, at once
+        while some node has not been tried in this round, else after the back-off for the
+        next round. Returns the new round count (the back-off exponent)."""
+        failed = self._nodes.current
+        if self._nodes.failed():
             attempt += 1
-            await asyncio.sleep(self._backoff(attempt))
+            delay = self._backoff(attempt)
+            logger.info("retrying %s in %.2fs", self._nodes.current, delay)
+            await asyncio.sleep(delay)
+        else:
+            logger.info("%s failed; trying %s", failed, self._nodes.current)
+        return attempt
 
     def _backoff(self, attempt: int) -> float:
         o = self.options
         delay = min(o.reconnect_max_delay, o.reconnect_initial_delay * 2 ** max(attempt - 1, 0))
         return float(delay * (1 - o.reconnect_jitter * random.random()))
 
-    async def _open_socket(self) -> ClientConnection:
-        url = _realtime_url(self.options.url)
+    async def _open_socket(self, base_url: str) -> ClientConnection:
+        url = _realtime_url(base_url)
         hb = self.options.heartbeat_interval
         try:
             return await connect(
                 url,
                 compression=None,
                 max_size=_MAX_FRAME * 4,
-                open_timeout=self.options.connect_timeout,
+                open_timeout=self._attempt_timeout,
                 ping_interval=hb,
                 ping_timeout=hb,
                 close_timeout=min(1.0, hb),
@@ -587,7 +673,7 @@ class Client(ClientEvents):
             "hello", {"token": self._token, "client_id": self.client_id, "protocol": 1}
         )
         await ws.send(frame, text=True)
-        async with asyncio.timeout(self.options.connect_timeout):
+        async with asyncio.timeout(self._attempt_timeout):
             while True:
                 message = self._protocol.decode(await ws.recv())
                 if isinstance(message, Reply) and message.id == request_id:

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -43,18 +44,56 @@ class ServerConfig:
     event_retention: int = 10_000
     write_rate: float = 100.0
     write_burst: int = 200
+    storage: Literal["sqlite", "postgres"] = "sqlite"
+    database_url: str | None = None
+    database_pool_size: int = 10
+    broker: Literal["local", "redis"] = "local"
+    redis_url: str | None = None
+    redis_prefix: str = "sync"
+    audit_interval: float = 2.0
+
+
+def make_storage(config: ServerConfig) -> Storage:
+    if config.storage == "postgres":
+        if not config.database_url:
+            raise ValueError("--storage postgres needs --database-url (or SYNC_DATABASE_URL)")
+        from .storage.postgres import PostgresStorage
+
+        return PostgresStorage(
+            config.database_url,
+            event_retention=config.event_retention,
+            max_pool=config.database_pool_size,
+        )
+    return SQLiteStorage(
+        config.data_dir / "sync.db",
+        synchronous=config.sqlite_synchronous,
+        event_retention=config.event_retention,
+    )
+
+
+def make_broker(config: ServerConfig) -> Broker:
+    if config.broker == "redis":
+        if not config.redis_url:
+            raise ValueError("--broker redis needs --redis-url (or SYNC_REDIS_URL)")
+        if config.storage == "sqlite":
+            raise ValueError(
+                "--broker redis shares events between nodes, which must share their storage: "
+                "use it with --storage postgres"
+            )
+        from .redis_broker import RedisBroker
+
+        return RedisBroker(
+            config.redis_url, prefix=config.redis_prefix, audit_interval=config.audit_interval
+        )
+    return InProcessBroker()
 
 
 def create_app(
     config: ServerConfig, *, storage: Storage | None = None, broker: Broker | None = None
 ) -> Starlette:
     creds = config.credentials
-    store = storage or SQLiteStorage(
-        config.data_dir / "sync.db",
-        synchronous=config.sqlite_synchronous,
-        event_retention=config.event_retention,
-    )
-    hub = broker or InProcessBroker()
+    store = storage or make_storage(config)
+    hub = broker or make_broker(config)
     webhooks = WebhookDispatcher(auth_token=creds.auth_token)
     service = SyncService(
         store, hub, write_rate=config.write_rate, write_burst=config.write_burst, webhooks=webhooks

@@ -72,8 +72,17 @@ def _serve(args: argparse.Namespace) -> int:
         event_retention=args.event_retention,
         write_rate=args.write_rate,
         write_burst=args.write_burst,
+        storage=args.storage,
+        database_url=args.database_url,
+        database_pool_size=args.database_pool_size,
+        broker=args.broker,
+        redis_url=args.redis_url,
+        redis_prefix=args.redis_prefix,
     )
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except ValueError as exc:
+        raise SystemExit(f"sync-server: {exc}") from None
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -185,6 +194,43 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=10_000,
         help="frames queued for a slow client before it is disconnected (4008) to catch up later",
+    )
+    cluster = serve.add_argument_group(
+        "several nodes",
+        "shared PostgreSQL storage and Redis fan-out (pip install 'sync-sdk[cluster]')",
+    )
+    cluster.add_argument(
+        "--storage",
+        choices=["sqlite", "postgres"],
+        default=os.environ.get("SYNC_STORAGE", "sqlite"),
+        help="sqlite: one file in --data-dir (default); postgres: --database-url; env SYNC_STORAGE",
+    )
+    cluster.add_argument(
+        "--database-url",
+        default=os.environ.get("SYNC_DATABASE_URL"),
+        help="postgresql://user@host:5432/db; env SYNC_DATABASE_URL",
+    )
+    cluster.add_argument(
+        "--database-pool-size",
+        type=int,
+        default=int(os.environ.get("SYNC_DATABASE_POOL_SIZE", "10")),
+        help="PostgreSQL connections per node (default %(default)s)",
+    )
+    cluster.add_argument(
+        "--broker",
+        choices=["local", "redis"],
+        default=os.environ.get("SYNC_BROKER", "local"),
+        help="local: this process only (default); redis: every node; env SYNC_BROKER",
+    )
+    cluster.add_argument(
+        "--redis-url",
+        default=os.environ.get("SYNC_REDIS_URL"),
+        help="redis://host:6379/0; env SYNC_REDIS_URL",
+    )
+    cluster.add_argument(
+        "--redis-prefix",
+        default=os.environ.get("SYNC_REDIS_PREFIX", "sync"),
+        help="channel name prefix, to share one Redis between clusters (default %(default)s)",
     )
     serve.set_defaults(func=_serve)
     token = sub.add_parser("token", help="print a client access token for the default service")

@@ -40,7 +40,7 @@ from sync_generated.errors import (
 
 from . import wire
 from ._eager import start_eagerly
-from .service import Caller, SyncService, kind_of_sid
+from .service import NOT_FOUND, Caller, SyncService, kind_of_sid
 from .tokens import TokenClaims, verify_token
 
 log = logging.getLogger("sync_server.realtime")
@@ -67,7 +67,10 @@ class RealtimeSettings:
 class _Subscription:
     catching_up: bool = True
     buffered: list[tuple[int | None, str]] = field(default_factory=list)
+    last: int = 0  # the last event id sent
 
+
+NOT_FOUND_ERRORS = tuple(NOT_FOUND.values())
 
 # Validation failures on these fields carry the field's own Twilio code.
 _FIELD_ERRORS: dict[str, type[SyncError]] = {
@@ -204,7 +207,32 @@ class Connection:
         if sub.catching_up:
             sub.buffered.append((event_id, frame))
         else:
+            if event_id is not None:
+                sub.last = event_id
             self.send(frame)
+
+    def resync(self, sid: str) -> None:
+        """Events of `sid` were lost on their way here: catch up from storage."""
+        sub = self.subscriptions.get(sid)
+        caller = self.caller
+        if sub is not None and caller is not None and not sub.catching_up:
+            sub.catching_up = True
+            self.keep(asyncio.create_task(self._resync(caller, sid, sub)))
+
+    async def _resync(self, caller: Caller, sid: str, sub: _Subscription) -> None:
+        try:
+            obj = await self.service.get_object(caller, sid)
+        except ForbiddenError as err:
+            self._revoke(sid, err)
+            return
+        except NOT_FOUND_ERRORS:
+            # Removed or expired, and its `removed` event was missed: say so now.
+            if self.subscriptions.get(sid) is sub:
+                self.unsubscribe(sid)
+                frame = wire.object_removed_frame(kind_of_sid(sid), sid, sub.last + 1, None, None)
+                self.send(frame.decode())
+            return
+        await self._catch_up(caller, sid, sub, sub.last, obj.last_event_id)
 
     def reply_error(self, request_id: int | None, err: SyncError) -> None:
         body = {"code": err.code, "status": err.status, "message": err.message}
@@ -418,7 +446,16 @@ class Connection:
         old = self.subscriptions.get(sid)
         self.subscriptions[sid] = sub
         if old is None:
-            self.service.broker.subscribe(sid, self)
+            await self.service.broker.subscribe(caller.service_sid, sid, self)
+        replayed = await self._catch_up(caller, sid, sub, start, obj.last_event_id)
+        return {"last_event_id": max(obj.last_event_id, sub.last), "replayed": replayed}
+
+    async def _catch_up(
+        self, caller: Caller, sid: str, sub: _Subscription, start: int, position: int
+    ) -> int:
+        """Send the stored events after `start` (or a snapshot when the log no longer reaches
+        back), then what arrived meanwhile; the subscription then goes live. Returns the
+        number of events replayed."""
         replayed = 0
         last_sent = start
         if kind_of_sid(sid) != "stream":
@@ -440,9 +477,11 @@ class Connection:
         for event_id, frame in sub.buffered:
             if event_id is None or event_id > last_sent:
                 self.send(frame)
+                last_sent = event_id or last_sent
         sub.buffered.clear()
         sub.catching_up = False
-        return {"last_event_id": max(obj.last_event_id, last_sent), "replayed": replayed}
+        sub.last = max(last_sent, position)
+        return replayed
 
     async def _snapshot_frame(self, caller: Caller, obj: Any) -> str:
         items: list[dict[str, Any]] = []
@@ -469,11 +508,11 @@ class Connection:
         ).decode()
 
     def access_changed(
-        self, service_sid: str, object_sid: str | None, identity: str | None
+        self, service_sid: str | None, object_sid: str | None, identity: str | None
     ) -> None:
         """A permission or the service's ACL changed: recheck read access of our subscriptions."""
         caller = self.caller
-        if caller is None or caller.service_sid != service_sid:
+        if caller is None or (service_sid is not None and caller.service_sid != service_sid):
             return
         if identity is not None and identity != caller.identity:
             return
@@ -492,11 +531,14 @@ class Connection:
         try:
             await self.service.authorize(caller, sid, "read")
         except ForbiddenError as err:
-            self.unsubscribe(sid)
-            body = {"code": err.code, "status": err.status, "message": err.message}
-            self.send(
-                wire.event_frame(kind_of_sid(sid), sid, "revoked", None, None, error=body).decode()
-            )
+            self._revoke(sid, err)
+
+    def _revoke(self, sid: str, err: SyncError) -> None:
+        self.unsubscribe(sid)
+        body = {"code": err.code, "status": err.status, "message": err.message}
+        self.send(
+            wire.event_frame(kind_of_sid(sid), sid, "revoked", None, None, error=body).decode()
+        )
 
     def unsubscribe(self, sid: str) -> None:
         if self.subscriptions.pop(sid, None) is not None:

@@ -81,8 +81,9 @@ Access = Literal["read", "write", "manage"]
 
 class AclListener(Protocol):
     def access_changed(
-        self, service_sid: str, object_sid: str | None, identity: str | None
-    ) -> None: ...
+        self, service_sid: str | None, object_sid: str | None, identity: str | None
+    ) -> None:
+        """Recheck access; None means any (service, object or identity)."""
 
 
 def kind_of_sid(sid: str) -> ObjectKind:
@@ -140,6 +141,8 @@ class SyncService:
     ) -> None:
         self.storage = storage
         self.broker = broker
+        broker.bind(storage)
+        broker.on_broadcast = self._on_broadcast
         self.webhooks = webhooks
         self.limiter = WriteRateLimiter(write_rate, write_burst)
         self.acl_listeners: set[AclListener] = set()
@@ -182,27 +185,69 @@ class SyncService:
         return bool(svc and svc.acl_enabled)
 
     def service_changed(self, svc: ServiceRecord | None, *, sid: str | None = None) -> None:
-        """A service was updated or deleted over REST: forget cached settings, recheck access."""
+        """A service was updated or deleted over REST: forget cached settings, recheck access
+        (here and on every other node)."""
         service_sid = svc.sid if svc is not None else sid
+        if service_sid is not None:
+            self._forget_service(service_sid)
+            self.broker.broadcast({"type": "service", "service_sid": service_sid})
+
+    def permission_changed(self, service_sid: str, object_sid: str, identity: str) -> None:
+        self._forget_permission(service_sid, object_sid, identity)
+        self.broker.broadcast(
+            {
+                "type": "permission",
+                "service_sid": service_sid,
+                "object_sid": object_sid,
+                "identity": identity,
+            }
+        )
+
+    def _forget_service(self, service_sid: str | None) -> None:
+        """None: every service (e.g. after invalidations from other nodes may have been lost)."""
         if service_sid is None:
-            return
-        self._services.pop(service_sid, None)
+            self._services.clear()
+            self._live_streams.clear()
+        else:
+            self._services.pop(service_sid, None)
+            self._live_streams = {s for s in self._live_streams if s[0] != service_sid}
         self._permissions.clear()
-        self._live_streams = {s for s in self._live_streams if s[0] != service_sid}
         for listener in tuple(self.acl_listeners):
             listener.access_changed(service_sid, None, None)
 
-    def permission_changed(self, service_sid: str, object_sid: str, identity: str) -> None:
+    def _forget_permission(self, service_sid: str, object_sid: str, identity: str) -> None:
         self._permissions.pop((object_sid, identity), None)
         for listener in tuple(self.acl_listeners):
             listener.access_changed(service_sid, object_sid, identity)
 
+    def _forget_stream(self, service_sid: str, sid: str) -> None:
+        self._live_streams.discard((service_sid, sid))
+        self._streams_removed += 1
+
+    def _on_broadcast(self, message: dict[str, str]) -> None:
+        """A change made on another node (see the calls to `broker.broadcast`)."""
+        match message.get("type"):
+            case "service":
+                self._forget_service(message["service_sid"])
+            case "permission":
+                self._forget_permission(
+                    message["service_sid"], message["object_sid"], message["identity"]
+                )
+            case "stream_removed":
+                self._forget_stream(message["service_sid"], message["sid"])
+            case "reset":
+                self._forget_service(None)
+
     async def _publish(self, event: StoredEvent, caller: Caller | None = None) -> None:
         """Fan the event out to subscribers, then queue the service's webhook (if any)."""
-        await self.broker.publish(event.service_sid, event.sid, event.event_id, event.frame)
+        await self.broker.publish(
+            event.service_sid, event.sid, event.event_id, event.frame, final=event.final
+        )
         if event.sid[:2] == PREFIX_BY_KIND["stream"]:
-            self._live_streams.discard((event.service_sid, event.sid))
-            self._streams_removed += 1
+            self._forget_stream(event.service_sid, event.sid)
+            self.broker.broadcast(
+                {"type": "stream_removed", "service_sid": event.service_sid, "sid": event.sid}
+            )
         if caller is not None and await self._wants_webhook(caller):
             frame = orjson.loads(event.frame)
             item = frame.get("item") or {}

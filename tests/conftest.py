@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,17 +21,64 @@ import pytest
 from sync_sdk import Client, ClientOptions
 from sync_server.credentials import Credentials, load_credentials
 from sync_server.tokens import mint_token
+from tests import services
+
+# Every test that runs a server runs against each configuration: "embedded" (SQLite file,
+# in-process fan-out) and "cluster" (PostgreSQL storage, Redis fan-out; see tests/services.py).
+BACKENDS = ["embedded", "cluster"]
 
 
 @dataclass
 class ServerProcess:
-    """A sync-server child process; `restart()` keeps the data dir."""
+    """A sync-server child process; `restart()` keeps its data (dir or database).
+    `node()` makes another node of the same cluster (cluster backend only)."""
 
     data_dir: Path
     extra_args: list[str] = field(default_factory=list)
+    backend: str = "embedded"
     port: int = 0
     proc: subprocess.Popen[str] | None = None
     credentials: Credentials | None = None
+    database_url: str | None = None
+    redis_prefix: str | None = None
+    owns_database: bool = False
+
+    def __post_init__(self) -> None:
+        if self.backend == "cluster" and self.database_url is None:
+            services.require("postgres", "redis")
+            self.database_url = services.create_database()
+            self.redis_prefix = services.channel_prefix()
+            self.owns_database = True
+
+    def node(self, extra_args: list[str] | None = None) -> ServerProcess:
+        """Another node sharing this one's credentials, database and Redis channels."""
+        assert self.backend == "cluster", "only the cluster backend has several nodes"
+        return ServerProcess(
+            self.data_dir,
+            self.extra_args if extra_args is None else extra_args,
+            backend=self.backend,
+            database_url=self.database_url,
+            redis_prefix=self.redis_prefix,
+        )
+
+    def backend_args(self) -> list[str]:
+        if self.backend == "embedded":
+            return []
+        assert self.database_url is not None and self.redis_prefix is not None
+        return [
+            "--storage",
+            "postgres",
+            "--database-url",
+            self.database_url,
+            "--database-pool-size",
+            "4",
+            "--broker",
+            "redis",
+            "--redis-url",
+            services.REDIS_URL,
+            "--redis-prefix",
+            self.redis_prefix,
+        ]
 
     @property
     def url(self) -> str:
@@ -51,6 +98,7 @@ class ServerProcess:
             str(self.data_dir),
             "--log-level",
             "warning",
+            *self.backend_args(),
             *self.extra_args,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -95,6 +143,13 @@ class ServerProcess:
             self.proc.stdout.close()
         self.proc = None
 
+    def destroy(self) -> None:
+        """Stop, and drop the database this server created."""
+        self.stop()
+        if self.owns_database and self.database_url is not None:
+            services.drop_database(self.database_url)
+            self.owns_database = False
+
     def restart(self, sig: int = signal.SIGTERM) -> None:
         self.stop(sig)
         self.start()
@@ -127,21 +182,53 @@ async def next_event(queue: asyncio.Queue[Any], timeout: float = 5.0) -> Any:
     return await asyncio.wait_for(queue.get(), timeout)
 
 
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("sync-data"))
+def server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[ServerProcess]:
+    srv = ServerProcess(tmp_path_factory.mktemp("sync-data"), backend=backend)
     srv.start()
     yield srv
-    srv.stop()
+    srv.destroy()
+
+
+ServerFactory = Callable[..., ServerProcess]
 
 
 @pytest.fixture
-def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
+def make_server(tmp_path: Path, backend: str) -> Iterator[ServerFactory]:
+    """`make_server(extra_args=[...])`: a started server of its own, on this test's backend;
+    stopped (and its database dropped) after the test."""
+    made: list[ServerProcess] = []
+
+    def make(extra_args: list[str] | None = None) -> ServerProcess:
+        srv = ServerProcess(tmp_path / f"data{len(made)}", extra_args or [], backend=backend)
+        made.append(srv)
+        srv.start()
+        return srv
+
+    yield make
+    for srv in made:
+        srv.destroy()
+
+
+@pytest.fixture
+def fresh_server(make_server: ServerFactory) -> ServerProcess:
     """A server of its own, for tests that restart or kill it."""
-    srv = ServerProcess(tmp_path / "data")
-    srv.start()
-    yield srv
-    srv.stop()
+    return make_server()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for service, reason in sorted(services.SKIPPED.items()):
+        terminalreporter.write_line(
+            f"SKIPPED the {service} suites (cluster backend): {reason}. "
+            "Set SYNC_TEST_REQUIRE_SERVICES=1 to make this a failure.",
+            yellow=True,
+        )
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ class TcpProxy:
         self.accepting = True
         self.stalled = False
         self.connections_cut = 0
+        self.connections_seen = 0  # every incoming connection, refused ones included
         self._server: asyncio.Server | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -47,6 +48,7 @@ class TcpProxy:
         return n
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections_seen += 1
         if not self.accepting:
             writer.transport.abort()
             return

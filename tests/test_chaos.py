@@ -10,7 +10,6 @@ import random
 import signal
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sync_sdk import (
@@ -24,7 +23,7 @@ from sync_sdk import (
     SyncList,
     SyncMap,
 )
-from tests.conftest import ServerProcess
+from tests.conftest import ServerFactory
 from tests.netproxy import TcpProxy
 
 CLIENTS = 5
@@ -158,11 +157,76 @@ async def all_items(obj: SyncList | SyncMap) -> dict[Any, Any]:
         page = await page.next_page()
 
 
-async def test_chaos_no_loss_no_duplicates_no_reordering(tmp_path: Path) -> None:
-    srv = ServerProcess(
-        tmp_path / "data", extra_args=["--write-rate", "0", "--event-retention", "1000000"]
-    )
-    srv.start()
+async def converge_and_check(actors: list[Actor], referee_client: Client) -> int:
+    """Wait until every actor is connected and caught up (after one last write per object by
+    `referee_client`), then check: every client saw every event exactly once and in order,
+    every client's view equals the server's state, and every acknowledged write is there.
+    Returns the number of events checked."""
+    # Let everyone reconnect and catch up, then flush with one last write per object.
+    for a in actors:
+        await wait_until(
+            lambda a=a: a.client.connection_state is ConnectionState.CONNECTED, 20, "reconnect"
+        )
+        for obj in (a.doc, a.lst, a.map):
+            await wait_until(
+                lambda o=obj: o.subscription_state is SubscriptionState.ESTABLISHED,
+                20,
+                "subscriptions",
+            )
+    async with referee_client as referee:
+        ref_doc = await referee.document(DOC, mode="open_existing")
+        ref_list = await referee.list(LIST, mode="open_existing")
+        ref_map = await referee.map(MAP, mode="open_existing")
+        await ref_doc.update({"final": True})
+        await ref_list.push({"final": True})
+        await ref_map.set("final", {"final": True})
+        last = {
+            "doc": ref_doc.last_event_id,
+            "list": ref_list.last_event_id,
+            "map": ref_map.last_event_id,
+        }
+        for a in actors:
+            await wait_until(
+                lambda a=a: all(a.event_ids[k][-1:] == [last[k]] for k in last),
+                20,
+                f"client {a.n} events",
+            )
+        server_doc = dict(ref_doc.data)
+        server_list = await all_items(ref_list)
+        server_map = await all_items(ref_map)
+
+    events_checked = 0
+    for a in actors:
+        # Exactly once, in order: event ids 1..last with no gap and no duplicate.
+        for kind, ids in a.event_ids.items():
+            assert ids == list(range(1, last[kind] + 1)), (
+                f"client {a.n} {kind}: {len(ids)} events, first gap/dup near "
+                f"{next((x for i, x in enumerate(ids) if x != i + 1), None)}"
+            )
+            events_checked += len(ids)
+        # Every client's view equals the server's state.
+        assert a.doc.data == server_doc
+        assert a.list_view == server_list
+        assert a.map_view == server_map
+        # Every acknowledged write is there.
+        acked_doc = [value for _, value in a.doc_writes]
+        if acked_doc and acked_doc[-1] is not Unknown:
+            assert server_doc[f"c{a.n}"] == acked_doc[-1]
+        for index, data in a.pushed.items():
+            if index not in a.removed_indexes:
+                assert server_list.get(index) == data, f"acknowledged push {index} lost"
+        for key, value in a.map_last.items():
+            if value is Unknown:
+                continue
+            if value is None:
+                assert key not in server_map, f"acknowledged removal of {key} lost"
+            else:
+                assert server_map.get(key) == value, f"acknowledged write of {key} lost"
+    return events_checked
+
+
+async def test_chaos_no_loss_no_duplicates_no_reordering(make_server: ServerFactory) -> None:
+    srv = make_server(["--write-rate", "0", "--event-retention", "1000000"])
     proxy = TcpProxy(srv.port)
     await proxy.start()
     actors = [
@@ -206,66 +270,7 @@ async def test_chaos_no_loss_no_duplicates_no_reordering(tmp_path: Path) -> None
         stop.set()
         await asyncio.gather(*writers)
 
-        # Let everyone reconnect and catch up, then flush with one last write per object.
-        for a in actors:
-            await wait_until(
-                lambda a=a: a.client.connection_state is ConnectionState.CONNECTED, 20, "reconnect"
-            )
-            for obj in (a.doc, a.lst, a.map):
-                await wait_until(
-                    lambda o=obj: o.subscription_state is SubscriptionState.ESTABLISHED,
-                    20,
-                    "subscriptions",
-                )
-        async with srv.client("referee") as referee:
-            ref_doc = await referee.document(DOC, mode="open_existing")
-            ref_list = await referee.list(LIST, mode="open_existing")
-            ref_map = await referee.map(MAP, mode="open_existing")
-            await ref_doc.update({"final": True})
-            await ref_list.push({"final": True})
-            await ref_map.set("final", {"final": True})
-            last = {
-                "doc": ref_doc.last_event_id,
-                "list": ref_list.last_event_id,
-                "map": ref_map.last_event_id,
-            }
-            for a in actors:
-                await wait_until(
-                    lambda a=a: all(a.event_ids[k][-1:] == [last[k]] for k in last),
-                    20,
-                    f"client {a.n} events",
-                )
-            server_doc = dict(ref_doc.data)
-            server_list = await all_items(ref_list)
-            server_map = await all_items(ref_map)
-
-        events_checked = 0
-        for a in actors:
-            # Exactly once, in order: event ids 1..last with no gap and no duplicate.
-            for kind, ids in a.event_ids.items():
-                assert ids == list(range(1, last[kind] + 1)), (
-                    f"client {a.n} {kind}: {len(ids)} events, first gap/dup near "
-                    f"{next((x for i, x in enumerate(ids) if x != i + 1), None)}"
-                )
-                events_checked += len(ids)
-            # Every client's view equals the server's state.
-            assert a.doc.data == server_doc
-            assert a.list_view == server_list
-            assert a.map_view == server_map
-            # Every acknowledged write is there.
-            acked_doc = [value for _, value in a.doc_writes]
-            if acked_doc and acked_doc[-1] is not Unknown:
-                assert server_doc[f"c{a.n}"] == acked_doc[-1]
-            for index, data in a.pushed.items():
-                if index not in a.removed_indexes:
-                    assert server_list.get(index) == data, f"acknowledged push {index} lost"
-            for key, value in a.map_last.items():
-                if value is Unknown:
-                    continue
-                if value is None:
-                    assert key not in server_map, f"acknowledged removal of {key} lost"
-                else:
-                    assert server_map.get(key) == value, f"acknowledged write of {key} lost"
+        events_checked = await converge_and_check(actors, srv.client("referee"))
         acked = sum(a.acked for a in actors)
         print(
             f"\nchaos: {acked} writes acknowledged, {sum(a.unknown for a in actors)} unknown, "

@@ -39,7 +39,6 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -56,7 +55,7 @@ from websockets.protocol import State
 
 from sync_sdk import Client, MapItemAddedEvent
 from sync_server.tokens import mint_token
-from tests.conftest import ServerProcess
+from tests.conftest import ServerFactory, ServerProcess
 
 T = TypeVar("T")
 Json = Any
@@ -1262,13 +1261,13 @@ async def test_fuzz_first_frame(fresh_server: ServerProcess) -> None:
 
 
 @pytest.fixture(scope="module")
-def wire_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def wire_server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[ServerProcess]:
     """A private server for the regressions below: each of them only breaks its own
     connections, so they can share one (the session `server` is left alone)."""
-    srv = ServerProcess(tmp_path_factory.mktemp("fuzz-wire-data"))
+    srv = ServerProcess(tmp_path_factory.mktemp("fuzz-wire-data"), backend=backend)
     srv.start()
     yield srv
-    srv.stop()
+    srv.destroy()
 
 
 async def _pair(server: ServerProcess) -> tuple[RawConn, RawConn]:
@@ -1419,10 +1418,9 @@ async def test_request_before_hello(wire_server: ServerProcess, frame: Frame) ->
     assert reply["error"]["code"] == 54200, reply
 
 
-async def test_subscription_limit(tmp_path: Path) -> None:
+async def test_subscription_limit(make_server: ServerFactory) -> None:
     """A client subscribing to more objects than allowed gets 51002 (429) and carries on."""
-    server = ServerProcess(tmp_path / "data", extra_args=["--max-subscriptions", "3"])
-    server.start()
+    server = make_server(["--max-subscriptions", "3"])
     try:
         conn = await RawConn(server, "greedy").open()
         sids = [

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,18 +11,12 @@ import pytest
 from websockets.asyncio.client import connect
 
 from sync_sdk import DataTooLargeError, RateLimitExceededError, TooManySubscriptionsError
-from tests.conftest import ServerProcess
+from tests.conftest import ServerFactory, ServerProcess
 
 
 @pytest.fixture
-def tight_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    srv = ServerProcess(
-        tmp_path / "data",
-        extra_args=["--max-subscriptions", "3", "--write-rate", "5", "--write-burst", "5"],
-    )
-    srv.start()
-    yield srv
-    srv.stop()
+def tight_server(make_server: ServerFactory) -> ServerProcess:
+    return make_server(["--max-subscriptions", "3", "--write-rate", "5", "--write-burst", "5"])
 
 
 async def test_max_subscriptions_per_connection(tight_server: ServerProcess) -> None:
@@ -100,13 +92,10 @@ async def test_merge_that_grows_past_the_limit_is_refused_and_changes_nothing(
         assert (await m.get("k")).data == {"a": "x" * 10_000}
 
 
-async def test_slow_consumer_is_disconnected_then_catches_up(tmp_path: Path) -> None:
+async def test_slow_consumer_is_disconnected_then_catches_up(make_server: ServerFactory) -> None:
     """A client that stops reading is cut off (4008) once its queue is full, instead of
     slowing everyone down or silently losing events; on reconnect it gets every event."""
-    srv = ServerProcess(
-        tmp_path / "data", extra_args=["--max-outbox-frames", "20", "--write-rate", "0"]
-    )
-    srv.start()
+    srv = make_server(["--max-outbox-frames", "20", "--write-rate", "0"])
     try:
         map_name = f"flood-{uuid.uuid4().hex}"
         async with srv.client("writer") as writer:

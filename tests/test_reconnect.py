@@ -25,7 +25,7 @@ from sync_sdk import (
     TokenAboutToExpireEvent,
     TokenExpiredEvent,
 )
-from tests.conftest import ServerProcess, next_event
+from tests.conftest import ServerFactory, ServerProcess, next_event
 from tests.netproxy import TcpProxy
 
 
@@ -147,9 +147,8 @@ async def test_subscription_state_follows_the_connection(
         assert seen[0] is SubscriptionState.PENDING and seen[-1] is SubscriptionState.ESTABLISHED
 
 
-async def test_lost_history_is_replaced_by_a_snapshot(tmp_path: Any) -> None:
-    srv = ServerProcess(tmp_path / "data", extra_args=["--event-retention", "3"])
-    srv.start()
+async def test_lost_history_is_replaced_by_a_snapshot(make_server: ServerFactory) -> None:
+    srv = make_server(["--event-retention", "3"])
     proxy = TcpProxy(srv.port)
     await proxy.start()
     try:

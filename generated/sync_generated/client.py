@@ -141,6 +141,7 @@ class ClientOptions:
     """Options for Client. Every field has a default.
 
     url: Base URL of the Sync server (http/https; the WebSocket endpoint is derived from it). Default 'http://127.0.0.1:4700'.
+    urls: Base URLs of equivalent server nodes (each http(s) or ws(s), like `url`); when non-empty it takes precedence over `url`, and None or an empty list means use `url`. The client starts with the first and stays on a node while it works; after a failed attempt or a lost connection it moves to the next one in rotation, trying every node once without delay before the reconnect back-off applies between rounds. With several nodes an attempt waits at most connect_timeout / len(urls) for the socket to open (and as long for the handshake), so that one round fits in connect_timeout even if a node does not answer at all. Default None.
     log_level: Verbosity of the sync_sdk logger. Default 'error'.
     command_timeout: Seconds a call may wait (including while reconnecting) before it raises CommandTimeoutError. Default 10.0.
     connect_timeout: Seconds `async with client` waits for the first connection. Default 10.0.
@@ -153,6 +154,7 @@ class ClientOptions:
     """
 
     url: str = "http://127.0.0.1:4700"
+    urls: list[str] | tuple[str, ...] | None = None
     log_level: LogLevel | LogLevelName = "error"
     command_timeout: float = 10.0
     connect_timeout: float = 10.0
@@ -170,6 +172,18 @@ class ClientOptions:
             raise InvalidRequestError(
                 f"ClientOptions.url must be an http(s):// or ws(s):// URL, got {self.url!r}"
             )
+        if self.urls is not None:
+            if not isinstance(self.urls, (list, tuple)):
+                raise InvalidRequestError(
+                    f"ClientOptions.urls must be a list of URLs or None, got {type(self.urls).__name__}"
+                )
+            for i, url in enumerate(self.urls):
+                if not isinstance(url, str) or not url.startswith(
+                    ("http://", "https://", "ws://", "wss://")
+                ):
+                    raise InvalidRequestError(
+                        f"ClientOptions.urls[{i}] must be an http(s):// or ws(s):// URL, got {url!r}"
+                    )
         try:
             object.__setattr__(self, "log_level", LogLevel(self.log_level))
         except ValueError:

@@ -19,6 +19,7 @@ Conventions shared by every backend:
 from __future__ import annotations
 
 import abc
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -82,6 +83,7 @@ class StoredEvent:
     sid: str
     event_id: int
     frame: bytes  # the encoded EventFrame (spec/protocol.yaml), sent to subscribers as is
+    final: bool = False  # the object's removal: no event follows
 
 
 @dataclass(slots=True)
@@ -282,5 +284,12 @@ class Storage(abc.ABC):
         no longer reaches back to since + 1 (the caller then sends a snapshot)."""
 
     @abc.abstractmethod
+    async def object_positions(self, sids: Collection[str]) -> dict[str, int]:
+        """`last_event_id` of each of `sids` that exists and has not expired (others are left
+        out). A node of a cluster compares these with what it delivered to find missed events."""
+
+    @abc.abstractmethod
     async def expire(self, now: float) -> list[StoredEvent]:
-        """Delete every expired object and item; return their removal events, in order."""
+        """Delete every expired object and item; return their removal events, in order.
+        With several server processes on one database, each expired row is removed (and its
+        event returned) by exactly one of them."""

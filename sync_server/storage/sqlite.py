@@ -7,50 +7,26 @@ once for the whole batch and only then resolves the futures: when a write's coro
 returns, its data is committed. Operations run in submission order, so the events of one
 object are committed in event_id order.
 
-JSON is stored as TEXT (orjson), times as REAL Unix seconds, event frames as BLOB.
+JSON is stored as TEXT (orjson), times as REAL Unix seconds, event frames as BLOB. The rules
+of each write (errors, new records, event frames) are shared with the other backends in
+`common`; this module holds only the SQL and the writer machinery.
 """
 
 from __future__ import annotations
 
 import asyncio
 import queue
-import re
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sync_generated.client import MAX_DATA_BYTES
-from sync_generated.errors import (
-    DataTooLargeError,
-    DocumentNotFoundError,
-    DocumentRevisionMismatchError,
-    InvalidRequestError,
-    ListItemNotFoundError,
-    ListItemRevisionMismatchError,
-    ListNotFoundError,
-    MapItemAlreadyExistsError,
-    MapItemNotFoundError,
-    MapItemRevisionMismatchError,
-    MapNotFoundError,
-    StreamNotFoundError,
-    SyncError,
-    UniqueNameExistsError,
-)
+from sync_generated.errors import InvalidRequestError, UniqueNameExistsError
 
-from ..wire import (
-    document_updated_frame,
-    dumps,
-    expires_at,
-    item_changed_frame,
-    item_removed_frame,
-    loads,
-    new_sid,
-    now,
-    object_removed_frame,
-)
+from ..wire import expires_at, now
+from . import common
 from .base import (
     ItemRecord,
     JsonObject,
@@ -62,23 +38,25 @@ from .base import (
     Storage,
     StoredEvent,
 )
+from .common import (
+    ITEM_COLS,
+    OBJECT_COLS,
+    PERMISSION_COLS,
+    SERVICE_COLS,
+    item_column,
+    item_from_row,
+    items_column,
+    json_text,
+    object_from_row,
+    permission_from_row,
+    service_from_row,
+)
 
 __all__ = ["SQLiteStorage"]
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
-_PREFIXES: dict[str, str] = {"document": "ET", "list": "ES", "map": "MP", "stream": "TO"}
-_SID_RES: dict[str, re.Pattern[str]] = {
-    kind: re.compile(prefix + "[0-9a-f]{32}") for kind, prefix in _PREFIXES.items()
-}
-_NOT_FOUND: dict[str, type[SyncError]] = {
-    "document": DocumentNotFoundError,
-    "list": ListNotFoundError,
-    "map": MapNotFoundError,
-    "stream": StreamNotFoundError,
-}
-_LABELS: dict[str, str] = {"document": "Document", "list": "List", "map": "Map", "stream": "Stream"}
 _SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _MAX_BATCH = 1024
 
@@ -154,17 +132,6 @@ CREATE TABLE IF NOT EXISTS permissions (
 CREATE INDEX IF NOT EXISTS permissions_service ON permissions (service_sid);
 """
 
-_SERVICE_COLS = (
-    "sid, account_sid, unique_name, friendly_name, webhook_url, webhooks_from_rest_enabled, "
-    "reachability_webhooks_enabled, acl_enabled, reachability_debouncing_enabled, "
-    "reachability_debouncing_window, date_created, date_updated"
-)
-_OBJECT_COLS = (
-    "kind, sid, service_sid, unique_name, data, last_event_id, date_created, date_updated, "
-    "date_expires, created_by"
-)
-_PERMISSION_COLS = "service_sid, object_sid, identity, read, write, manage"
-_ITEM_COLS = "idx, key, data, last_event_id, date_created, date_updated, date_expires, created_by"
 _LIVE = "(date_expires IS NULL OR date_expires > ?)"
 
 
@@ -184,100 +151,16 @@ class _Stop:
 # ---- row helpers (run on the writer thread) -------------------------------------------
 
 
-def _json_text(data: JsonObject | None) -> str | None:
-    return None if data is None else dumps(data).decode()
-
-
-def _service_from_row(row: tuple[Any, ...]) -> ServiceRecord:
-    return ServiceRecord(
-        sid=row[0],
-        account_sid=row[1],
-        unique_name=row[2],
-        friendly_name=row[3],
-        webhook_url=row[4],
-        webhooks_from_rest_enabled=bool(row[5]),
-        reachability_webhooks_enabled=bool(row[6]),
-        acl_enabled=bool(row[7]),
-        reachability_debouncing_enabled=bool(row[8]),
-        reachability_debouncing_window=int(row[9]),
-        date_created=float(row[10]),
-        date_updated=float(row[11]),
-    )
-
-
-def _object_from_row(row: tuple[Any, ...]) -> ObjectRecord:
-    return ObjectRecord(
-        kind=row[0],
-        sid=row[1],
-        service_sid=row[2],
-        unique_name=row[3],
-        data=None if row[4] is None else loads(row[4]),
-        last_event_id=int(row[5]),
-        date_created=float(row[6]),
-        date_updated=float(row[7]),
-        date_expires=None if row[8] is None else float(row[8]),
-        created_by=row[9],
-    )
-
-
-def _item_from_row(row: tuple[Any, ...]) -> ItemRecord:
-    return ItemRecord(
-        index=row[0],
-        key=row[1],
-        data=loads(row[2]),
-        last_event_id=int(row[3]),
-        date_created=float(row[4]),
-        date_updated=float(row[5]),
-        date_expires=None if row[6] is None else float(row[6]),
-        created_by=row[7],
-    )
-
-
-def _permission_from_row(row: tuple[Any, ...]) -> PermissionRecord:
-    return PermissionRecord(
-        service_sid=row[0],
-        object_sid=row[1],
-        identity=row[2],
-        read=bool(row[3]),
-        write=bool(row[4]),
-        manage=bool(row[5]),
-    )
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in _PREFIXES:
-        raise InvalidRequestError(f"Unknown object kind {kind!r}")
-
-
-def _item_column(kind: str, item: object) -> str:
-    """The items column addressing `item` for `kind`; InvalidRequestError on a wrong type."""
-    if kind == "list":
-        if not isinstance(item, int) or isinstance(item, bool):
-            raise InvalidRequestError(f"A list item is addressed by an integer index, got {item!r}")
-        return "idx"
-    if kind == "map":
-        if not isinstance(item, str):
-            raise InvalidRequestError(f"A map item is addressed by a string key, got {item!r}")
-        return "key"
-    _check_kind(kind)
-    raise InvalidRequestError(f"A {kind} has no items")
-
-
-def _items_column(kind: str) -> str:
-    return _item_column(kind, 0 if kind == "list" else "")
-
-
 def _find_object(
     conn: sqlite3.Connection, service_sid: str, kind: str, sid_or_name: str, at: float
 ) -> ObjectRecord | None:
-    _check_kind(kind)
-    column = "sid" if _SID_RES[kind].fullmatch(sid_or_name) else "unique_name"
+    column = common.object_column(kind, sid_or_name)
     row = conn.execute(
-        f"SELECT {_OBJECT_COLS} FROM objects "
+        f"SELECT {OBJECT_COLS} FROM objects "
         f"WHERE service_sid = ? AND kind = ? AND {column} = ? AND {_LIVE}",
         (service_sid, kind, sid_or_name, at),
     ).fetchone()
-    return None if row is None else _object_from_row(row)
+    return None if row is None else object_from_row(row)
 
 
 def _require_object(
@@ -285,7 +168,7 @@ def _require_object(
 ) -> ObjectRecord:
     obj = _find_object(conn, service_sid, kind, sid_or_name, at)
     if obj is None:
-        raise _NOT_FOUND[kind](f"{_LABELS[kind]} {sid_or_name} not found")
+        raise common.object_not_found(kind, sid_or_name)
     return obj
 
 
@@ -293,32 +176,10 @@ def _find_item(
     conn: sqlite3.Connection, object_sid: str, column: str, item: int | str, at: float
 ) -> ItemRecord | None:
     row = conn.execute(
-        f"SELECT {_ITEM_COLS} FROM items WHERE object_sid = ? AND {column} = ? AND {_LIVE}",
+        f"SELECT {ITEM_COLS} FROM items WHERE object_sid = ? AND {column} = ? AND {_LIVE}",
         (object_sid, item, at),
     ).fetchone()
-    return None if row is None else _item_from_row(row)
-
-
-def _item_not_found(kind: str, sid: str, item: int | str) -> SyncError:
-    if kind == "list":
-        return ListItemNotFoundError(f"List item {item} not found in {sid}")
-    return MapItemNotFoundError(f"Map item {item!r} not found in {sid}")
-
-
-def _item_mismatch(kind: str, item: ItemRecord, if_match: str) -> SyncError:
-    cls = ListItemRevisionMismatchError if kind == "list" else MapItemRevisionMismatchError
-    return cls(f"Item revision is {item.revision}, If-Match was {if_match!r}")
-
-
-def _merged(old: JsonObject, patch: JsonObject) -> JsonObject:
-    """Shallow merge; the result must still fit the data limit (54006), like any write."""
-    merged = {**old, **patch}
-    size = len(dumps(merged))
-    if size > MAX_DATA_BYTES:
-        raise DataTooLargeError(
-            f"merged data would be {size} bytes of JSON; the limit is {MAX_DATA_BYTES}"
-        )
-    return merged
+    return None if row is None else item_from_row(row)
 
 
 def _delete_object_rows(conn: sqlite3.Connection, sid: str) -> None:
@@ -563,6 +424,8 @@ class SQLiteStorage(Storage):
 
     # ---- services --------------------------------------------------------------------
 
+    # ---- services --------------------------------------------------------------------
+
     async def put_service(self, service: ServiceRecord) -> ServiceRecord:
         values = (
             service.sid,
@@ -578,33 +441,33 @@ class SQLiteStorage(Storage):
             service.date_created,
             service.date_updated,
         )
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _SERVICE_COLS.split(", ")[1:])
+        updates = ", ".join(f"{c} = excluded.{c}" for c in SERVICE_COLS.split(", ")[1:])
 
         def op(conn: sqlite3.Connection) -> ServiceRecord:
             conn.execute(
-                f"INSERT INTO services ({_SERVICE_COLS}) VALUES ({', '.join('?' * 12)}) "
+                f"INSERT INTO services ({SERVICE_COLS}) VALUES ({', '.join('?' * 12)}) "
                 f"ON CONFLICT (sid) DO UPDATE SET {updates}",
                 values,
             )
             row = conn.execute(
-                f"SELECT {_SERVICE_COLS} FROM services WHERE sid = ?", (service.sid,)
+                f"SELECT {SERVICE_COLS} FROM services WHERE sid = ?", (service.sid,)
             ).fetchone()
-            return _service_from_row(row)
+            return service_from_row(row)
 
         return await self._run(op)
 
     async def get_service(self, sid_or_name: str) -> ServiceRecord | None:
         def op(conn: sqlite3.Connection) -> ServiceRecord | None:
             row = conn.execute(
-                f"SELECT {_SERVICE_COLS} FROM services WHERE sid = ?", (sid_or_name,)
+                f"SELECT {SERVICE_COLS} FROM services WHERE sid = ?", (sid_or_name,)
             ).fetchone()
             if row is None:
                 row = conn.execute(
-                    f"SELECT {_SERVICE_COLS} FROM services WHERE unique_name = ? "
+                    f"SELECT {SERVICE_COLS} FROM services WHERE unique_name = ? "
                     "ORDER BY date_created, sid LIMIT 1",
                     (sid_or_name,),
                 ).fetchone()
-            return None if row is None else _service_from_row(row)
+            return None if row is None else service_from_row(row)
 
         return await self._read(op)
 
@@ -614,14 +477,14 @@ class SQLiteStorage(Storage):
         def op(conn: sqlite3.Connection) -> list[ServiceRecord]:
             if after_sid is None:
                 rows = conn.execute(
-                    f"SELECT {_SERVICE_COLS} FROM services ORDER BY sid LIMIT ?", (size,)
+                    f"SELECT {SERVICE_COLS} FROM services ORDER BY sid LIMIT ?", (size,)
                 ).fetchall()
             else:
                 rows = conn.execute(
-                    f"SELECT {_SERVICE_COLS} FROM services WHERE sid > ? ORDER BY sid LIMIT ?",
+                    f"SELECT {SERVICE_COLS} FROM services WHERE sid > ? ORDER BY sid LIMIT ?",
                     (after_sid, size),
                 ).fetchall()
-            return [_service_from_row(r) for r in rows]
+            return [service_from_row(r) for r in rows]
 
         return await self._read(op)
 
@@ -649,7 +512,7 @@ class SQLiteStorage(Storage):
         ttl: int | None,
         created_by: str,
     ) -> ObjectRecord:
-        _check_kind(kind)
+        common.check_kind(kind)
 
         def op(conn: sqlite3.Connection) -> ObjectRecord:
             at = now()
@@ -665,17 +528,14 @@ class SQLiteStorage(Storage):
                             f"A {kind} with unique name {unique_name!r} already exists"
                         )
                     _delete_object_rows(conn, row[0])  # expired = gone
-            obj = ObjectRecord(
-                kind=kind,
-                sid=new_sid(_PREFIXES[kind]),
-                service_sid=service_sid,
+            obj = common.new_object(
+                service_sid,
+                kind,
                 unique_name=unique_name,
-                data=(data or {}) if kind == "document" else None,
-                last_event_id=0,
-                date_created=at,
-                date_updated=at,
-                date_expires=expires_at(ttl, at),
+                data=data,
+                ttl=ttl,
                 created_by=created_by,
+                at=at,
             )
             conn.execute(
                 "INSERT INTO objects (sid, service_sid, kind, unique_name, data, last_event_id, "
@@ -686,7 +546,7 @@ class SQLiteStorage(Storage):
                     service_sid,
                     kind,
                     unique_name,
-                    _json_text(obj.data),
+                    json_text(obj.data),
                     at,
                     at,
                     obj.date_expires,
@@ -700,7 +560,7 @@ class SQLiteStorage(Storage):
     async def get_object(
         self, service_sid: str, kind: ObjectKind, sid_or_name: str
     ) -> ObjectRecord | None:
-        _check_kind(kind)
+        common.check_kind(kind)
         return await self._read(
             lambda conn: _find_object(conn, service_sid, kind, sid_or_name, now())
         )
@@ -708,7 +568,7 @@ class SQLiteStorage(Storage):
     async def list_objects(
         self, service_sid: str, kind: ObjectKind, *, after_sid: str | None, limit: int
     ) -> list[ObjectRecord]:
-        _check_kind(kind)
+        common.check_kind(kind)
         size = max(limit, 0)
 
         def op(conn: sqlite3.Connection) -> list[ObjectRecord]:
@@ -718,10 +578,10 @@ class SQLiteStorage(Storage):
                 where += " AND sid > ?"
                 params += (after_sid,)
             rows = conn.execute(
-                f"SELECT {_OBJECT_COLS} FROM objects WHERE {where} ORDER BY sid LIMIT ?",
+                f"SELECT {OBJECT_COLS} FROM objects WHERE {where} ORDER BY sid LIMIT ?",
                 (*params, size),
             ).fetchall()
-            return [_object_from_row(r) for r in rows]
+            return [object_from_row(r) for r in rows]
 
         return await self._read(op)
 
@@ -739,22 +599,14 @@ class SQLiteStorage(Storage):
         def op(conn: sqlite3.Connection) -> tuple[ObjectRecord, StoredEvent]:
             at = now()
             doc = _require_object(conn, service_sid, "document", sid, at)
-            if if_match is not None and if_match != doc.revision:
-                raise DocumentRevisionMismatchError(
-                    f"Document revision is {doc.revision}, If-Match was {if_match!r}"
-                )
-            old = doc.data or {}
-            doc.data = _merged(old, data) if merge else data
-            doc.last_event_id += 1
-            doc.date_updated = at
-            if ttl is not None:
-                doc.date_expires = expires_at(ttl, at)
+            frame = common.update_document(
+                doc, data=data, merge=merge, if_match=if_match, ttl=ttl, origin=origin, at=at
+            )
             conn.execute(
                 "UPDATE objects SET data = ?, last_event_id = ?, date_updated = ?, "
                 "date_expires = ? WHERE sid = ?",
-                (_json_text(doc.data), doc.last_event_id, at, doc.date_expires, doc.sid),
+                (json_text(doc.data), doc.last_event_id, at, doc.date_expires, doc.sid),
             )
-            frame = document_updated_frame(doc, previous_data=old, origin=origin)
             event = self._append_event(conn, doc, frame, at)
             return doc, event
 
@@ -763,7 +615,7 @@ class SQLiteStorage(Storage):
     async def set_object_ttl(
         self, service_sid: str, kind: ObjectKind, sid: str, ttl: int
     ) -> ObjectRecord:
-        _check_kind(kind)
+        common.check_kind(kind)
 
         def op(conn: sqlite3.Connection) -> ObjectRecord:
             at = now()
@@ -779,15 +631,14 @@ class SQLiteStorage(Storage):
     async def remove_object(
         self, service_sid: str, kind: ObjectKind, sid: str, *, origin: str | None
     ) -> StoredEvent:
-        _check_kind(kind)
+        common.check_kind(kind)
 
         def op(conn: sqlite3.Connection) -> StoredEvent:
             obj = _require_object(conn, service_sid, kind, sid, now())
             _delete_object_rows(conn, obj.sid)
-            event_id = obj.last_event_id + 1
-            previous = obj.data if kind == "document" else None
-            frame = object_removed_frame(kind, obj.sid, event_id, previous, origin)
-            return StoredEvent(obj.service_sid, obj.sid, event_id, frame)
+            return common.object_removed_event(
+                kind, obj.service_sid, obj.sid, obj.last_event_id, obj.data, origin
+            )
 
         return await self._run(op)
 
@@ -810,16 +661,8 @@ class SQLiteStorage(Storage):
                 "SELECT next_index FROM objects WHERE sid = ?", (lst.sid,)
             ).fetchone()
             index = int(index)
-            lst.last_event_id += 1
-            item = ItemRecord(
-                index=index,
-                key=None,
-                data=data,
-                last_event_id=lst.last_event_id,
-                date_created=at,
-                date_updated=at,
-                date_expires=expires_at(ttl, at),
-                created_by=created_by,
+            item, frame = common.push_item(
+                lst, index, data=data, ttl=ttl, origin=origin, created_by=created_by, at=at
             )
             self._insert_item(conn, lst.sid, item)
             conn.execute(
@@ -827,7 +670,6 @@ class SQLiteStorage(Storage):
                 "WHERE sid = ?",
                 (index + 1, lst.last_event_id, at, lst.sid),
             )
-            frame = item_changed_frame("list", lst.sid, "item_added", item, None, origin)
             return item, self._append_event(conn, lst, frame, at)
 
         return await self._run(op)
@@ -835,14 +677,14 @@ class SQLiteStorage(Storage):
     async def get_item(
         self, service_sid: str, kind: ObjectKind, sid: str, item: int | str
     ) -> ItemRecord:
-        column = _item_column(kind, item)
+        column = item_column(kind, item)
 
         def op(conn: sqlite3.Connection) -> ItemRecord:
             at = now()
             obj = _require_object(conn, service_sid, kind, sid, at)
             found = _find_item(conn, obj.sid, column, item, at)
             if found is None:
-                raise _item_not_found(kind, obj.sid, item)
+                raise common.item_not_found(kind, obj.sid, item)
             return found
 
         return await self._read(op)
@@ -862,51 +704,36 @@ class SQLiteStorage(Storage):
         created_by: str,
         if_absent: bool = False,
     ) -> tuple[ItemRecord, StoredEvent]:
-        column = _item_column(kind, item)
+        column = item_column(kind, item)
 
         def op(conn: sqlite3.Connection) -> tuple[ItemRecord, StoredEvent]:
             at = now()
             obj = _require_object(conn, service_sid, kind, sid, at)
             existing = _find_item(conn, obj.sid, column, item, at)
-            obj.last_event_id += 1
+            record, frame = common.write_item(
+                kind,
+                obj,
+                existing,
+                item,
+                data=data,
+                merge=merge,
+                if_match=if_match,
+                ttl=ttl,
+                origin=origin,
+                created_by=created_by,
+                if_absent=if_absent,
+                at=at,
+            )
             if existing is None:
-                if kind == "list" or if_match is not None:
-                    raise _item_not_found(kind, obj.sid, item)
                 # A new map item; drop an expired row holding the key, if any.
                 conn.execute("DELETE FROM items WHERE object_sid = ? AND key = ?", (obj.sid, item))
-                record = ItemRecord(
-                    index=None,
-                    key=str(item),
-                    data=data,
-                    last_event_id=obj.last_event_id,
-                    date_created=at,
-                    date_updated=at,
-                    date_expires=expires_at(ttl, at),
-                    created_by=created_by,
-                )
                 self._insert_item(conn, obj.sid, record)
-                name, previous = "item_added", None
             else:
-                if if_absent:
-                    raise MapItemAlreadyExistsError(f"{kind} item {item!r} already exists")
-                if if_match is not None and if_match != existing.revision:
-                    raise _item_mismatch(kind, existing, if_match)
-                previous = existing.data
-                record = ItemRecord(
-                    index=existing.index,
-                    key=existing.key,
-                    data=_merged(previous, data) if merge else data,
-                    last_event_id=obj.last_event_id,
-                    date_created=existing.date_created,
-                    date_updated=at,
-                    date_expires=existing.date_expires if ttl is None else expires_at(ttl, at),
-                    created_by=existing.created_by,
-                )
                 conn.execute(
                     f"UPDATE items SET data = ?, last_event_id = ?, date_updated = ?, "
                     f"date_expires = ? WHERE object_sid = ? AND {column} = ?",
                     (
-                        _json_text(record.data),
+                        json_text(record.data),
                         record.last_event_id,
                         at,
                         record.date_expires,
@@ -914,9 +741,7 @@ class SQLiteStorage(Storage):
                         item,
                     ),
                 )
-                name = "item_updated"
             self._touch_object(conn, obj, at)
-            frame = item_changed_frame(kind, obj.sid, name, record, previous, origin)
             return record, self._append_event(conn, obj, frame, at)
 
         return await self._run(op)
@@ -924,14 +749,14 @@ class SQLiteStorage(Storage):
     async def set_item_ttl(
         self, service_sid: str, kind: ObjectKind, sid: str, item: int | str, ttl: int
     ) -> ItemRecord:
-        column = _item_column(kind, item)
+        column = item_column(kind, item)
 
         def op(conn: sqlite3.Connection) -> ItemRecord:
             at = now()
             obj = _require_object(conn, service_sid, kind, sid, at)
             found = _find_item(conn, obj.sid, column, item, at)
             if found is None:
-                raise _item_not_found(kind, obj.sid, item)
+                raise common.item_not_found(kind, obj.sid, item)
             found.date_expires = expires_at(ttl, at)
             conn.execute(
                 f"UPDATE items SET date_expires = ? WHERE object_sid = ? AND {column} = ?",
@@ -951,22 +776,19 @@ class SQLiteStorage(Storage):
         if_match: str | None,
         origin: str | None,
     ) -> StoredEvent:
-        column = _item_column(kind, item)
+        column = item_column(kind, item)
 
         def op(conn: sqlite3.Connection) -> StoredEvent:
             at = now()
             obj = _require_object(conn, service_sid, kind, sid, at)
             found = _find_item(conn, obj.sid, column, item, at)
-            if found is None:
-                raise _item_not_found(kind, obj.sid, item)
-            if if_match is not None and if_match != found.revision:
-                raise _item_mismatch(kind, found, if_match)
+            frame = common.remove_item(
+                kind, obj, found, item, if_match=if_match, origin=origin, at=at
+            )
             conn.execute(
                 f"DELETE FROM items WHERE object_sid = ? AND {column} = ?", (obj.sid, item)
             )
-            obj.last_event_id += 1
             self._touch_object(conn, obj, at)
-            frame = item_removed_frame(kind, obj.sid, obj.last_event_id, item, found.data, origin)
             return self._append_event(conn, obj, frame, at)
 
         return await self._run(op)
@@ -982,7 +804,7 @@ class SQLiteStorage(Storage):
         page_size: int,
         order: Literal["asc", "desc"],
     ) -> PageResult:
-        column = _item_column(kind, start) if start is not None else _items_column(kind)
+        column = item_column(kind, start) if start is not None else items_column(kind)
         if order not in ("asc", "desc"):
             raise InvalidRequestError(f"order must be 'asc' or 'desc', got {order!r}")
         size = max(page_size, 0)
@@ -1000,7 +822,7 @@ class SQLiteStorage(Storage):
                 where += f" AND {column} {after} ?"
                 params += (start,)
             rows = conn.execute(
-                f"SELECT {_ITEM_COLS} FROM items WHERE {where} "
+                f"SELECT {ITEM_COLS} FROM items WHERE {where} "
                 f"ORDER BY {column} {direction} LIMIT ?",
                 (*params, size + 1),
             ).fetchall()
@@ -1015,7 +837,7 @@ class SQLiteStorage(Storage):
                     is not None
                 )
             return PageResult(
-                items=[_item_from_row(r) for r in rows[:size]],
+                items=[item_from_row(r) for r in rows[:size]],
                 has_next=len(rows) > size,
                 has_prev=has_prev,
             )
@@ -1036,13 +858,13 @@ class SQLiteStorage(Storage):
 
         def op(conn: sqlite3.Connection) -> PermissionRecord:
             conn.execute(
-                f"INSERT INTO permissions ({_PERMISSION_COLS}) VALUES (?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO permissions ({PERMISSION_COLS}) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (object_sid, identity) DO UPDATE SET "
                 "service_sid = excluded.service_sid, read = excluded.read, "
                 "write = excluded.write, manage = excluded.manage",
                 values,
             )
-            return _permission_from_row(values)
+            return permission_from_row(values)
 
         return await self._run(op)
 
@@ -1051,11 +873,11 @@ class SQLiteStorage(Storage):
     ) -> PermissionRecord | None:
         def op(conn: sqlite3.Connection) -> PermissionRecord | None:
             row = conn.execute(
-                f"SELECT {_PERMISSION_COLS} FROM permissions "
+                f"SELECT {PERMISSION_COLS} FROM permissions "
                 "WHERE service_sid = ? AND object_sid = ? AND identity = ?",
                 (service_sid, object_sid, identity),
             ).fetchone()
-            return None if row is None else _permission_from_row(row)
+            return None if row is None else permission_from_row(row)
 
         return await self._read(op)
 
@@ -1081,11 +903,11 @@ class SQLiteStorage(Storage):
                 where += " AND identity > ?"
                 params += (after_identity,)
             rows = conn.execute(
-                f"SELECT {_PERMISSION_COLS} FROM permissions WHERE {where} "
+                f"SELECT {PERMISSION_COLS} FROM permissions WHERE {where} "
                 "ORDER BY identity LIMIT ?",
                 (*params, size),
             ).fetchall()
-            return [_permission_from_row(r) for r in rows]
+            return [permission_from_row(r) for r in rows]
 
         return await self._read(op)
 
@@ -1116,21 +938,38 @@ class SQLiteStorage(Storage):
 
         return await self._read(op)
 
+    async def object_positions(self, sids: Collection[str]) -> dict[str, int]:
+        wanted = list(dict.fromkeys(sids))
+
+        def op(conn: sqlite3.Connection) -> dict[str, int]:
+            at = now()
+            positions: dict[str, int] = {}
+            for start in range(0, len(wanted), 500):  # bound the number of SQL variables
+                chunk = wanted[start : start + 500]
+                rows = conn.execute(
+                    f"SELECT sid, last_event_id FROM objects "
+                    f"WHERE sid IN ({', '.join('?' * len(chunk))}) AND {_LIVE}",
+                    (*chunk, at),
+                ).fetchall()
+                positions.update((sid, int(last_event_id)) for sid, last_event_id in rows)
+            return positions
+
+        if not wanted:
+            return {}
+        return await self._read(op)
+
     async def expire(self, now: float) -> list[StoredEvent]:
         at = now
 
         def op(conn: sqlite3.Connection) -> list[StoredEvent]:
-            events: list[StoredEvent] = []
             expired_objects = conn.execute(
                 "SELECT sid, service_sid, kind, data, last_event_id FROM objects "
                 "WHERE date_expires IS NOT NULL AND date_expires <= ? ORDER BY date_expires, sid",
                 (at,),
             ).fetchall()
-            for sid, service_sid, kind, data, last_event_id in expired_objects:
-                previous = loads(data) if kind == "document" and data is not None else None
-                frame = object_removed_frame(kind, sid, last_event_id + 1, previous, None)
-                _delete_object_rows(conn, sid)
-                events.append(StoredEvent(service_sid, sid, last_event_id + 1, frame))
+            events = [common.expired_object_event(row) for row in expired_objects]
+            for row in expired_objects:
+                _delete_object_rows(conn, row[0])
 
             expired_items = conn.execute(
                 "SELECT i.object_sid, i.idx, i.key, i.data, o.kind, o.service_sid, o.last_event_id "
@@ -1139,19 +978,16 @@ class SQLiteStorage(Storage):
                 "ORDER BY i.date_expires, i.object_sid, i.idx, i.key",
                 (at,),
             ).fetchall()
-            counters: dict[str, int] = {}
-            for sid, idx, key, data, kind, service_sid, last_event_id in expired_items:
-                event_id = counters.get(sid, last_event_id) + 1
-                counters[sid] = event_id
-                ref: int | str = idx if kind == "list" else key
-                column = "idx" if kind == "list" else "key"
+            item_events, counters = common.expired_item_events(expired_items)
+            for row, event in zip(expired_items, item_events, strict=True):
+                sid, idx, key, kind = row[0], row[1], row[2], row[4]
+                column, ref = ("idx", idx) if kind == "list" else ("key", key)
                 conn.execute(f"DELETE FROM items WHERE object_sid = ? AND {column} = ?", (sid, ref))
-                frame = item_removed_frame(kind, sid, event_id, ref, loads(data), None)
                 conn.execute(
                     "INSERT INTO events (object_sid, event_id, frame, created_at) VALUES (?, ?, ?, ?)",
-                    (sid, event_id, frame, at),
+                    (sid, event.event_id, event.frame, at),
                 )
-                events.append(StoredEvent(service_sid, sid, event_id, frame))
+            events += item_events
             for sid, event_id in counters.items():
                 conn.execute(
                     "UPDATE objects SET last_event_id = ?, date_updated = ? WHERE sid = ?",
@@ -1210,7 +1046,7 @@ class SQLiteStorage(Storage):
                 object_sid,
                 item.index,
                 item.key,
-                _json_text(item.data),
+                json_text(item.data),
                 item.last_event_id,
                 item.date_created,
                 item.date_updated,

@@ -1,15 +1,25 @@
-"""SQLiteStorage against a real SQLite file."""
+"""The storage conformance suite: every test of the `Storage` contract runs on SQLite (SQL on
+the loop's thread and on the writer thread) and on PostgreSQL, with identical expectations.
+Then the tests of one backend's own machinery: SQLite's group commit and files, PostgreSQL's
+migrations and several server processes sharing one database.
+
+PostgreSQL comes from tests/services.py (skipped, with the reason, when it cannot be reached):
+one database per module, emptied before each test."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 from sync_generated.errors import (
@@ -27,18 +37,105 @@ from sync_generated.errors import (
     UniqueNameExistsError,
 )
 
+from sync_server.storage import postgres as postgres_module
 from sync_server.storage import sqlite as sqlite_module
-from sync_server.storage.base import ObjectKind, PermissionRecord, ServiceRecord, StoredEvent
+from sync_server.storage.base import (
+    ObjectKind,
+    PermissionRecord,
+    ServiceRecord,
+    Storage,
+    StoredEvent,
+)
+from sync_server.storage.postgres import MIGRATIONS, PostgresStorage
 from sync_server.storage.sqlite import SQLiteStorage
+from tests import services
 
 SVC = "IS" + "0" * 32
 OTHER_SVC = "IS" + "1" * 32
+TABLES = ("services", "objects", "items", "events", "permissions")
 
 
-@pytest.fixture(params=[True, False], ids=["inline", "writer-thread"])
-async def storage(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[SQLiteStorage]:
-    """Every storage test runs in both modes: SQL on the loop's thread and on the writer thread."""
-    store = SQLiteStorage(tmp_path / "sync.db", inline=request.param)
+class Backend:
+    """One storage backend under test: makes storages on one shared file or database."""
+
+    def __init__(self, name: str, module: ModuleType, tmp_path: Path, pg_url: str | None) -> None:
+        self.name = name
+        self.module = module  # its `now` is what tests move forward
+        self.path = tmp_path / "sync.db"
+        self.pg_url = pg_url
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.pg_url is not None
+
+    def make(self, **options: Any) -> Storage:
+        """A new (not started) storage on this backend's file or database."""
+        if self.pg_url is not None:
+            return PostgresStorage(self.pg_url, min_pool=1, max_pool=10, **options)
+        return SQLiteStorage(self.path, inline=self.name == "sqlite-inline", **options)
+
+    async def count(self, table: str, column: str, values: list[str]) -> int:
+        """Rows of `table` whose `column` is one of `values`, read straight from the database."""
+        if self.pg_url is not None:
+            conn = await asyncpg.connect(self.pg_url)
+            try:
+                count = await conn.fetchval(
+                    f"SELECT count(*) FROM {table} WHERE {column} = ANY($1::text[])", values
+                )
+            finally:
+                await conn.close()
+            return int(count)
+        marks = ", ".join("?" * len(values))
+        with sqlite3.connect(self.path) as sqlite_conn:
+            (count,) = sqlite_conn.execute(
+                f"SELECT COUNT(*) FROM {table} WHERE {column} IN ({marks})", values
+            ).fetchone()
+        return int(count)
+
+    def shift_clock(self, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+        """The storage's idea of now moves `seconds` ahead (expiry checks of reads and writes)."""
+        real_now = time.time
+        monkeypatch.setattr(self.module, "now", lambda: real_now() + seconds)
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this module (skips the PostgreSQL tests if unreachable)."""
+    url = services.create_database()
+    yield url
+    services.drop_database(url)
+
+
+async def empty_database(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        if await conn.fetchval("SELECT to_regclass('objects') IS NOT NULL"):
+            await conn.execute(f"TRUNCATE {', '.join(TABLES)}")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite-inline", "sqlite-thread", "postgres"])
+def backend_target(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """(backend name, database URL for PostgreSQL)."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+        return request.param, url
+    return request.param, None
+
+
+@pytest.fixture
+async def backend(backend_target: tuple[str, str | None], tmp_path: Path) -> Backend:
+    name, url = backend_target
+    if url is not None:
+        await empty_database(url)
+        return Backend(name, postgres_module, tmp_path, url)
+    return Backend(name, sqlite_module, tmp_path, None)
+
+
+@pytest.fixture
+async def storage(backend: Backend) -> AsyncIterator[Storage]:
+    store = backend.make()
     await store.start()
     yield store
     await store.close()
@@ -49,10 +146,14 @@ def frame(event: StoredEvent) -> dict[str, Any]:
     return decoded
 
 
+def svc_sid(n: int) -> str:
+    return "IS" + f"{n:032x}"
+
+
 # ---- services ------------------------------------------------------------------------
 
 
-async def test_services_put_get(storage: SQLiteStorage) -> None:
+async def test_services_put_get(storage: Storage) -> None:
     svc = ServiceRecord(sid=SVC, account_sid="AC" + "2" * 32, unique_name="main", acl_enabled=True)
     stored = await storage.put_service(svc)
     assert stored == svc
@@ -65,21 +166,7 @@ async def test_services_put_get(storage: SQLiteStorage) -> None:
     assert got is not None and got.friendly_name == "Main" and got.acl_enabled is True
 
 
-def svc_sid(n: int) -> str:
-    return "IS" + f"{n:032x}"
-
-
-def row_count(path: Path, table: str, column: str, values: list[str]) -> int:
-    """Rows of `table` whose `column` is one of `values`, read straight from the file."""
-    marks = ", ".join("?" * len(values))
-    with sqlite3.connect(path) as conn:
-        (count,) = conn.execute(
-            f"SELECT COUNT(*) FROM {table} WHERE {column} IN ({marks})", values
-        ).fetchone()
-    return int(count)
-
-
-async def test_list_services_paging(storage: SQLiteStorage) -> None:
+async def test_list_services_paging(storage: Storage) -> None:
     sids = [svc_sid(n) for n in (7, 3, 11, 1, 5)]  # inserted out of order
     for sid in sids:
         await storage.put_service(ServiceRecord(sid=sid, account_sid="AC" + "2" * 32))
@@ -104,7 +191,7 @@ async def test_list_services_paging(storage: SQLiteStorage) -> None:
     assert await storage.list_services(after_sid=expected[-1], limit=10) == []
 
 
-async def test_delete_service_cascades(storage: SQLiteStorage) -> None:
+async def test_delete_service_cascades(storage: Storage, backend: Backend) -> None:
     for sid in (SVC, OTHER_SVC):
         await storage.put_service(ServiceRecord(sid=sid, account_sid="AC" + "2" * 32))
     doomed: list[str] = []
@@ -142,10 +229,9 @@ async def test_delete_service_cascades(storage: SQLiteStorage) -> None:
                 PermissionRecord(service_sid, obj_sid, "alice", True, False, False)
             )
         sids += [doc.sid, lst.sid, m.sid]
-    path = storage.path
-    assert row_count(path, "items", "object_sid", doomed) == 2
-    assert row_count(path, "events", "object_sid", doomed) == 3
-    assert row_count(path, "permissions", "object_sid", doomed) == 3
+    assert await backend.count("items", "object_sid", doomed) == 2
+    assert await backend.count("events", "object_sid", doomed) == 3
+    assert await backend.count("permissions", "object_sid", doomed) == 3
 
     assert await storage.delete_service(SVC) is True
     assert await storage.get_service(SVC) is None
@@ -155,15 +241,15 @@ async def test_delete_service_cascades(storage: SQLiteStorage) -> None:
         ("events", "object_sid"),
         ("permissions", "object_sid"),
     ):
-        assert row_count(path, table, column, doomed) == 0, table
+        assert await backend.count(table, column, doomed) == 0, table
     assert await storage.get_object(SVC, "document", "d") is None
     assert await storage.list_objects(SVC, "list", after_sid=None, limit=10) == []
     assert await storage.get_permission(SVC, doomed[0], "alice") is None
     # The other service is untouched.
     assert await storage.get_service(OTHER_SVC) is not None
-    assert row_count(path, "items", "object_sid", kept) == 2
-    assert row_count(path, "events", "object_sid", kept) == 3
-    assert row_count(path, "permissions", "object_sid", kept) == 3
+    assert await backend.count("items", "object_sid", kept) == 2
+    assert await backend.count("events", "object_sid", kept) == 3
+    assert await backend.count("permissions", "object_sid", kept) == 3
     other_doc = await storage.get_object(OTHER_SVC, "document", "d")
     assert other_doc is not None and other_doc.data == {"a": 1, "b": 2}
     assert (await storage.get_item(OTHER_SVC, "map", kept[2], "k")).data == {}
@@ -176,7 +262,7 @@ async def test_delete_service_cascades(storage: SQLiteStorage) -> None:
 
 
 async def test_delete_service_without_row_still_removes_its_objects(
-    storage: SQLiteStorage,
+    storage: Storage,
 ) -> None:
     doc = await storage.create_object(
         SVC, "document", unique_name=None, data=None, ttl=None, created_by="s"
@@ -190,7 +276,7 @@ async def test_delete_service_without_row_still_removes_its_objects(
 # ---- objects -------------------------------------------------------------------------
 
 
-async def test_create_and_get_by_sid_and_name(storage: SQLiteStorage) -> None:
+async def test_create_and_get_by_sid_and_name(storage: Storage) -> None:
     doc = await storage.create_object(
         SVC, "document", unique_name="cfg", data={"a": 1}, ttl=None, created_by="alice"
     )
@@ -223,7 +309,7 @@ async def test_create_and_get_by_sid_and_name(storage: SQLiteStorage) -> None:
     assert empty.data == {}
 
 
-async def test_unique_name_conflict(storage: SQLiteStorage) -> None:
+async def test_unique_name_conflict(storage: Storage) -> None:
     await storage.create_object(SVC, "map", unique_name="m", data=None, ttl=None, created_by="s")
     with pytest.raises(UniqueNameExistsError) as err:
         await storage.create_object(
@@ -238,13 +324,12 @@ async def test_unique_name_conflict(storage: SQLiteStorage) -> None:
 
 
 async def test_expired_name_is_reusable_and_invisible(
-    storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
+    storage: Storage, backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old = await storage.create_object(
         SVC, "document", unique_name="d", data={"v": 1}, ttl=10, created_by="s"
     )
-    real_now = time.time
-    monkeypatch.setattr(sqlite_module, "now", lambda: real_now() + 20)
+    backend.shift_clock(monkeypatch, 20)
     assert await storage.get_object(SVC, "document", old.sid) is None
     assert await storage.get_object(SVC, "document", "d") is None
     with pytest.raises(DocumentNotFoundError):
@@ -259,7 +344,9 @@ async def test_expired_name_is_reusable_and_invisible(
     assert got is not None and got.data == {"v": 2}
 
 
-async def test_list_objects_paging(storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_list_objects_paging(
+    storage: Storage, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def make(service_sid: str, kind: ObjectKind, ttl: int | None = None) -> str:
         obj = await storage.create_object(
             service_sid, kind, unique_name=None, data=None, ttl=ttl, created_by="s"
@@ -277,8 +364,7 @@ async def test_list_objects_paging(storage: SQLiteStorage, monkeypatch: pytest.M
     assert [o.sid for o in all_docs] == sorted([*docs, expiring])
     assert all(o.kind == "document" and o.service_sid == SVC for o in all_docs)
 
-    real_now = time.time
-    monkeypatch.setattr(sqlite_module, "now", lambda: real_now() + 20)
+    backend.shift_clock(monkeypatch, 20)
     expected = sorted(docs)
     pages: list[list[str]] = []
     after: str | None = None
@@ -302,7 +388,7 @@ async def test_list_objects_paging(storage: SQLiteStorage, monkeypatch: pytest.M
         await storage.list_objects(SVC, "bogus", after_sid=None, limit=1)  # type: ignore[arg-type]
 
 
-async def test_document_update_merge_if_match(storage: SQLiteStorage) -> None:
+async def test_document_update_merge_if_match(storage: Storage) -> None:
     doc = await storage.create_object(
         SVC, "document", unique_name=None, data={"a": 1}, ttl=None, created_by="s"
     )
@@ -346,7 +432,7 @@ async def test_document_update_merge_if_match(storage: SQLiteStorage) -> None:
     assert await storage.get_object(SVC, "document", doc.sid) == doc4
 
 
-async def test_object_ttl_and_remove(storage: SQLiteStorage) -> None:
+async def test_object_ttl_and_remove(storage: Storage) -> None:
     doc = await storage.create_object(
         SVC, "document", unique_name="x", data={"k": "v"}, ttl=None, created_by="s"
     )
@@ -360,6 +446,7 @@ async def test_object_ttl_and_remove(storage: SQLiteStorage) -> None:
     ev = await storage.remove_object(SVC, "document", doc.sid, origin="o")
     f = frame(ev)
     assert ev.event_id == 2 and f["name"] == "removed" and f["event_id"] == 2
+    assert ev.final  # nothing follows an object's removal
     assert f["previous_data"] == {"k": "w"} and f["origin"] == "o"
     assert await storage.get_object(SVC, "document", doc.sid) is None
     assert await storage.events_since(SVC, doc.sid, 0, 10) is None
@@ -383,7 +470,7 @@ async def test_object_ttl_and_remove(storage: SQLiteStorage) -> None:
 # ---- lists ---------------------------------------------------------------------------
 
 
-async def test_list_push_indexes_never_reused(storage: SQLiteStorage) -> None:
+async def test_list_push_indexes_never_reused(storage: Storage) -> None:
     lst = await storage.create_object(
         SVC, "list", unique_name="l", data=None, ttl=None, created_by="s"
     )
@@ -477,7 +564,7 @@ async def test_list_push_indexes_never_reused(storage: SQLiteStorage) -> None:
 # ---- maps ----------------------------------------------------------------------------
 
 
-async def test_map_upsert_events(storage: SQLiteStorage) -> None:
+async def test_map_upsert_events(storage: Storage) -> None:
     m = await storage.create_object(
         SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
     )
@@ -612,7 +699,7 @@ async def test_map_upsert_events(storage: SQLiteStorage) -> None:
 # ---- paging --------------------------------------------------------------------------
 
 
-async def test_items_page_list(storage: SQLiteStorage) -> None:
+async def test_items_page_list(storage: Storage) -> None:
     lst = await storage.create_object(
         SVC, "list", unique_name=None, data=None, ttl=None, created_by="s"
     )
@@ -668,7 +755,7 @@ async def test_items_page_list(storage: SQLiteStorage) -> None:
         )
 
 
-async def test_items_page_map(storage: SQLiteStorage) -> None:
+async def test_items_page_map(storage: Storage) -> None:
     m = await storage.create_object(
         SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
     )
@@ -709,7 +796,7 @@ async def test_items_page_map(storage: SQLiteStorage) -> None:
 # ---- expiry --------------------------------------------------------------------------
 
 
-async def test_expire_returns_removal_events(storage: SQLiteStorage) -> None:
+async def test_expire_returns_removal_events(storage: Storage) -> None:
     t0 = time.time()
     doc = await storage.create_object(
         SVC, "document", unique_name="d", data={"v": 1}, ttl=100, created_by="s"
@@ -747,6 +834,7 @@ async def test_expire_returns_removal_events(storage: SQLiteStorage) -> None:
     )
     assert f0["origin"] is None
     assert f1["name"] == "item_removed" and f1["key"] == "tmp"
+    assert not any(e.final for e in events)  # item removals: the objects live on
     with pytest.raises(ListItemNotFoundError):
         await storage.get_item(SVC, "list", lst.sid, 1)
     assert (await storage.get_item(SVC, "list", lst.sid, 0)).data == {"keep": True}
@@ -758,6 +846,7 @@ async def test_expire_returns_removal_events(storage: SQLiteStorage) -> None:
 
     events = await storage.expire(t0 + 200)
     assert len(events) == 1 and events[0].sid == doc.sid and events[0].event_id == 1
+    assert events[0].final
     f = frame(events[0])
     assert f["name"] == "removed" and f["previous_data"] == {"v": 1} and f["kind"] == "document"
     assert await storage.get_object(SVC, "document", doc.sid) is None
@@ -765,7 +854,7 @@ async def test_expire_returns_removal_events(storage: SQLiteStorage) -> None:
 
 
 async def test_expired_items_invisible_before_expire(
-    storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
+    storage: Storage, backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     m = await storage.create_object(
         SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
@@ -783,8 +872,7 @@ async def test_expired_items_invisible_before_expire(
             origin=None,
             created_by="s",
         )
-    real_now = time.time
-    monkeypatch.setattr(sqlite_module, "now", lambda: real_now() + 20)
+    backend.shift_clock(monkeypatch, 20)
     page = await storage.items_page(
         SVC, "map", m.sid, start=None, inclusive=True, page_size=10, order="asc"
     )
@@ -810,7 +898,7 @@ async def test_expired_items_invisible_before_expire(
 # ---- permissions ---------------------------------------------------------------------
 
 
-async def test_permission_upsert_get_delete(storage: SQLiteStorage) -> None:
+async def test_permission_upsert_get_delete(storage: Storage) -> None:
     doc = await storage.create_object(
         SVC, "document", unique_name=None, data=None, ttl=None, created_by="s"
     )
@@ -836,7 +924,7 @@ async def test_permission_upsert_get_delete(storage: SQLiteStorage) -> None:
     assert await storage.list_permissions(SVC, doc.sid, after_identity=None, limit=10) == []
 
 
-async def test_list_permissions_paging(storage: SQLiteStorage) -> None:
+async def test_list_permissions_paging(storage: Storage) -> None:
     m = await storage.create_object(
         SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
     )
@@ -880,7 +968,7 @@ async def test_list_permissions_paging(storage: SQLiteStorage) -> None:
 
 
 async def test_permissions_removed_with_their_object(
-    storage: SQLiteStorage, monkeypatch: pytest.MonkeyPatch
+    storage: Storage, backend: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     t0 = time.time()
     removed = await storage.create_object(
@@ -903,30 +991,28 @@ async def test_permissions_removed_with_their_object(
 
     await storage.remove_object(SVC, "list", removed.sid, origin=None)
     assert await storage.list_permissions(SVC, removed.sid, after_identity=None, limit=10) == []
-    assert row_count(storage.path, "permissions", "object_sid", [removed.sid]) == 0
+    assert await backend.count("permissions", "object_sid", [removed.sid]) == 0
 
     # Reusing the unique name of an expired (not yet swept) object drops its permissions.
-    real_now = time.time
-    monkeypatch.setattr(sqlite_module, "now", lambda: real_now() + 20)
+    backend.shift_clock(monkeypatch, 20)
     await storage.create_object(
         SVC, "document", unique_name="d", data=None, ttl=None, created_by="s"
     )
-    assert row_count(storage.path, "permissions", "object_sid", [renamed.sid]) == 0
+    assert await backend.count("permissions", "object_sid", [renamed.sid]) == 0
 
     # expire() sweeps the expired map and its permissions.
-    assert row_count(storage.path, "permissions", "object_sid", [expiring.sid]) == 2
+    assert await backend.count("permissions", "object_sid", [expiring.sid]) == 2
     events = await storage.expire(t0 + 60)
     assert [e.sid for e in events] == [expiring.sid]
-    assert row_count(storage.path, "permissions", "object_sid", [expiring.sid]) == 0
+    assert await backend.count("permissions", "object_sid", [expiring.sid]) == 0
     assert await storage.get_permission(SVC, expiring.sid, "alice") is None
 
     kept_perms = await storage.list_permissions(SVC, kept.sid, after_identity=None, limit=10)
     assert [p.identity for p in kept_perms] == ["alice", "bob"]
 
 
-async def test_permissions_persist_and_old_files_upgrade(tmp_path: Path) -> None:
-    path = tmp_path / "perms.db"
-    store = SQLiteStorage(path)
+async def test_permissions_persist(backend: Backend) -> None:
+    store = backend.make()
     await store.start()
     await store.put_service(ServiceRecord(sid=SVC, account_sid="AC" + "3" * 32))
     doc = await store.create_object(
@@ -936,7 +1022,7 @@ async def test_permissions_persist_and_old_files_upgrade(tmp_path: Path) -> None
     await store.put_permission(perm)
     await store.close()
 
-    reopened = SQLiteStorage(path)
+    reopened = backend.make()
     await reopened.start()
     try:
         assert await reopened.get_permission(SVC, doc.sid, "alice") == perm
@@ -946,28 +1032,11 @@ async def test_permissions_persist_and_old_files_upgrade(tmp_path: Path) -> None
     finally:
         await reopened.close()
 
-    # A data dir from before permissions existed: the table is created on start.
-    with sqlite3.connect(path) as conn:
-        conn.execute("DROP TABLE permissions")
-    with sqlite3.connect(path) as conn:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert "permissions" not in tables
-    upgraded = SQLiteStorage(path)
-    await upgraded.start()
-    try:
-        got = await upgraded.get_object(SVC, "document", "d")
-        assert got is not None and got.data == {"a": 1}
-        assert await upgraded.get_permission(SVC, doc.sid, "alice") is None
-        await upgraded.put_permission(perm)
-        assert await upgraded.get_permission(SVC, doc.sid, "alice") == perm
-    finally:
-        await upgraded.close()
-
 
 # ---- events --------------------------------------------------------------------------
 
 
-async def test_events_since(storage: SQLiteStorage) -> None:
+async def test_events_since(storage: Storage) -> None:
     doc = await storage.create_object(
         SVC, "document", unique_name=None, data={}, ttl=None, created_by="s"
     )
@@ -993,8 +1062,8 @@ async def test_events_since(storage: SQLiteStorage) -> None:
     assert await storage.events_since(SVC, doc.sid, 5, 10) == []
 
 
-async def test_events_pruned_by_count(tmp_path: Path) -> None:
-    store = SQLiteStorage(tmp_path / "small.db", event_retention=3)
+async def test_events_pruned_by_count(backend: Backend) -> None:
+    store = backend.make(event_retention=3)
     await store.start()
     try:
         doc = await store.create_object(
@@ -1013,12 +1082,52 @@ async def test_events_pruned_by_count(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_object_positions(
+    storage: Storage, backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = await storage.create_object(
+        SVC, "document", unique_name=None, data={}, ttl=None, created_by="s"
+    )
+    lst = await storage.create_object(
+        SVC, "list", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    fresh = await storage.create_object(
+        OTHER_SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    expiring = await storage.create_object(
+        SVC, "map", unique_name=None, data=None, ttl=10, created_by="s"
+    )
+    removed = await storage.create_object(
+        SVC, "stream", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    for i in range(3):
+        await storage.update_document(
+            SVC, doc.sid, data={"i": i}, merge=False, if_match=None, ttl=None, origin=None
+        )
+    await storage.list_push(SVC, lst.sid, data={}, ttl=None, origin=None, created_by="s")
+    await storage.remove_object(SVC, "stream", removed.sid, origin=None)
+    unknown = "ET" + "e" * 32
+    wanted = [doc.sid, lst.sid, fresh.sid, expiring.sid, removed.sid, unknown, doc.sid]
+    assert await storage.object_positions(wanted) == {
+        doc.sid: 3,
+        lst.sid: 1,
+        fresh.sid: 0,
+        expiring.sid: 0,
+    }
+    assert await storage.object_positions({lst.sid}) == {lst.sid: 1}
+    assert await storage.object_positions([]) == {}
+    many = [f"ET{n:032x}" for n in range(1200)] + [doc.sid]  # more than one SQL batch
+    assert await storage.object_positions(many) == {doc.sid: 3}
+    # Expired objects are left out before expire() removes them.
+    backend.shift_clock(monkeypatch, 20)
+    assert await storage.object_positions(wanted) == {doc.sid: 3, lst.sid: 1, fresh.sid: 0}
+
+
 # ---- durability & concurrency --------------------------------------------------------
 
 
-async def test_data_survives_restart(tmp_path: Path) -> None:
-    path = tmp_path / "durable.db"
-    store = SQLiteStorage(path, synchronous="FULL")
+async def test_data_survives_restart(backend: Backend) -> None:
+    store = backend.make()
     await store.start()
     await store.put_service(ServiceRecord(sid=SVC, account_sid="AC" + "3" * 32, unique_name="svc"))
     doc = await store.create_object(
@@ -1034,7 +1143,7 @@ async def test_data_survives_restart(tmp_path: Path) -> None:
     await store.remove_item(SVC, "list", lst.sid, 0, if_match=None, origin=None)
     await store.close()
 
-    reopened = SQLiteStorage(path)
+    reopened = backend.make()
     await reopened.start()
     try:
         svc = await reopened.get_service("svc")
@@ -1050,19 +1159,19 @@ async def test_data_survives_restart(tmp_path: Path) -> None:
         assert item.index == 1 and item.last_event_id == 3
     finally:
         await reopened.close()
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_use_after_close_raises(tmp_path: Path) -> None:
-    store = SQLiteStorage(tmp_path / "c.db")
+async def test_use_after_close_raises(backend: Backend) -> None:
+    store = backend.make()
     await store.start()
     await store.close()
     with pytest.raises(RuntimeError):
         await store.get_service(SVC)
+    with pytest.raises(RuntimeError):
+        await store.create_object(SVC, "map", unique_name=None, data=None, ttl=None, created_by="s")
 
 
-async def test_concurrent_merges(storage: SQLiteStorage) -> None:
+async def test_concurrent_merges(storage: Storage) -> None:
     doc = await storage.create_object(
         SVC, "document", unique_name=None, data={}, ttl=None, created_by="s"
     )
@@ -1082,9 +1191,67 @@ async def test_concurrent_merges(storage: SQLiteStorage) -> None:
     assert events is not None and [e.event_id for e in events] == list(range(1, 201))
 
 
-async def test_failing_op_does_not_roll_back_batch(storage: SQLiteStorage) -> None:
-    if storage.inline:
-        pytest.skip("holds the writer thread to build a batch; inline batches are per loop turn")
+# ---- SQLite only ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def writer_thread_storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
+    store = SQLiteStorage(tmp_path / "sync.db", inline=False)
+    await store.start()
+    yield store
+    await store.close()
+
+
+async def test_sqlite_full_sync_is_wal_and_durable(tmp_path: Path) -> None:
+    path = tmp_path / "durable.db"
+    store = SQLiteStorage(path, synchronous="FULL")
+    assert not store.inline  # fsyncing commits run on the writer thread
+    await store.start()
+    doc = await store.create_object(
+        SVC, "document", unique_name="d", data={"a": 1}, ttl=None, created_by="s"
+    )
+    await store.close()
+    reopened = SQLiteStorage(path)
+    await reopened.start()
+    try:
+        assert await reopened.get_object(SVC, "document", "d") == doc
+    finally:
+        await reopened.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_sqlite_old_files_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "perms.db"
+    store = SQLiteStorage(path)
+    await store.start()
+    doc = await store.create_object(
+        SVC, "document", unique_name="d", data={"a": 1}, ttl=None, created_by="s"
+    )
+    await store.close()
+    perm = PermissionRecord(SVC, doc.sid, "alice", read=True, write=False, manage=True)
+
+    # A data dir from before permissions existed: the table is created on start.
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE permissions")
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "permissions" not in tables
+    upgraded = SQLiteStorage(path)
+    await upgraded.start()
+    try:
+        got = await upgraded.get_object(SVC, "document", "d")
+        assert got is not None and got.data == {"a": 1}
+        assert await upgraded.get_permission(SVC, doc.sid, "alice") is None
+        await upgraded.put_permission(perm)
+        assert await upgraded.get_permission(SVC, doc.sid, "alice") == perm
+    finally:
+        await upgraded.close()
+
+
+async def test_failing_op_does_not_roll_back_batch(writer_thread_storage: SQLiteStorage) -> None:
+    """Holds the writer thread to build one batch (inline batches are per loop turn)."""
+    storage = writer_thread_storage
     doc = await storage.create_object(
         SVC, "document", unique_name=None, data={"v": 0}, ttl=None, created_by="s"
     )
@@ -1166,3 +1333,299 @@ async def test_inline_mode_commits_one_batch_per_loop_turn(tmp_path: Path) -> No
         assert final.last_event_id == 2
     finally:
         await store.close()
+
+
+# ---- PostgreSQL only: migrations, several server processes on one database --------------
+
+
+@pytest.fixture
+async def pg_pair(pg_url: str) -> AsyncIterator[tuple[PostgresStorage, PostgresStorage]]:
+    """Two storages on one (emptied) database, like two server processes."""
+    await empty_database(pg_url)
+    first, second = PostgresStorage(pg_url, max_pool=8), PostgresStorage(pg_url, max_pool=8)
+    await asyncio.gather(first.start(), second.start())
+    yield first, second
+    await asyncio.gather(first.close(), second.close())
+
+
+def assert_gap_free(events: list[StoredEvent], first: int = 1) -> None:
+    """Per object, the event ids are exactly first, first + 1, ... with no duplicate."""
+    by_object: dict[str, list[int]] = {}
+    for event in events:
+        by_object.setdefault(event.sid, []).append(event.event_id)
+    for sid, ids in by_object.items():
+        assert sorted(ids) == list(range(first, first + len(ids))), sid
+
+
+async def test_pg_migrations_concurrent_and_idempotent(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = await asyncio.to_thread(services.create_database)  # its own, never migrated
+    try:
+        stores = [PostgresStorage(url, min_pool=1) for _ in range(3)]
+        await asyncio.gather(*(s.start() for s in stores))
+        try:
+            # Every node works on the schema, whichever applied it.
+            docs = await asyncio.gather(
+                *(
+                    s.create_object(
+                        SVC, "document", unique_name=None, data={"n": n}, ttl=None, created_by="s"
+                    )
+                    for n, s in enumerate(stores)
+                )
+            )
+            for store in stores:
+                listed = await store.list_objects(SVC, "document", after_sid=None, limit=10)
+                assert {o.sid for o in listed} == {d.sid for d in docs}
+        finally:
+            await asyncio.gather(*(s.close() for s in stores))
+
+        # A release with a new migration: applied once by whichever of three nodes gets the
+        # lock first (a second run of CREATE TABLE would fail), never again on restart.
+        extra = (
+            MIGRATIONS[-1][0] + 1,
+            "CREATE TABLE sync_test_extra (x INTEGER); INSERT INTO sync_test_extra VALUES (1);",
+        )
+        monkeypatch.setattr(postgres_module, "MIGRATIONS", (*MIGRATIONS, extra))
+        for _ in range(2):
+            stores = [PostgresStorage(url, min_pool=1) for _ in range(3)]
+            await asyncio.gather(*(s.start() for s in stores))
+            await asyncio.gather(*(s.close() for s in stores))
+
+        conn = await asyncpg.connect(url)
+        try:
+            rows = await conn.fetch(
+                "SELECT version, count(*) AS n FROM sync_schema_migrations GROUP BY version "
+                "ORDER BY version"
+            )
+            assert [(r["version"], r["n"]) for r in rows] == [
+                (version, 1) for version, _ in (*MIGRATIONS, extra)
+            ]
+            assert await conn.fetchval("SELECT count(*) FROM sync_test_extra") == 1
+            applied_at = await conn.fetchval("SELECT min(applied_at) FROM sync_schema_migrations")
+            assert applied_at is not None
+        finally:
+            await conn.close()
+    finally:
+        await asyncio.to_thread(services.drop_database, url)
+
+
+async def test_pg_two_nodes_write_one_list_and_map(
+    pg_pair: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    a, b = pg_pair
+    lst = await a.create_object(SVC, "list", unique_name=None, data=None, ttl=None, created_by="s")
+    m = await b.create_object(SVC, "map", unique_name=None, data=None, ttl=None, created_by="s")
+    per_node = 40
+
+    async def push(store: PostgresStorage, n: int) -> tuple[int | None, StoredEvent]:
+        item, event = await store.list_push(
+            SVC, lst.sid, data={"n": n}, ttl=None, origin=None, created_by="s"
+        )
+        return item.index, event
+
+    async def set_key(store: PostgresStorage, n: int) -> StoredEvent:
+        tag = "a" if store is a else "b"
+        _, event = await store.set_item(
+            SVC,
+            "map",
+            m.sid,
+            f"k{n % 5}",
+            data={f"{tag}{n}": n},
+            merge=True,  # read-modify-write: a lost update would drop a field
+            if_match=None,
+            ttl=None,
+            origin=None,
+            created_by="s",
+        )
+        return event
+
+    pushed, set_events = await asyncio.gather(
+        asyncio.gather(*(push(store, n) for n in range(per_node) for store in (a, b))),
+        asyncio.gather(*(set_key(store, n) for n in range(per_node) for store in (a, b))),
+    )
+    total = 2 * per_node
+
+    indexes = [index for index, _ in pushed]
+    assert sorted(i for i in indexes if i is not None) == list(range(total))
+    list_events = [event for _, event in pushed]
+    assert_gap_free(list_events)
+    assert_gap_free(set_events)
+    assert {e.sid for e in list_events} == {lst.sid} and {e.sid for e in set_events} == {m.sid}
+    # Each push's event carries its own index: the index counter and the event id moved together.
+    for index, event in pushed:
+        assert frame(event)["item"]["index"] == index
+
+    for store, obj, events in ((b, lst, list_events), (a, m, set_events)):
+        logged = await store.events_since(SVC, obj.sid, 0, 1000)
+        assert logged is not None
+        assert [e.event_id for e in logged] == list(range(1, total + 1))
+        by_id = {e.event_id: e.frame for e in events}
+        assert [e.frame for e in logged] == [by_id[e.event_id] for e in logged]
+        positions = await store.object_positions([obj.sid])
+        assert positions == {obj.sid: total}
+    # Every merge survived, on every key.
+    for key in range(5):
+        item = await a.get_item(SVC, "map", m.sid, f"k{key}")
+        expected = {f"{tag}{n}": n for n in range(per_node) if n % 5 == key for tag in "ab"}
+        assert item.data == expected and len(expected) == total // 5
+
+
+async def test_pg_two_nodes_merge_one_document(
+    pg_pair: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    a, b = pg_pair
+    doc = await a.create_object(
+        SVC, "document", unique_name=None, data={}, ttl=None, created_by="s"
+    )
+    results = await asyncio.gather(
+        *(
+            store.update_document(
+                SVC, doc.sid, data={f"k{n}": n}, merge=True, if_match=None, ttl=None, origin=None
+            )
+            for n, store in zip(range(60), itertools.cycle((a, b)), strict=False)
+        )
+    )
+    assert_gap_free([event for _, event in results])
+    final = await b.get_object(SVC, "document", doc.sid)
+    assert final is not None and final.data == {f"k{n}": n for n in range(60)}
+    assert final.last_event_id == 60
+    # Each event's previous_data is the state the one before it left.
+    ordered = sorted((event for _, event in results), key=lambda e: e.event_id)
+    for before, after in itertools.pairwise(ordered):
+        assert frame(after)["previous_data"] == frame(before)["data"]
+
+
+async def test_pg_two_nodes_race_for_a_unique_name(
+    pg_pair: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    a, b = pg_pair
+    results = await asyncio.gather(
+        *(
+            store.create_object(
+                SVC, "map", unique_name="race", data=None, ttl=None, created_by=str(n)
+            )
+            for n, store in zip(range(10), itertools.cycle((a, b)), strict=False)
+        ),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    assert len(winners) == 1
+    assert all(isinstance(r, UniqueNameExistsError) for r in results if r not in winners)
+    got = await b.get_object(SVC, "map", "race")
+    assert got is not None and got.sid == winners[0].sid
+
+
+async def test_pg_expire_from_two_nodes_reports_each_removal_once(
+    pg_pair: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    a, b = pg_pair
+    t0 = time.time()
+    lists = [
+        await a.create_object(SVC, "list", unique_name=None, data=None, ttl=None, created_by="s")
+        for _ in range(3)
+    ]
+    for lst in lists:
+        for n in range(10):
+            await b.list_push(
+                SVC, lst.sid, data={"n": n}, ttl=50 if n % 2 else None, origin=None, created_by="s"
+            )
+    doomed = [
+        await b.create_object(
+            SVC, "document", unique_name=None, data={"d": n}, ttl=50, created_by="s"
+        )
+        for n in range(4)
+    ]
+    # Writers keep pushing (they still see the items as live) while both nodes expire.
+    sweeps, pushed = await asyncio.gather(
+        asyncio.gather(*(store.expire(t0 + 100) for store in (a, b, a, b, a, b))),
+        asyncio.gather(
+            *(
+                a.list_push(SVC, lst.sid, data={"late": n}, ttl=None, origin=None, created_by="s")
+                for lst in lists
+                for n in range(5)
+            )
+        ),
+    )
+    swept = [event for events in sweeps for event in events]
+    late = [event for _, event in pushed]
+
+    keys = Counter((e.sid, e.event_id) for e in swept)
+    assert all(n == 1 for n in keys.values()), keys
+    removed_items = [e for e in swept if frame(e)["name"] == "item_removed"]
+    assert len(removed_items) == 3 * 5
+    assert {e.sid for e in swept if frame(e)["name"] == "removed"} == {d.sid for d in doomed}
+    assert await a.expire(t0 + 100) == [] and await b.expire(t0 + 100) == []
+
+    for lst in lists:
+        # Pushes and expiry removals share one gap-free sequence per list.
+        mine = [e for e in removed_items + late if e.sid == lst.sid]
+        assert sorted(e.event_id for e in mine) == list(range(11, 11 + 5 + 5))
+        logged = await a.events_since(SVC, lst.sid, 10, 100)
+        assert logged is not None and [e.event_id for e in logged] == list(range(11, 21))
+        page = await b.items_page(
+            SVC, "list", lst.sid, start=None, inclusive=True, page_size=100, order="asc"
+        )
+        assert [it.index for it in page.items] == [0, 2, 4, 6, 8, *range(10, 15)]
+    for doc in doomed:
+        assert await a.get_object(SVC, "document", doc.sid) is None
+
+
+async def test_pg_expire_skips_while_another_node_expires(
+    pg_pair: tuple[PostgresStorage, PostgresStorage], pg_url: str
+) -> None:
+    a, _ = pg_pair
+    t0 = time.time()
+    doc = await a.create_object(SVC, "document", unique_name=None, data={}, ttl=5, created_by="s")
+    holder = await asyncpg.connect(pg_url)
+    try:
+        async with holder.transaction():
+            assert await holder.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1)", postgres_module.EXPIRE_LOCK
+            )
+            assert await a.expire(t0 + 60) == []  # "another node" holds the sweep
+        events = await a.expire(t0 + 60)
+    finally:
+        await holder.close()
+    assert [(e.sid, e.event_id) for e in events] == [(doc.sid, 1)]
+
+
+async def test_pg_reads_see_only_committed_writes_in_order(
+    pg_pair: tuple[PostgresStorage, PostgresStorage],
+) -> None:
+    """A reader on another node polling object_positions/events_since never sees a hole."""
+    a, b = pg_pair
+    m = await a.create_object(SVC, "map", unique_name=None, data=None, ttl=None, created_by="s")
+    done = asyncio.Event()
+    observed: list[list[int]] = []
+
+    async def reader() -> None:
+        while not done.is_set():
+            position = (await b.object_positions([m.sid]))[m.sid]
+            events = await b.events_since(SVC, m.sid, 0, 1000)
+            assert events is not None
+            ids = [e.event_id for e in events]
+            assert ids == list(range(1, len(ids) + 1))
+            assert len(ids) >= position
+            observed.append(ids)
+            await asyncio.sleep(0)
+
+    async def writer(n: int) -> None:
+        await a.set_item(
+            SVC,
+            "map",
+            m.sid,
+            f"k{n}",
+            data={},
+            merge=False,
+            if_match=None,
+            ttl=None,
+            origin=None,
+            created_by="s",
+        )
+
+    task = asyncio.create_task(reader())
+    await asyncio.gather(*(writer(n) for n in range(50)))
+    done.set()
+    await task
+    assert observed  # the reader ran while the writes were under way
+    final = await b.events_since(SVC, m.sid, 0, 1000)
+    assert final is not None and [e.event_id for e in final] == list(range(1, 51))

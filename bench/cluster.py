@@ -1,0 +1,223 @@
+"""Scenario 7: two nodes sharing PostgreSQL + Redis, measured against one node of the same
+configuration in the same run.
+
+- propagation: client A `doc.set` -> client B `updated`, with A and B on the same node vs
+  on different nodes (the event crosses Redis) -> `cluster_propagation_ratio` (cross / same).
+- writes: acknowledged writes spread over 100 objects, every writer on one node vs the
+  writers split over both nodes -> writes/s per node and for 2 nodes together.
+- fan-out: S subscribers of one stream (and one map) all on one node vs split evenly over
+  the two nodes; the publisher is on the first node -> `cluster_fanout_scaling`
+  (two nodes' deliveries/s / one node's).
+
+PostgreSQL and Redis come from SYNC_BENCH_DATABASE_URL / SYNC_BENCH_REDIS_URL (default: the
+local services); a fresh database is created for the run and dropped after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from sync_sdk import Client, ClientOptions
+
+from .common import ServerProc, our_server, ratio, summary_us
+from .scenarios import Bench
+
+DATABASE_URL = os.environ.get(
+    "SYNC_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("SYNC_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(DATABASE_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def run(bench: Bench) -> dict[str, Any]:
+    try:
+        import redis.asyncio as redis
+
+        await _admin("SELECT 1")
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+    except Exception as exc:
+        reason = f"PostgreSQL or Redis unavailable: {exc!r}"
+        bench.log(f"  skipped: {reason}")
+        return {"skipped": reason}
+    name = "sync_bench_" + uuid.uuid4().hex[:12]
+    await _admin(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(DATABASE_URL)._replace(path="/" + name))
+    data_dir = bench.tmp / "cluster"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        "--storage",
+        "postgres",
+        "--database-url",
+        url,
+        "--broker",
+        "redis",
+        "--redis-url",
+        REDIS_URL,
+        "--redis-prefix",
+        name,
+    ]
+    nodes: list[ServerProc] = []
+    try:
+        for i in range(2):
+            srv = our_server(data_dir, args)
+            srv.name = f"node{i + 1}"
+            nodes.append(bench.start_server(srv))
+        bench.log(f"  nodes :{nodes[0].port} :{nodes[1].port} (PostgreSQL {name}, Redis)")
+        out: dict[str, Any] = {"database": "postgresql", "broker": "redis", "nodes": 2}
+        out["propagation"] = await _propagation(bench, nodes)
+        bench.log(f"  propagation {out['propagation']}")
+        out["writes"] = await _writes(bench, nodes)
+        out["fanout"] = await _fanout(bench, nodes)
+        return out
+    finally:
+        for srv in nodes:
+            bench.stop_server(srv)
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _client(bench: Bench, srv: ServerProc, identity: str) -> Client:
+    return Client(bench.token(srv, identity), ClientOptions(url=srv.http_url, log_level="error"))
+
+
+async def _propagation(bench: Bench, nodes: list[ServerProc]) -> dict[str, Any]:
+    """Same-node and cross-node pairs measured alternately, round by round."""
+    cfg = bench.cfg
+    loop = asyncio.get_running_loop()
+    waiter: list[asyncio.Future[int]] = []
+    pad = bench.pad
+
+    def on_updated(event: Any) -> None:
+        if waiter and not waiter[0].done() and not event.is_local:
+            waiter[0].set_result(time.perf_counter_ns())
+
+    async with (
+        _client(bench, nodes[0], "prop-writer") as writer,
+        _client(bench, nodes[0], "prop-same") as same,
+        _client(bench, nodes[1], "prop-cross") as cross,
+    ):
+        # One document per pair; the writer (node 1) alternates between them round by round.
+        targets = {}
+        for label, reader in (("same_node", same), ("cross_node", cross)):
+            name = f"bench-cluster-prop-{label}"
+            (await reader.document(name)).on("updated", on_updated)
+            targets[label] = await writer.document(name)
+        readers: dict[str, list[int]] = {"same_node": [], "cross_node": []}
+
+        async def once(label: str, i: int) -> int:
+            fut: asyncio.Future[int] = loop.create_future()
+            waiter[:] = [fut]
+            t0 = time.perf_counter_ns()
+            await targets[label].set({"seq": i, "v": pad})
+            return await asyncio.wait_for(fut, 10) - t0
+
+        per_round = max(cfg.prop_n // cfg.rounds // 2, 1)
+        async with asyncio.timeout(180):
+            for i in range(30):
+                for label in readers:
+                    await once(label, i)
+            for _ in range(cfg.rounds):
+                for label, lat in readers.items():
+                    for i in range(per_round):
+                        lat.append(await once(label, i))
+    s, c = summary_us(readers["same_node"]), summary_us(readers["cross_node"])
+    return {
+        "same_node": s,
+        "cross_node": c,
+        "ratio_p50": ratio(c["p50_us"], s["p50_us"]),
+        "ratio_p99": ratio(c["p99_us"], s["p99_us"]),
+    }
+
+
+async def _writes(bench: Bench, nodes: list[ServerProc]) -> dict[str, Any]:
+    cfg = bench.cfg
+    token = bench.token(nodes[0], "bench-cluster-writer")
+    async with _client(bench, nodes[0], "bench-cluster-setup") as setup:
+        sids = [
+            (await setup.map(f"bench-cluster-write-{i}")).sid for i in range(cfg.spread_objects)
+        ]
+    out: dict[str, Any] = {"clients": cfg.write_conns, "objects": len(sids)}
+    for label, servers in (("one_node", nodes[0]), ("two_nodes", nodes)):
+        out[label] = await bench._write_load(servers, token, sids, False, label)
+        bench.log(
+            f"  writes {label}: {out[label]['writes_per_s']} writes/s, "
+            f"p50 {out[label]['p50_us']} µs, errors {out[label]['errors']}"
+        )
+    out["two_nodes_vs_one"] = ratio(
+        out["two_nodes"]["writes_per_s"], out["one_node"]["writes_per_s"]
+    )
+    return out
+
+
+async def _fanout(bench: Bench, nodes: list[ServerProc]) -> dict[str, Any]:
+    cfg = bench.cfg
+    pool = bench.pool
+    assert pool is not None
+    size = max(cfg.sizes)
+    n = cfg.burst_n[size]
+    runs: list[dict[str, Any]] = []
+    async with _client(bench, nodes[0], "bench-cluster-publisher") as publisher:
+        stream = await publisher.stream("bench-cluster-fanout")
+        fmap = await publisher.map("bench-cluster-fanout-map")
+        sids = [stream.sid, fmap.sid]
+        token = bench.token(nodes[0], "bench-cluster-subscriber")
+
+        async def pub_stream(data: dict[str, Any]) -> None:
+            await stream.publish_message(data)
+
+        async def pub_map(data: dict[str, Any]) -> None:
+            await fmap.set(f"k{data['r']}-{data['seq']}", data)
+
+        layouts: list[tuple[str, ServerProc | list[ServerProc]]] = [
+            ("one_node", nodes[0]),
+            ("two_nodes", nodes),
+        ]
+        for layout, servers in layouts:
+            bases = (
+                servers.ws_url if isinstance(servers, ServerProc) else [s.ws_url for s in servers]
+            )
+            shares, _ = await pool.connect("ours", bases, size, token, sids)
+            for rnd in range(cfg.fanout_rounds):
+                for variant, publish in (("stream", pub_stream), ("map", pub_map)):
+                    run = await bench._fanout_once(
+                        f"{layout}_{variant}", servers, publish, shares, size, n, None
+                    )
+                    run.update(layout=layout, round=rnd)
+                    runs.append(run)
+                    bench.log(
+                        f"  fan-out {layout:<9} {variant:<6} S={size}: "
+                        f"{run['deliveries_per_s']}/s p50 {run['p50_us']} µs "
+                        f"{run['delivered']}/{run['expected']}"
+                    )
+            await pool.close_all()
+
+    def median_rate(layout: str, variant: str) -> float:
+        rates = sorted(r["deliveries_per_s"] for r in runs if r["variant"] == f"{layout}_{variant}")
+        return float(rates[len(rates) // 2]) if rates else 0.0
+
+    summary = {
+        variant: {
+            "one_node_deliveries_per_s": median_rate("one_node", variant),
+            "two_nodes_deliveries_per_s": median_rate("two_nodes", variant),
+            "scaling": ratio(median_rate("two_nodes", variant), median_rate("one_node", variant)),
+        }
+        for variant in ("stream", "map")
+    }
+    return {"S": size, "messages": n, "summary": summary, "runs": runs}

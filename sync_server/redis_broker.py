@@ -1,0 +1,267 @@
+"""Fan-out across several server nodes over Redis pub/sub (redis-py asyncio).
+
+Each node holds ONE pub/sub connection. It subscribes to an object's channel
+(`<prefix>:ev:<sid>`) while at least one of its own connections is subscribed to the object,
+and to `<prefix>:control` (cache invalidations) always. A node publishes each event it
+commits once, to the object's channel, from a single sender task that pipelines whatever is
+queued: the client's write is acknowledged after the commit, never after Redis.
+
+Pub/sub is fire-and-forget, so the base `Broker` does the bookkeeping that makes it safe:
+events are delivered in event-id order exactly once, a gap is repaired from storage's event
+log, and a periodic audit compares every topic with storage. After the pub/sub connection
+is lost (Redis restart, network blip) the node reconnects with backoff, subscribes again,
+audits every topic at once and drops its caches (invalidations may have been missed).
+Stream messages are not stored anywhere, so those published while Redis is away are lost,
+as Twilio documents for streams.
+
+Message on an object channel:  <node id>|<event id or empty>|<1 if final else 0>|<frame>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import Any
+
+import orjson
+import redis.asyncio as redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from .broker import Broker, ControlMessage
+
+log = logging.getLogger("sync_server.redis")
+
+_MAX_QUEUED = 100_000  # messages waiting for Redis; beyond that they are dropped (repaired)
+_SILENCE = 15.0  # seconds without a byte from Redis before the connection is presumed dead
+
+
+class RedisBroker(Broker):
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "sync",
+        gap_timeout: float = 0.1,
+        audit_interval: float = 2.0,
+        reconnect_max_delay: float = 2.0,
+    ) -> None:
+        super().__init__(gap_timeout=gap_timeout, audit_interval=audit_interval)
+        self.url = url
+        self.prefix = prefix
+        self.node_id = uuid.uuid4().hex[:16]
+        self.reconnect_max_delay = reconnect_max_delay
+        self.reconnects = 0  # read by tests
+        self.connected = asyncio.Event()
+        self._tag = self.node_id.encode()
+        self._control = f"{prefix}:control".encode()
+        self._event_prefix = f"{prefix}:ev:".encode()
+        self._outgoing: list[tuple[bytes, bytes]] = []
+        self._wakeup = asyncio.Event()
+        self._pubsub: PubSub | None = None
+        self._confirms: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._publisher: redis.Redis | None = None
+        self._ever_connected = False
+
+    def _client(self, socket_timeout: float | None) -> redis.Redis:
+        # No silent retries: a lost connection surfaces here so the broker knows to repair.
+        return redis.Redis.from_url(
+            self.url,
+            retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=2,
+            socket_timeout=socket_timeout,
+        )
+
+    async def start(self) -> None:
+        self._publisher = self._client(socket_timeout=5)
+        try:
+            await self._publisher.ping()
+        except Exception as exc:
+            await self._publisher.aclose()
+            raise RuntimeError(f"cannot reach Redis at {self.url}: {exc}") from exc
+        await super().start()
+        self._spawn(self._receive_loop())
+        self._spawn(self._send_loop())
+        await asyncio.wait_for(self.connected.wait(), 10)
+
+    async def close(self) -> None:
+        await super().close()
+        if self._publisher is not None:
+            with contextlib.suppress(Exception):
+                await self._publisher.aclose()
+
+    # ---- outgoing ----------------------------------------------------------------------
+    def _send(
+        self, service_sid: str, sid: str, event_id: int | None, frame: bytes, final: bool
+    ) -> None:
+        header = b"%s|%s|%s|" % (
+            self._tag,
+            b"" if event_id is None else str(event_id).encode(),
+            b"1" if final else b"0",
+        )
+        self._queue(self._event_prefix + sid.encode(), header + frame)
+
+    def broadcast(self, message: ControlMessage) -> None:
+        self._queue(self._control, orjson.dumps({**message, "node": self.node_id}))
+
+    def _queue(self, channel: bytes, payload: bytes) -> None:
+        if len(self._outgoing) >= _MAX_QUEUED:
+            log.warning("Redis is not keeping up; dropping a message (other nodes repair it)")
+            return
+        self._outgoing.append((channel, payload))
+        self._wakeup.set()
+
+    async def _send_loop(self) -> None:
+        assert self._publisher is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            batch, self._outgoing = self._outgoing, []
+            try:
+                if len(batch) == 1:
+                    await self._publisher.publish(*batch[0])
+                else:
+                    pipe = self._publisher.pipeline(transaction=False)
+                    for channel, payload in batch:
+                        pipe.publish(channel, payload)
+                    await pipe.execute()
+            except Exception as exc:
+                log.warning(
+                    "could not publish %d message(s) to Redis (%s); other nodes will repair "
+                    "the events from storage",
+                    len(batch),
+                    exc,
+                )
+
+    # ---- incoming ----------------------------------------------------------------------
+    async def _listen(self, sid: str) -> None:
+        pubsub = self._pubsub
+        if pubsub is None:
+            return  # disconnected: the reconnect subscribes every topic, then audits
+        channel = self._event_prefix + sid.encode()
+        confirmed = self._expect_confirm(channel)
+        try:
+            await pubsub.subscribe(channel)
+            await asyncio.wait_for(confirmed, 5)
+        except Exception as exc:
+            log.warning("subscribing to %s failed (%s); the audit will catch up", sid, exc)
+
+    def _unlisten(self, sid: str) -> None:
+        pubsub = self._pubsub
+        if pubsub is not None:
+            self._spawn(self._quietly(pubsub.unsubscribe(self._event_prefix + sid.encode())))
+
+    @staticmethod
+    async def _quietly(coro: Any) -> None:
+        with contextlib.suppress(Exception):
+            await coro
+
+    def _expect_confirm(self, channel: bytes) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirms.setdefault(channel, []).append(future)
+        return future
+
+    def _confirm(self, channel: bytes) -> None:
+        waiting = self._confirms.get(channel)
+        if waiting:
+            future = waiting.pop(0)
+            if not waiting:
+                del self._confirms[channel]
+            if not future.done():
+                future.set_result(None)
+
+    async def _receive_loop(self) -> None:
+        delay = 0.05
+        while True:
+            client = self._client(socket_timeout=None)
+            pubsub = client.pubsub()
+            try:
+                await self._connect(pubsub)
+                delay = 0.05
+                last_heard = time.monotonic()
+                while True:
+                    message = await pubsub.get_message(timeout=_SILENCE / 3)
+                    if message is not None:
+                        last_heard = time.monotonic()
+                        self._on_message(message)
+                    elif time.monotonic() - last_heard > _SILENCE:
+                        raise ConnectionError(f"no answer from Redis for {_SILENCE:.0f}s")
+                    else:
+                        await pubsub.ping()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("lost the Redis pub/sub connection (%s); reconnecting", exc)
+            finally:
+                self._pubsub = None
+                self.connected.clear()
+                for waiting in self._confirms.values():
+                    for future in waiting:
+                        if not future.done():
+                            future.set_result(None)  # the audit after reconnecting covers it
+                self._confirms.clear()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.reconnect_max_delay)
+
+    async def _connect(self, pubsub: PubSub) -> None:
+        """Subscribe to control and every open topic; after a reconnect, catch up."""
+        catch_up, self._ever_connected = self._ever_connected, True
+        channels = [self._control, *(self._event_prefix + sid.encode() for sid in self._topics)]
+        confirmations = [self._expect_confirm(c) for c in channels]
+        for start in range(0, len(channels), 500):
+            await pubsub.subscribe(*channels[start : start + 500])
+        self._pubsub = pubsub
+        self._spawn(self._connected(confirmations, catch_up))
+
+    async def _connected(self, confirmations: list[asyncio.Future[None]], catch_up: bool) -> None:
+        await asyncio.gather(*confirmations)
+        if self._pubsub is None:
+            return
+        self.connected.set()
+        if catch_up:
+            self.reconnects += 1
+            log.info("Redis pub/sub reconnected; auditing %d topics", len(self._topics))
+            if self.on_broadcast is not None:
+                self.on_broadcast({"type": "reset"})
+            await self.audit()
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        channel: bytes = message["channel"] if kind != "pong" else b""
+        if kind == "subscribe":
+            self._confirm(channel)
+        elif kind != "message":
+            return
+        elif channel == self._control:
+            self._on_control(message["data"])
+        else:
+            self._on_event(channel, message["data"])
+
+    def _on_event(self, channel: bytes, data: bytes) -> None:
+        try:
+            node, event_id, final, frame = data.split(b"|", 3)
+        except ValueError:
+            log.warning("ignoring a malformed message on %r", channel)
+            return
+        if node == self._tag:
+            return  # our own event: delivered locally when it was published
+        sid = channel[len(self._event_prefix) :].decode()
+        self.offer(sid, int(event_id) if event_id else None, frame.decode(), final == b"1")
+
+    def _on_control(self, data: bytes) -> None:
+        try:
+            message = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(message, dict) or message.get("node") == self.node_id:
+            return
+        if self.on_broadcast is not None:
+            self.on_broadcast({str(k): str(v) for k, v in message.items()})

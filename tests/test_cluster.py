@@ -1,0 +1,220 @@
+"""Several sync-server nodes sharing PostgreSQL and Redis: every write reaches every node's
+subscribers in event-id order; expiry runs once; a killed node's clients move to another
+node and converge; a Redis restart leaves no subscriber stale."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sync_sdk import Client, ConnectionState
+from tests import services
+from tests.conftest import ServerProcess, next_event
+from tests.test_chaos import Actor, all_items, converge_and_check, wait_until
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    """Three nodes on one fresh database, started at once (their migrations race)."""
+    first = ServerProcess(tmp_path / "data", ["--write-rate", "0"], backend="cluster")
+    nodes = [first, first.node(), first.node()]
+    # The credentials live in the shared data dir: let the first node write them.
+    first.start()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(ServerProcess.start, nodes[1:]))
+    yield nodes
+    for node in nodes[1:]:
+        node.stop()
+    first.destroy()
+
+
+def name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def test_writes_on_every_node_reach_every_node_in_order(
+    cluster: list[ServerProcess],
+) -> None:
+    map_name, list_name, stream_name = name("map"), name("list"), name("stream")
+    clients = [node.client(f"user{i}") for i, node in enumerate(cluster)]
+    seen: list[dict[str, list[int]]] = [{"map": [], "list": []} for _ in clients]
+    messages: list[list[Any]] = [[] for _ in clients]
+    try:
+        maps, lists, streams = [], [], []
+        for i, client in enumerate(clients):
+            await client.connect()
+            m, lst, st = (
+                await client.map(map_name),
+                await client.list(list_name),
+                await client.stream(stream_name),
+            )
+            m.on("item_added", lambda e, i=i: seen[i]["map"].append(e.item.last_event_id))
+            m.on("item_updated", lambda e, i=i: seen[i]["map"].append(e.item.last_event_id))
+            lst.on("item_added", lambda e, i=i: seen[i]["list"].append(e.item.last_event_id))
+            st.on("message_published", lambda e, i=i: messages[i].append(e.message.data))
+            maps.append(m)
+            lists.append(lst)
+            streams.append(st)
+
+        async def write(i: int) -> None:
+            for n in range(25):
+                await maps[i].set(f"k{n % 7}", {"by": i, "n": n})
+                await lists[i].push({"by": i, "n": n})
+            await streams[i].publish_message({"from": i})
+
+        # Every node writes to the same objects at once.
+        await asyncio.gather(*(write(i) for i in range(len(clients))))
+        total = 25 * len(clients)
+        for i in range(len(clients)):
+            await wait_until(
+                lambda i=i: len(seen[i]["map"]) >= total and len(seen[i]["list"]) >= total,
+                15,
+                f"events on node {i}",
+            )
+            # Exactly once and in order on every node, whichever node wrote.
+            assert seen[i]["map"] == list(range(1, total + 1))
+            assert seen[i]["list"] == list(range(1, total + 1))
+            await wait_until(lambda i=i: len(messages[i]) == len(clients), 10, "stream messages")
+            assert sorted(m["from"] for m in messages[i]) == list(range(len(clients)))
+        server_map = await all_items(maps[0])
+        server_list = await all_items(lists[0])
+        assert len(server_list) == total
+        for m, lst in zip(maps, lists, strict=True):
+            assert await all_items(m) == server_map
+            assert await all_items(lst) == server_list
+    finally:
+        for client in clients:
+            await client.shutdown()
+
+
+async def test_expiry_runs_once_across_the_cluster(cluster: list[ServerProcess]) -> None:
+    map_name = name("ttl")
+    clients = [node.client("alice") for node in cluster]
+    try:
+        removed: list[asyncio.Queue[Any]] = []
+        for client in clients:
+            await client.connect()
+            m = await client.map(map_name)
+            queue: asyncio.Queue[Any] = asyncio.Queue()
+            m.on("item_removed", queue.put_nowait)
+            removed.append(queue)
+        writer = await clients[0].map(map_name)
+        await writer.set("short", {"v": 1}, ttl=1)
+        for queue in removed:
+            event = await next_event(queue, 10)
+            assert event.key == "short" and event.event_id == 2
+        await asyncio.sleep(2.5)  # several sweeps on every node
+        for queue in removed:
+            assert queue.empty(), "an item expired more than once"
+        reopened = await clients[2].map(map_name)
+        assert reopened.last_event_id == 2  # one set, one removal: no second expiry event
+    finally:
+        for client in clients:
+            await client.shutdown()
+
+
+async def test_killed_node_clients_move_and_converge(cluster: list[ServerProcess]) -> None:
+    """Six clients, two per node, each given every node's URL; node 0 is SIGKILLed in the
+    middle of a write storm. Its clients move to another node; at the end every client saw
+    every event exactly once and in order, and no acknowledged write is lost."""
+    urls = [node.url for node in cluster]
+    actors = []
+    for i in range(6):
+        start = i % len(urls)
+        order = urls[start:] + urls[:start]
+        client = cluster[0].client(f"actor{i}", urls=order, command_timeout=3.0)
+        actors.append(Actor(i, client))
+    try:
+        for a in actors:
+            await a.client.connect()
+            await a.open()
+        stop = asyncio.Event()
+        writers = [asyncio.create_task(a.write_forever(stop)) for a in actors]
+        await asyncio.sleep(2.0)
+        cluster[0].stop(signal.SIGKILL)
+        await asyncio.sleep(3.0)
+        stop.set()
+        await asyncio.gather(*writers)
+        for a in actors[0::3]:  # the clients that started on node 0
+            await wait_until(
+                lambda a=a: a.client.connection_state is ConnectionState.CONNECTED, 20, "failover"
+            )
+            assert a.client.server_url != cluster[0].url
+        checked = await converge_and_check(actors, cluster[1].client("referee"))
+        assert sum(a.acked for a in actors) > 100 and checked > 100
+    finally:
+        for a in actors:
+            await a.client.shutdown()
+
+
+async def test_redis_restart_leaves_no_subscriber_stale(cluster: list[ServerProcess]) -> None:
+    """Writes keep landing on node 0 while Redis is down; node 1's subscriber still gets
+    every one of them, in order, once Redis is back (repaired from PostgreSQL)."""
+    map_name = name("outage")
+    writer_client, reader_client = cluster[0].client("writer"), cluster[1].client("reader")
+    seen: list[int] = []
+    try:
+        await writer_client.connect()
+        await reader_client.connect()
+        writer = await writer_client.map(map_name)
+        reader = await reader_client.map(map_name)
+        reader.on("item_added", lambda e: seen.append(e.item.last_event_id))
+        reader.on("item_updated", lambda e: seen.append(e.item.last_event_id))
+        stop = asyncio.Event()
+        written = 0
+
+        async def write() -> None:
+            nonlocal written
+            rng = random.Random(3)
+            while not stop.is_set():
+                await writer.set(f"k{rng.randrange(5)}", {"n": written})
+                written += 1
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(write())
+        await asyncio.sleep(0.5)
+        before = written
+        await asyncio.to_thread(services.restart_redis, 1.0)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await task
+        assert written > before + 20, "writes must go on while Redis is away"
+        await wait_until(lambda: seen[-1:] == [written], 15, f"event {written} (got {seen[-3:]})")
+        assert seen == list(range(1, written + 1))
+        assert await all_items(reader) == await all_items(writer)
+    finally:
+        await writer_client.shutdown()
+        await reader_client.shutdown()
+
+
+async def test_one_client_per_node_sees_the_others_document_updates(
+    cluster: list[ServerProcess],
+) -> None:
+    doc_name = name("doc")
+    clients: list[Client] = [node.client(f"u{i}") for i, node in enumerate(cluster)]
+    try:
+        docs = []
+        queues: list[asyncio.Queue[Any]] = []
+        for client in clients:
+            await client.connect()
+            doc = await client.document(doc_name)
+            queue: asyncio.Queue[Any] = asyncio.Queue()
+            doc.on("updated", queue.put_nowait)
+            docs.append(doc)
+            queues.append(queue)
+        for i, doc in enumerate(docs):
+            await doc.set({"last": i})
+            for queue in queues:
+                event = await next_event(queue)
+                assert event.data == {"last": i} and event.event_id == i + 1
+    finally:
+        for client in clients:
+            await client.shutdown()
