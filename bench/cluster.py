@@ -208,16 +208,24 @@ async def _fanout(bench: Bench, nodes: list[ServerProc]) -> dict[str, Any]:
                     )
             await pool.close_all()
 
-    def median_rate(layout: str, variant: str) -> float:
-        rates = sorted(r["deliveries_per_s"] for r in runs if r["variant"] == f"{layout}_{variant}")
-        return float(rates[len(rates) // 2]) if rates else 0.0
+    def median(layout: str, variant: str, key: str) -> float:
+        values = sorted(float(r[key] or 0) for r in runs if r["variant"] == f"{layout}_{variant}")
+        return values[len(values) // 2] if values else 0.0
 
-    summary = {
-        variant: {
-            "one_node_deliveries_per_s": median_rate("one_node", variant),
-            "two_nodes_deliveries_per_s": median_rate("two_nodes", variant),
-            "scaling": ratio(median_rate("two_nodes", variant), median_rate("one_node", variant)),
+    summary = {}
+    for variant in ("stream", "map"):
+        one = median("one_node", variant, "deliveries_per_s")
+        two = median("two_nodes", variant, "deliveries_per_s")
+        cpu_one = median("one_node", variant, "cpu_us_per_delivery")
+        cpu_two = median("two_nodes", variant, "cpu_us_per_delivery")
+        summary[variant] = {
+            "one_node_deliveries_per_s": one,
+            "two_nodes_deliveries_per_s": two,
+            "scaling": ratio(two, one),
+            # Server CPU per delivery (both nodes together in the split layout), and what it
+            # implies when each node has a core of its own: 2 x cpu(one) / cpu(two).
+            "one_node_cpu_us_per_delivery": cpu_one,
+            "two_nodes_cpu_us_per_delivery": cpu_two,
+            "cpu_capacity_scaling": ratio(2 * cpu_one, cpu_two),
         }
-        for variant in ("stream", "map")
-    }
     return {"S": size, "messages": n, "summary": summary, "runs": runs}

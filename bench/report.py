@@ -124,6 +124,9 @@ def headline(raw: dict[str, Any]) -> dict[str, Any]:
         writes = cluster["writes"]
         out["cluster_propagation_ratio"] = cluster["propagation"]["ratio_p50"]
         out["cluster_fanout_scaling"] = {v: fan[v]["scaling"] for v in ("stream", "map")}
+        out["cluster_fanout_cpu_capacity_scaling"] = {
+            v: fan[v]["cpu_capacity_scaling"] for v in ("stream", "map")
+        }
         out["cluster_writes_per_s"] = {
             "one_node": writes["one_node"]["writes_per_s"],
             "two_nodes": writes["two_nodes"]["writes_per_s"],
@@ -222,6 +225,14 @@ def cluster_markdown(c: dict[str, Any]) -> str:
                 v["one_node_deliveries_per_s"],
                 v["two_nodes_deliveries_per_s"],
                 v["scaling"],
+            ]
+        )
+        rows.append(
+            [
+                f"fan-out {variant}: server CPU µs per delivery (all nodes)",
+                v["one_node_cpu_us_per_delivery"],
+                v["two_nodes_cpu_us_per_delivery"],
+                f"{_fmt(v['cpu_capacity_scaling'])} (capacity at one core per node)",
             ]
         )
     return (

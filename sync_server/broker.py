@@ -100,10 +100,15 @@ class Broker:
         topic = self._topics.get(sid)
         if topic is None:
             topic = self._topics[sid] = _Topic(service_sid, sid)
-            topic.ready = asyncio.ensure_future(self._open(topic))
+        ready = topic.ready
+        if ready is None or (ready.done() and (ready.cancelled() or ready.exception())):
+            ready = topic.ready = asyncio.ensure_future(self._open(topic))  # (re)try
         topic.subscribers.add(subscriber)
-        assert topic.ready is not None
-        await asyncio.shield(topic.ready)
+        try:
+            await asyncio.shield(ready)
+        except BaseException:
+            self.unsubscribe(sid, subscriber)
+            raise
 
     def unsubscribe(self, sid: str, subscriber: Subscriber) -> None:
         topic = self._topics.get(sid)

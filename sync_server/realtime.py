@@ -222,17 +222,19 @@ class Connection:
     async def _resync(self, caller: Caller, sid: str, sub: _Subscription) -> None:
         try:
             obj = await self.service.get_object(caller, sid)
+            await self._catch_up(caller, sid, sub, sub.last, obj.last_event_id)
         except ForbiddenError as err:
             self._revoke(sid, err)
-            return
         except NOT_FOUND_ERRORS:
             # Removed or expired, and its `removed` event was missed: say so now.
             if self.subscriptions.get(sid) is sub:
                 self.unsubscribe(sid)
                 frame = wire.object_removed_frame(kind_of_sid(sid), sid, sub.last + 1, None, None)
                 self.send(frame.decode())
-            return
-        await self._catch_up(caller, sid, sub, sub.last, obj.last_event_id)
+        except Exception:
+            # Storage unreachable: drop the connection; the client reconnects and catches up.
+            log.exception("connection %s: could not resync %s", self.id, sid)
+            self._fail()
 
     def reply_error(self, request_id: int | None, err: SyncError) -> None:
         body = {"code": err.code, "status": err.status, "message": err.message}
@@ -445,9 +447,15 @@ class Connection:
         sub = _Subscription()
         old = self.subscriptions.get(sid)
         self.subscriptions[sid] = sub
-        if old is None:
-            await self.service.broker.subscribe(caller.service_sid, sid, self)
-        replayed = await self._catch_up(caller, sid, sub, start, obj.last_event_id)
+        try:
+            if old is None:
+                await self.service.broker.subscribe(caller.service_sid, sid, self)
+            replayed = await self._catch_up(caller, sid, sub, start, obj.last_event_id)
+        except BaseException:
+            # Not subscribed after all (e.g. storage unreachable): nothing left half-open.
+            if self.subscriptions.get(sid) is sub:
+                self.unsubscribe(sid)
+            raise
         return {"last_event_id": max(obj.last_event_id, sub.last), "replayed": replayed}
 
     async def _catch_up(

@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from sync_sdk import Client, ConnectionState
+from sync_sdk import Client, ConnectionState, SyncError
 from tests import services
 from tests.conftest import ServerProcess, next_event
+from tests.netproxy import TcpProxy
 from tests.test_chaos import Actor, all_items, converge_and_check, wait_until
 
 
@@ -218,3 +220,60 @@ async def test_one_client_per_node_sees_the_others_document_updates(
     finally:
         for client in clients:
             await client.shutdown()
+
+
+async def test_postgres_connection_loss_fails_writes_clearly_then_recovers(
+    tmp_path: Path,
+) -> None:
+    """The node's database connections are cut and refused for a while: writes fail with a
+    typed 20500 (never a hang, never a false acknowledgement), live subscriptions stay
+    open, and once PostgreSQL is reachable again the pool reconnects and writes go on."""
+    database_url = services.create_database()
+    proxy = TcpProxy(urlsplit(database_url).port or 5432)
+    await proxy.start()
+    node = ServerProcess(
+        tmp_path / "data",
+        ["--write-rate", "0"],
+        backend="cluster",
+        database_url=urlunsplit(
+            urlsplit(database_url)._replace(netloc=f"postgres@127.0.0.1:{proxy.port}")
+        ),
+        redis_prefix=services.channel_prefix(),
+    )
+    await asyncio.to_thread(node.start)  # the proxy runs on this loop
+    writer_client, reader_client = node.client("writer"), node.client("reader")
+    seen: list[int] = []
+    try:
+        await writer_client.connect()
+        await reader_client.connect()
+        writer = await writer_client.map(name("pg-loss"))
+        reader = await reader_client.map(writer.sid)
+        reader.on("item_added", lambda e: seen.append(e.item.last_event_id))
+        await writer.set("before", {"n": 0})
+
+        proxy.accepting = False
+        proxy.cut_all()
+        with pytest.raises(SyncError) as failed:
+            await writer.set("during", {"n": 1})
+        assert failed.value.code == 20500
+        assert reader_client.connection_state is ConnectionState.CONNECTED
+
+        proxy.accepting = True
+        acknowledged = ["before"]
+        for n in range(40):  # the pool replaces its broken connections as they are used
+            try:
+                await writer.set(f"after{n}", {"n": n})
+                acknowledged.append(f"after{n}")
+            except SyncError as err:
+                assert err.code == 20500
+                await asyncio.sleep(0.05)
+        assert len(acknowledged) > 30, acknowledged
+        await wait_until(lambda: len(seen) == len(acknowledged), 10, "the reader's events")
+        assert seen == list(range(1, len(acknowledged) + 1))
+        assert sorted(await all_items(reader)) == sorted(acknowledged)
+    finally:
+        await writer_client.shutdown()
+        await reader_client.shutdown()
+        node.stop()
+        await proxy.close()
+        services.drop_database(database_url)

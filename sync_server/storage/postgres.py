@@ -303,6 +303,8 @@ class PostgresStorage(Storage):
             max_size=self.max_pool,
             server_settings={"application_name": "sync-server"},
             reset=_keep_session,
+            timeout=10,  # to connect: an unreachable database fails requests, never hangs them
+            command_timeout=30,
         )
         try:
             async with pool.acquire() as conn:
@@ -315,7 +317,11 @@ class PostgresStorage(Storage):
     async def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), 5)
+            except TimeoutError:
+                log.warning("PostgreSQL connections did not close in 5 s; dropping them")
+                pool.terminate()
 
     @property
     def pool(self) -> asyncpg.Pool[asyncpg.Record]:
