@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sync_sdk import Client, ClientOptions
+from sync_sdk import Client, ClientOptions, ConnectionState
 from sync_server.credentials import Credentials, load_credentials
 from sync_server.tokens import mint_token
 from tests import services
@@ -175,6 +175,18 @@ class ServerProcess:
             **options,
         }
         return Client(self.token(identity), ClientOptions(**opts))  # type: ignore[arg-type]
+
+
+async def wait_for_state(client: Client, state: ConnectionState, timeout: float = 10.0) -> float:
+    """Wait until `client` is in `state`; returns how long that took."""
+    start = time.monotonic()
+    while client.connection_state is not state:
+        if time.monotonic() - start > timeout:
+            raise AssertionError(
+                f"still {client.connection_state} after {timeout}s, wanted {state}"
+            )
+        await asyncio.sleep(0.005)
+    return time.monotonic() - start
 
 
 async def next_event(queue: asyncio.Queue[Any], timeout: float = 5.0) -> Any:

@@ -29,7 +29,7 @@ from sync_sdk import (
     SubscriptionState,
 )
 from sync_sdk.client import _check_urls, _NodeRotation
-from tests.conftest import ServerFactory, ServerProcess, next_event
+from tests.conftest import ServerFactory, ServerProcess, next_event, wait_for_state
 from tests.netproxy import TcpProxy
 
 FAKE_TOKEN = "header.payload.signature"  # JWT-shaped: enough for a client that never connects
@@ -45,17 +45,6 @@ def dead_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
-
-
-async def wait_for_state(client: Client, state: ConnectionState, timeout: float = 10.0) -> float:
-    start = time.monotonic()
-    while client.connection_state is not state:
-        if time.monotonic() - start > timeout:
-            raise AssertionError(
-                f"still {client.connection_state} after {timeout}s, wanted {state}"
-            )
-        await asyncio.sleep(0.005)
-    return time.monotonic() - start
 
 
 async def wait_established(*objects: Any, timeout: float = 5.0) -> None:

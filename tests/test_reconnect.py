@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,23 +24,12 @@ from sync_sdk import (
     TokenAboutToExpireEvent,
     TokenExpiredEvent,
 )
-from tests.conftest import ServerFactory, ServerProcess, next_event
+from tests.conftest import ServerFactory, ServerProcess, next_event, wait_for_state
 from tests.netproxy import TcpProxy
 
 
 def name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-async def wait_for_state(client: Client, state: ConnectionState, timeout: float = 10.0) -> float:
-    start = time.monotonic()
-    while client.connection_state is not state:
-        if time.monotonic() - start > timeout:
-            raise AssertionError(
-                f"still {client.connection_state} after {timeout}s, wanted {state}"
-            )
-        await asyncio.sleep(0.01)
-    return time.monotonic() - start
 
 
 @pytest.fixture
