@@ -16,10 +16,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from sync_sdk import Client, ConnectionState, SyncError
+from sync_sdk import Client, ConnectionState, StreamNotFoundError, SubscriptionState, SyncError
 from tests import services
 from tests.conftest import ServerProcess, next_event
 from tests.netproxy import TcpProxy
+from tests.test_acl import Rest, forbidden, state_queue
 from tests.test_chaos import Actor, all_items, converge_and_check, wait_until
 
 
@@ -277,3 +278,53 @@ async def test_postgres_connection_loss_fails_writes_clearly_then_recovers(
         node.stop()
         await proxy.close()
         services.drop_database(database_url)
+
+
+async def test_access_changes_on_one_node_apply_on_the_others(
+    cluster: list[ServerProcess],
+) -> None:
+    """ACL switched on, granted and revoked over REST on node 0: a subscriber on node 1 is
+    cut off, let back in and cut off again, live (cache invalidations cross over Redis)."""
+    rest = Rest(cluster[0])
+    bob = cluster[1].client("bob")
+    try:
+        sid = await rest.create("map", name("acl"))
+        await bob.connect()
+        bobs_map = await bob.map(sid, mode="open_existing")  # node 1 caches: no ACL
+        states = state_queue(bobs_map)
+
+        await rest.set_acl(True)
+        assert await next_event(states) is SubscriptionState.FAILED
+        await forbidden(bob.map(sid, mode="open_existing"))
+
+        await rest.grant("map", sid, "bob", read=True)
+        again = await bob.map(sid, mode="open_existing")
+        again_states = state_queue(again)
+        await rest.set_item("map", sid, "k", {"v": 1})
+        await wait_until(lambda: again.subscription_state is SubscriptionState.ESTABLISHED, 5, "")
+        assert (await again.get("k")).data == {"v": 1}
+
+        await rest.revoke("map", sid, "bob")
+        assert await next_event(again_states) is SubscriptionState.FAILED
+    finally:
+        await bob.shutdown()
+        await rest.aclose()
+
+
+async def test_a_stream_removed_on_one_node_is_gone_on_the_others(
+    cluster: list[ServerProcess],
+) -> None:
+    rest = Rest(cluster[0])
+    alice = cluster[1].client("alice")
+    try:
+        await alice.connect()
+        stream = await alice.stream(name("stream"))
+        await stream.publish_message({"n": 1})  # node 1 now knows the stream exists
+        await rest._ok("DELETE", f"/Streams/{stream.sid}")
+        with pytest.raises(StreamNotFoundError):
+            for _ in range(50):  # the removal reaches node 1 within a few milliseconds
+                await stream.publish_message({"n": 2})
+                await asyncio.sleep(0.02)
+    finally:
+        await alice.shutdown()
+        await rest.aclose()
