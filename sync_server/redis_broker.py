@@ -213,12 +213,14 @@ class RedisBroker(Broker):
 
     async def _connect(self, pubsub: PubSub) -> None:
         """Subscribe to control and every open topic; after a reconnect, catch up."""
+        await pubsub.connect()  # type: ignore[no-untyped-call]
         catch_up, self._ever_connected = self._ever_connected, True
+        # From here a new topic subscribes by itself (`_listen`); the ones open now are here.
+        self._pubsub = pubsub
         channels = [self._control, *(self._event_prefix + sid.encode() for sid in self._topics)]
         confirmations = [self._expect_confirm(c) for c in channels]
         for start in range(0, len(channels), 500):
             await pubsub.subscribe(*channels[start : start + 500])
-        self._pubsub = pubsub
         self._spawn(self._connected(confirmations, catch_up))
 
     async def _connected(self, confirmations: list[asyncio.Future[None]], catch_up: bool) -> None:
