@@ -55,6 +55,7 @@ from sync_generated.rest import (
     MapPermissionPage,
     PageMeta,
     Permission,
+    Readiness,
     Service,
     ServicePage,
     Stream,
@@ -99,6 +100,7 @@ __all__ = [
     "Permission",
     "PermissionContext",
     "Permissions",
+    "Readiness",
     "Service",
     "ServiceContext",
     "ServicePage",
@@ -943,6 +945,11 @@ class SyncRestClient:
 
     async def health(self) -> Health:
         return await self.api.health()
+
+    async def readiness(self) -> Readiness:
+        """The node's storage and broker state; a node whose storage is unreachable answers
+        503, raised here as a SyncError with status 503."""
+        return await self.api.readiness()
 
     async def aclose(self) -> None:
         await self._http.aclose()

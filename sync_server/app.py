@@ -150,11 +150,28 @@ def create_app(
             {"status": "ok", "version": __version__, "service_sid": creds.service_sid}
         )
 
+    async def readiness(request: Request) -> JSONResponse:
+        storage_state: dict[str, object] = {"kind": config.storage, "ok": True}
+        try:
+            await store.ping()
+        except Exception as exc:
+            storage_state.update(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])
+        ready = bool(storage_state["ok"])
+        return JSONResponse(
+            {
+                "status": "ready" if ready else "unavailable",
+                "storage": storage_state,
+                "broker": {"kind": config.broker, "connected": hub.healthy},
+            },
+            status_code=200 if ready else 503,
+        )
+
     rest = RestApi(service, creds)
     app = Starlette(
         routes=[
             WebSocketRoute("/v1/realtime", realtime),
             Route("/healthz", health),
+            Route("/readyz", readiness),
             *rest.routes(),
         ],
         lifespan=lifespan,

@@ -69,6 +69,11 @@ class Broker:
         self._tasks: set[asyncio.Task[None]] = set()
         self.repairs = 0  # gaps repaired from storage (read by tests and the bench)
 
+    @property
+    def healthy(self) -> bool:
+        """False while events from other nodes cannot arrive (e.g. Redis is reconnecting)."""
+        return True
+
     def bind(self, storage: Storage) -> None:
         """The storage whose event log repairs gaps (set by SyncService)."""
         self._storage = storage

@@ -67,6 +67,10 @@ class RedisBroker(Broker):
         self._publisher: redis.Redis | None = None
         self._ever_connected = False
 
+    @property
+    def healthy(self) -> bool:
+        return self.connected.is_set()
+
     def _client(self, socket_timeout: float | None) -> redis.Redis:
         # No silent retries: a lost connection surfaces here so the broker knows to repair.
         return redis.Redis.from_url(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pytest
 
 from sync_sdk import Client, ConnectionState, StreamNotFoundError, SubscriptionState, SyncError
@@ -258,6 +259,11 @@ async def test_postgres_connection_loss_fails_writes_clearly_then_recovers(
             await writer.set("during", {"n": 1})
         assert failed.value.code == 20500
         assert reader_client.connection_state is ConnectionState.CONNECTED
+        async with httpx.AsyncClient(base_url=node.url) as http:
+            unready = await http.get("/readyz")  # load balancers: route clients elsewhere
+            assert unready.status_code == 503
+            assert unready.json()["status"] == "unavailable"
+            assert unready.json()["storage"]["ok"] is False
 
         proxy.accepting = True
         acknowledged = ["before"]
@@ -269,6 +275,8 @@ async def test_postgres_connection_loss_fails_writes_clearly_then_recovers(
                 assert err.code == 20500
                 await asyncio.sleep(0.05)
         assert len(acknowledged) > 30, acknowledged
+        async with httpx.AsyncClient(base_url=node.url) as http:
+            assert (await http.get("/readyz")).json()["status"] == "ready"
         await wait_until(lambda: len(seen) == len(acknowledged), 10, "the reader's events")
         assert seen == list(range(1, len(acknowledged) + 1))
         assert sorted(await all_items(reader)) == sorted(acknowledged)

@@ -405,6 +405,12 @@ async def test_api_key_auth_and_bad_credentials(server: ServerProcess) -> None:
             await bad.services.list()
         assert (info.value.code, info.value.status) == (20003, 401)
         assert (await bad.health()).status == "ok"  # /healthz needs no credentials
+        ready = await bad.readiness()  # nor does /readyz
+        assert ready.status == "ready" and ready.storage.ok
+        assert (ready.storage.kind, ready.broker.kind) == (
+            ("sqlite", "local") if server.backend == "embedded" else ("postgres", "redis")
+        )
+        assert ready.broker.connected
     with pytest.raises(ValueError):
         SyncRestClient(c.account_sid)
     with pytest.raises(ValueError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -30,6 +31,41 @@ class Health(BaseModel):
     """
     SID of the default service.
     """
+
+
+class Status(StrEnum):
+    ready = "ready"
+    unavailable = "unavailable"
+
+
+class Kind(StrEnum):
+    sqlite = "sqlite"
+    postgres = "postgres"
+
+
+class Storage(BaseModel):
+    kind: Kind
+    ok: bool
+    error: str | None = None
+    """
+    Why the storage check failed.
+    """
+
+
+class Kind1(StrEnum):
+    local = "local"
+    redis = "redis"
+
+
+class Broker(BaseModel):
+    kind: Kind1
+    connected: bool
+
+
+class Readiness(BaseModel):
+    status: Status
+    storage: Storage
+    broker: Broker
 
 
 class Service(BaseModel):
@@ -293,6 +329,7 @@ _FormValue = str | int | bool | Mapping[str, Any] | None
 
 OPERATIONS: Final[Mapping[str, tuple[str, str]]] = {
     "health": ("GET", "/healthz"),
+    "readiness": ("GET", "/readyz"),
     "listServices": ("GET", "/v1/Services"),
     "createService": ("POST", "/v1/Services"),
     "fetchService": ("GET", "/v1/Services/{Sid}"),
@@ -492,6 +529,22 @@ class SyncRestApi:
             secured=False,
         )
         return Health.model_validate_json(response.content)
+
+    async def readiness(self) -> Readiness:
+        """Whether this node can serve requests (for load balancers).
+
+        200 when the node's storage answers; 503 when it does not (route clients elsewhere).
+        `broker.connected` is false while a Redis broker is reconnecting: the node still
+        serves, and events from other nodes catch up once it is back.
+
+        `readiness`: GET /readyz
+        """
+        response = await self._request(
+            "GET",
+            "/readyz",
+            secured=False,
+        )
+        return Readiness.model_validate_json(response.content)
 
     async def list_services(
         self,
@@ -1672,6 +1725,12 @@ __all__ = [
     "OPERATIONS",
     "SyncRestApi",
     "Health",
+    "Status",
+    "Kind",
+    "Storage",
+    "Kind1",
+    "Broker",
+    "Readiness",
     "Service",
     "Document",
     "List",

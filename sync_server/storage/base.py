@@ -111,6 +111,9 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def start(self) -> None: ...
 
+    async def ping(self) -> None:  # noqa: B027 - optional: embedded storage is always there
+        """Raise if the storage cannot serve requests now (readiness checks)."""
+
     @abc.abstractmethod
     async def close(self) -> None: ...
 

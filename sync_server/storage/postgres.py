@@ -323,6 +323,9 @@ class PostgresStorage(Storage):
                 log.warning("PostgreSQL connections did not close in 5 s; dropping them")
                 pool.terminate()
 
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1", timeout=2)
+
     @property
     def pool(self) -> asyncpg.Pool[asyncpg.Record]:
         if self._pool is None:
