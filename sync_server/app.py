@@ -53,11 +53,17 @@ class ServerConfig:
     audit_interval: float = 2.0
 
 
+_CLUSTER_EXTRA = "the cluster extra: pip install 'sync-sdk[cluster]'"
+
+
 def make_storage(config: ServerConfig) -> Storage:
     if config.storage == "postgres":
         if not config.database_url:
             raise ValueError("--storage postgres needs --database-url (or SYNC_DATABASE_URL)")
-        from .storage.postgres import PostgresStorage
+        try:
+            from .storage.postgres import PostgresStorage
+        except ImportError as exc:
+            raise ValueError(f"--storage postgres needs {_CLUSTER_EXTRA} ({exc})") from None
 
         return PostgresStorage(
             config.database_url,
@@ -80,7 +86,10 @@ def make_broker(config: ServerConfig) -> Broker:
                 "--broker redis shares events between nodes, which must share their storage: "
                 "use it with --storage postgres"
             )
-        from .redis_broker import RedisBroker
+        try:
+            from .redis_broker import RedisBroker
+        except ImportError as exc:
+            raise ValueError(f"--broker redis needs {_CLUSTER_EXTRA} ({exc})") from None
 
         return RedisBroker(
             config.redis_url, prefix=config.redis_prefix, audit_interval=config.audit_interval

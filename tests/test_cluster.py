@@ -5,8 +5,11 @@ node and converge; a Redis restart leaves no subscriber stale."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -336,3 +339,30 @@ async def test_a_stream_removed_on_one_node_is_gone_on_the_others(
     finally:
         await alice.shutdown()
         await rest.aclose()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--storage", "postgres"], "--storage postgres needs --database-url"),
+        (["--broker", "redis", "--redis-url", "redis://127.0.0.1:1"], "use it with --storage"),
+        (["--broker", "redis"], "--broker redis needs --redis-url"),
+        (
+            ["--storage", "postgres", "--database-url", "postgresql://u:secret@127.0.0.1:1/x"],
+            "cannot use PostgreSQL at postgresql://u:***@127.0.0.1:1/x",
+        ),
+    ],
+)
+def test_serve_explains_what_is_missing(tmp_path: Path, flags: list[str], message: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
+    serve = [sys.executable, "-m", "sync_server", "serve", "--port", "0"]
+    done = subprocess.run(
+        [*serve, "--data-dir", str(tmp_path), *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert ":secret@" not in done.stderr + done.stdout  # no database password in logs

@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -72,6 +73,16 @@ __all__ = ["MIGRATIONS", "PostgresStorage"]
 _Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 log = logging.getLogger("sync_server.postgres")
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
 
 # pg_advisory locks (64-bit keys, "SYNCMIGR" and "SYNCEXPR" in ASCII).
 MIGRATION_LOCK = 0x53594E43_4D494752
@@ -297,15 +308,18 @@ class PostgresStorage(Storage):
     async def start(self) -> None:
         if self._pool is not None:
             raise RuntimeError("PostgresStorage already started")
-        pool = await asyncpg.create_pool(
-            self.url,
-            min_size=self.min_pool,
-            max_size=self.max_pool,
-            server_settings={"application_name": "sync-server"},
-            reset=_keep_session,
-            timeout=10,  # to connect: an unreachable database fails requests, never hangs them
-            command_timeout=30,
-        )
+        try:
+            pool = await asyncpg.create_pool(
+                self.url,
+                min_size=self.min_pool,
+                max_size=self.max_pool,
+                server_settings={"application_name": "sync-server"},
+                reset=_keep_session,
+                timeout=10,  # to connect: an unreachable database fails requests, never hangs
+                command_timeout=30,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise RuntimeError(f"cannot use PostgreSQL at {_redacted(self.url)}: {exc}") from exc
         try:
             async with pool.acquire() as conn:
                 await _migrate(conn)
