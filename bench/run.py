@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from . import cluster, profiling, report
+from . import cluster, costs, profiling, report
 from .common import baseline_server, loop_name, raise_nofile, run_async
 from .scenarios import Bench, Config, Pool
 
@@ -91,6 +91,7 @@ async def run_all(cfg: Config, out_dir: Path, only: set[str]) -> dict[str, Any]:
         if "rtt" in only:
             log("1. operation round trip")
             details["op_rtt"] = await bench.op_rtt(ours, raw)
+            details["op_rtt"]["components"] = await costs.measure(bench.pad)
             log(f"  {details['op_rtt']}")
         if "prop" in only:
             log("2. propagation")

@@ -4,6 +4,8 @@ EventFrame). Frames are built as plain dicts and encoded once; no pydantic on th
 
 from __future__ import annotations
 
+import functools
+import math
 import secrets
 import time
 from datetime import UTC, datetime
@@ -32,7 +34,13 @@ def iso(ts: float | None) -> str | None:
     """Unix seconds -> Twilio's date format, `%Y-%m-%dT%H:%M:%SZ`."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso_second(math.floor(ts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    # Every reply and event carries two or three of these, mostly of the last few seconds.
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def expires_at(ttl: int | None, at: float) -> float | None:
