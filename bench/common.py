@@ -143,6 +143,23 @@ def message_data(run: int, seq: int, pad: str) -> dict[str, Any]:
     return {"r": run, "seq": seq, "t": time.time_ns(), "pad": pad}
 
 
+def item_set_request(sid: str, data: dict[str, Any]) -> bytes:
+    """The `item_set` frame of a map write to key "k", as the SDK sends it."""
+    return orjson.dumps(
+        {
+            "sid": sid,
+            "data": data,
+            "merge": False,
+            "ttl": None,
+            "if_match": None,
+            "if_absent": False,
+            "key": "k",
+            "id": 123456,
+            "type": "item_set",
+        }
+    )
+
+
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
 

@@ -31,7 +31,7 @@ from sync_server.service import Caller, SyncService
 from sync_server.storage.base import ServiceRecord
 from sync_server.storage.sqlite import SQLiteStorage
 
-from .common import percentile
+from .common import item_set_request, percentile
 
 SVC = "IS" + "0" * 32
 
@@ -73,19 +73,7 @@ async def measure(pad: str, n: int = 3000) -> dict[str, float]:
         obj = await storage.create_object(
             SVC, "map", unique_name="costs", data=None, ttl=None, created_by="bench"
         )
-        request = orjson.dumps(
-            {
-                "sid": obj.sid,
-                "data": data,
-                "merge": False,
-                "ttl": None,
-                "if_match": None,
-                "if_absent": False,
-                "key": "k",
-                "id": 123456,
-                "type": "item_set",
-            }
-        )
+        request = item_set_request(obj.sid, data)
 
         async def storage_set() -> Any:
             return await storage.set_item(

@@ -36,6 +36,7 @@ from .common import (
     ServerProc,
     baseline_server,
     cpu_seconds,
+    item_set_request,
     message_data,
     our_server,
     ratio,
@@ -287,19 +288,7 @@ class Bench:
         data = {"v": self.pad}
         async with self.sdk(ours, "bench-rtt") as client:
             m = await client.map("bench-rtt")
-            request = orjson.dumps(
-                {
-                    "sid": m.sid,
-                    "data": data,
-                    "merge": False,
-                    "ttl": None,
-                    "if_match": None,
-                    "if_absent": False,
-                    "key": "k",
-                    "id": 123456,
-                    "type": "item_set",
-                }
-            )
+            request = item_set_request(m.sid, data)
             echo = await open_raw(raw.ws_url, "/echo")
             ours_ns: list[int] = []
             raw_ns: list[int] = []
