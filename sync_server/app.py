@@ -53,7 +53,7 @@ class ServerConfig:
     audit_interval: float = 2.0
 
 
-_CLUSTER_EXTRA = "the cluster extra: pip install 'sync-sdk[cluster]'"
+_CLUSTER_EXTRA = "the cluster extra (asyncpg, redis): pip install 'sync-sdk[cluster]'"
 
 
 def make_storage(config: ServerConfig) -> Storage:
