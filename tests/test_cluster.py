@@ -20,12 +20,13 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from sync_sdk import Client, ConnectionState, StreamNotFoundError, SubscriptionState, SyncError
+from sync_sdk import Client, ConnectionState, SubscriptionState, SyncError
 from tests import services
 from tests.conftest import ServerProcess, next_event
 from tests.netproxy import TcpProxy
 from tests.test_acl import Rest, forbidden, state_queue
 from tests.test_chaos import Actor, all_items, converge_and_check, wait_until
+from tests.test_fuzz_wire import RawConn
 
 
 @pytest.fixture
@@ -325,19 +326,24 @@ async def test_access_changes_on_one_node_apply_on_the_others(
 async def test_a_stream_removed_on_one_node_is_gone_on_the_others(
     cluster: list[ServerProcess],
 ) -> None:
+    """Node 1 caches that a stream exists (publishing needs no storage read); a removal on
+    node 0 must reach that cache, so publishing on node 1 then fails with 54250. A bare
+    protocol connection that never subscribes publishes, so no `removed` event is involved."""
     rest = Rest(cluster[0])
-    alice = cluster[1].client("alice")
+    publisher = await RawConn(cluster[1], "alice").open()
     try:
-        await alice.connect()
-        stream = await alice.stream(name("stream"))
-        await stream.publish_message({"n": 1})  # node 1 now knows the stream exists
-        await rest._ok("DELETE", f"/Streams/{stream.sid}")
-        with pytest.raises(StreamNotFoundError):
-            for _ in range(50):  # the removal reaches node 1 within a few milliseconds
-                await stream.publish_message({"n": 2})
-                await asyncio.sleep(0.02)
+        sid = (await publisher.ok("open", kind="stream", object_id=name("stream")))["sid"]
+        await publisher.ok("stream_publish", sid=sid, data={"n": 1})
+        await rest._ok("DELETE", f"/Streams/{sid}")
+        replies = []
+        for _ in range(50):  # the removal reaches node 1 within a few milliseconds
+            replies.append(await publisher.request("stream_publish", sid=sid, data={"n": 2}))
+            if "error" in replies[-1]:
+                break
+            await asyncio.sleep(0.02)
+        assert replies[-1].get("error", {}).get("code") == 54250, replies
     finally:
-        await alice.shutdown()
+        await publisher.close()
         await rest.aclose()
 
 
