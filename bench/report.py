@@ -328,6 +328,30 @@ def _complete(cell: dict[str, Any]) -> str:
     return _pct(cell["complete"]) + (f" ({errors} publish errors)" if errors else "")
 
 
+def _latency_table(mode: dict[str, Any], sizes: list[int]) -> str:
+    """Latency p50 / p99 (ms) of every variant by S, and completeness, for one fan-out mode."""
+    rows = []
+    for s in sizes:
+        k = str(s)
+        rows.append(
+            [s]
+            + [
+                f"{mode[v][k]['p50_us'] / 1000:.2f} / {mode[v][k]['p99_us'] / 1000:.2f}"
+                for v in VARIANTS
+            ]
+            + [" · ".join(_complete(mode[v][k]) for v in VARIANTS)]
+        )
+    head = [
+        "S",
+        "ours stream",
+        "ours map",
+        "raw",
+        "socketio",
+        "complete (stream · map · raw · sio)",
+    ]
+    return _table(head, rows)
+
+
 def summary_table(doc: dict[str, Any]) -> str:
     """Ratios first, with the targets: also pasted into the README."""
     rows = [
@@ -460,62 +484,14 @@ def render_markdown(doc: dict[str, Any]) -> str:
         + "\n"
     )
     out.append("Latency p50 / p99 in ms, and completeness (delivered / expected):\n")
-    rows = []
-    for s in sizes:
-        k = str(s)
-        rows.append(
-            [s]
-            + [
-                f"{burst[v][k]['p50_us'] / 1000:.2f} / {burst[v][k]['p99_us'] / 1000:.2f}"
-                for v in VARIANTS
-            ]
-            + [" · ".join(_complete(burst[v][k]) for v in VARIANTS)]
-        )
-    out.append(
-        _table(
-            [
-                "S",
-                "ours stream",
-                "ours map",
-                "raw",
-                "socketio",
-                "complete (stream · map · raw · sio)",
-            ],
-            rows,
-        )
-        + "\n"
-    )
+    out.append(_latency_table(burst, sizes) + "\n")
 
     out.append(
         f"## Fan-out, paced ({doc['config']['paced_rate']:g} msg/s for "
         f"{doc['config']['paced_seconds']:g} s)\n"
     )
     out.append("Delivery latency p50 / p99 in ms:\n")
-    rows = []
-    for s in sizes:
-        k = str(s)
-        rows.append(
-            [s]
-            + [
-                f"{paced[v][k]['p50_us'] / 1000:.2f} / {paced[v][k]['p99_us'] / 1000:.2f}"
-                for v in VARIANTS
-            ]
-            + [" · ".join(_complete(paced[v][k]) for v in VARIANTS)]
-        )
-    out.append(
-        _table(
-            [
-                "S",
-                "ours stream",
-                "ours map",
-                "raw",
-                "socketio",
-                "complete (stream · map · raw · sio)",
-            ],
-            rows,
-        )
-        + "\n"
-    )
+    out.append(_latency_table(paced, sizes) + "\n")
 
     out.append("## Server CPU per delivery (µs, utime+stime from /proc, burst)\n")
     out.append(
