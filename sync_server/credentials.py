@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "CREDENTIALS_FILE",
@@ -146,6 +147,15 @@ def load_credentials(
         service_sid=service,
         generated=generated,
     )
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (database, Redis), for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def describe(creds: Credentials) -> str:

@@ -33,6 +33,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from .broker import Broker, ControlMessage
+from .credentials import redact_url
 
 log = logging.getLogger("sync_server.redis")
 
@@ -86,7 +87,7 @@ class RedisBroker(Broker):
             await self._publisher.ping()
         except Exception as exc:
             await self._publisher.aclose()
-            raise RuntimeError(f"cannot reach Redis at {self.url}: {exc}") from exc
+            raise RuntimeError(f"cannot reach Redis at {redact_url(self.url)}: {exc}") from exc
         await super().start()
         self._spawn(self._receive_loop())
         self._spawn(self._send_loop())

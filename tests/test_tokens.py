@@ -30,7 +30,7 @@ from sync_generated.errors import (
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import SyncGrant
 
-from sync_server.credentials import Credentials, describe, load_credentials
+from sync_server.credentials import Credentials, describe, load_credentials, redact_url
 from sync_server.tokens import TokenClaims, mint_token, verify_token
 
 ACCOUNT = "AC" + "1" * 32
@@ -612,3 +612,16 @@ def test_credentials_repr_hides_secrets(tmp_path: Path) -> None:
     creds = load_credentials(tmp_path, env={})
     assert creds.api_secret not in repr(creds)
     assert creds.auth_token not in repr(creds)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://sync:s3cret@db:5432/sync", "postgresql://sync:***@db:5432/sync"),
+        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+        ("postgresql://sync@db/sync", "postgresql://sync@db/sync"),
+    ],
+)
+def test_redact_url_hides_only_the_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

@@ -34,12 +34,12 @@ from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from sync_generated.errors import InvalidRequestError, UniqueNameExistsError
 
+from ..credentials import redact_url
 from ..wire import expires_at, now
 from . import common
 from .base import (
@@ -73,15 +73,6 @@ __all__ = ["MIGRATIONS", "PostgresStorage"]
 _Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 log = logging.getLogger("sync_server.postgres")
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 # pg_advisory locks (64-bit keys, "SYNCMIGR" and "SYNCEXPR" in ASCII).
@@ -319,7 +310,7 @@ class PostgresStorage(Storage):
                 command_timeout=30,
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise RuntimeError(f"cannot use PostgreSQL at {_redacted(self.url)}: {exc}") from exc
+            raise RuntimeError(f"cannot use PostgreSQL at {redact_url(self.url)}: {exc}") from exc
         try:
             async with pool.acquire() as conn:
                 await _migrate(conn)
