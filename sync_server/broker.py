@@ -67,7 +67,7 @@ class Broker:
         self._topics: dict[str, _Topic] = {}
         self._storage: Storage | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.repairs = 0  # gaps repaired from storage (read by tests and the bench)
+        self.repairs = 0  # gaps repaired from storage (read by tests)
 
     @property
     def healthy(self) -> bool:

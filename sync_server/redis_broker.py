@@ -53,10 +53,8 @@ class RedisBroker(Broker):
     ) -> None:
         super().__init__(gap_timeout=gap_timeout, audit_interval=audit_interval)
         self.url = url
-        self.prefix = prefix
         self.node_id = uuid.uuid4().hex[:16]
         self.reconnect_max_delay = reconnect_max_delay
-        self.reconnects = 0  # read by tests
         self.connected = asyncio.Event()
         self._tag = self.node_id.encode()
         self._control = f"{prefix}:control".encode()
@@ -234,7 +232,6 @@ class RedisBroker(Broker):
             return
         self.connected.set()
         if catch_up:
-            self.reconnects += 1
             log.info("Redis pub/sub reconnected; auditing %d topics", len(self._topics))
             if self.on_broadcast is not None:
                 self.on_broadcast({"type": "reset"})
