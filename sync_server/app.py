@@ -57,6 +57,8 @@ _CLUSTER_EXTRA = "the cluster extra (asyncpg, redis): pip install 'sync-sdk[clus
 
 
 def make_storage(config: ServerConfig) -> Storage:
+    if config.storage not in ("sqlite", "postgres"):  # e.g. a typo in SYNC_STORAGE
+        raise ValueError(f"storage must be sqlite or postgres, got {config.storage!r}")
     if config.storage == "postgres":
         if not config.database_url:
             raise ValueError("--storage postgres needs --database-url (or SYNC_DATABASE_URL)")
@@ -78,6 +80,8 @@ def make_storage(config: ServerConfig) -> Storage:
 
 
 def make_broker(config: ServerConfig) -> Broker:
+    if config.broker not in ("local", "redis"):  # e.g. a typo in SYNC_BROKER
+        raise ValueError(f"broker must be local or redis, got {config.broker!r}")
     if config.broker == "redis":
         if not config.redis_url:
             raise ValueError("--broker redis needs --redis-url (or SYNC_REDIS_URL)")

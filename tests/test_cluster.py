@@ -360,15 +360,26 @@ async def test_a_stream_removed_on_one_node_is_gone_on_the_others(
     ],
 )
 def test_serve_explains_what_is_missing(tmp_path: Path, flags: list[str], message: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
+    done = _serve(tmp_path, flags)
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert ":secret@" not in done.stderr + done.stdout  # no database password in logs
+
+
+def test_serve_rejects_a_typo_in_the_storage_variable(tmp_path: Path) -> None:
+    # argparse checks the choices of flags given, not of defaults taken from the environment
+    done = _serve(tmp_path, [], SYNC_STORAGE="postgress")
+    assert done.returncode != 0
+    assert "storage must be sqlite or postgres, got 'postgress'" in done.stderr
+
+
+def _serve(tmp_path: Path, flags: list[str], **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")} | env_vars
     serve = [sys.executable, "-m", "sync_server", "serve", "--port", "0"]
-    done = subprocess.run(
+    return subprocess.run(
         [*serve, "--data-dir", str(tmp_path), *flags],
         capture_output=True,
         text=True,
         timeout=60,
         env=env,
     )
-    assert done.returncode != 0
-    assert message in done.stderr
-    assert ":secret@" not in done.stderr + done.stdout  # no database password in logs
