@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 4700
 DATA_DIR ?= ./.sync-data
 
-.PHONY: all venv generate check-generated lint format typecheck pytest test demo serve bench clean
+.PHONY: all venv generate check-generated lint format typecheck pytest test fuzz demo serve bench clean
 
 all: test
 
@@ -39,6 +39,11 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test: check-generated lint typecheck pytest
+
+# A longer hunt than `make test`'s fixed-seed fuzz: a new seed each run (printed), shrinking on.
+fuzz: $(STAMP)
+	SYNC_FUZZ_SEED=$${SYNC_FUZZ_SEED:-random} SYNC_FUZZ_EXAMPLES=$${SYNC_FUZZ_EXAMPLES:-3000} \
+	SYNC_FUZZ_SHRINK=1 $(BIN)/python -m pytest -q -s --timeout=3600 tests/test_fuzz_wire.py -k fuzz_
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py

@@ -50,6 +50,17 @@ def _credentials(args: argparse.Namespace) -> Credentials:
         raise SystemExit(f"sync-server: {exc}") from None
 
 
+class _ClientFaultsAreWarnings(logging.Filter):
+    """uvicorn logs a client's invalid UTF-8 as an error with a traceback; it is the
+    client's fault, so it becomes one warning line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -113,6 +124,8 @@ def _serve(args: argparse.Namespace) -> int:
             lifespan="on",
         )
     )
+    # After uvicorn.Config, which sets up uvicorn's loggers.
+    logging.getLogger("uvicorn.error").addFilter(_ClientFaultsAreWarnings())
     print(describe(creds), flush=True)
     print(
         f"sync-server {_version()} listening on http://{args.host}:{port} (data dir {data_dir})",

@@ -42,6 +42,7 @@ class ServerProcess:
     database_url: str | None = None
     redis_prefix: str | None = None
     owns_database: bool = False
+    log_path: Path | None = None  # where the server's log goes (None: this process's stderr)
 
     def __post_init__(self) -> None:
         if self.backend == "cluster" and self.database_url is None:
@@ -110,7 +111,14 @@ class ServerProcess:
             "SYNC_SERVICE_SID",
         ):
             env.pop(var, None)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=None, text=True, env=env)
+        log = None if self.log_path is None else self.log_path.open("a")
+        try:
+            self.proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env
+            )
+        finally:
+            if log is not None:
+                log.close()
         deadline = time.monotonic() + 30
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
@@ -153,6 +161,11 @@ class ServerProcess:
     def restart(self, sig: int = signal.SIGTERM) -> None:
         self.stop(sig)
         self.start()
+
+    def log(self) -> str:
+        """What the server has logged so far (a server started with `log_path`)."""
+        assert self.log_path is not None, "start the server with log_path to read its log"
+        return self.log_path.read_text()
 
     def token(self, identity: str = "alice", ttl: int = 3600) -> str:
         c = self.credentials
@@ -213,12 +226,15 @@ ServerFactory = Callable[..., ServerProcess]
 
 @pytest.fixture
 def make_server(tmp_path: Path, backend: str) -> Iterator[ServerFactory]:
-    """`make_server(extra_args=[...])`: a started server of its own, on this test's backend;
-    stopped (and its database dropped) after the test."""
+    """`make_server(extra_args=[...], log=True)`: a started server of its own, on this test's
+    backend (with `log`, its log is kept for `ServerProcess.log()`); stopped (and its
+    database dropped) after the test."""
     made: list[ServerProcess] = []
 
-    def make(extra_args: list[str] | None = None) -> ServerProcess:
-        srv = ServerProcess(tmp_path / f"data{len(made)}", extra_args or [], backend=backend)
+    def make(extra_args: list[str] | None = None, *, log: bool = False) -> ServerProcess:
+        data_dir = tmp_path / f"data{len(made)}"
+        log_path = tmp_path / f"server{len(made)}.log" if log else None
+        srv = ServerProcess(data_dir, extra_args or [], backend=backend, log_path=log_path)
         made.append(srv)
         srv.start()
         return srv
