@@ -88,14 +88,18 @@ def json_schema_from_asyncapi(doc: JsonDict) -> JsonDict:
     }
 
 
-def pydantic_models(schema: JsonDict, source: str) -> str:
+def pydantic_models(
+    schema: JsonDict,
+    source: str,
+    model_type: DataModelType = DataModelType.PydanticV2BaseModel,
+) -> str:
     # Only $defs matter; the root is an empty placeholder object.
     schema = {k: v for k, v in schema.items() if not k.startswith("x-")}
     schema.setdefault("type", "object")
     out = generate(
         schema,
         input_file_type=InputFileType.JsonSchema,
-        output_model_type=DataModelType.PydanticV2BaseModel,
+        output_model_type=model_type,
         target_python_version=PythonVersion.PY_311,
         disable_timestamp=True,
         use_standard_collections=True,
@@ -114,8 +118,38 @@ def pydantic_models(schema: JsonDict, source: str) -> str:
     )
     assert isinstance(out, str)
     # The placeholder root model carries nothing.
-    out = re.sub(r"\nclass \w+\(BaseModel\):\n    pass\n", "\n", out, count=1)
+    out = re.sub(r"\nclass \w+\((BaseModel|TypedDict)\):\n    pass\n", "\n", out, count=1)
     return out
+
+
+def split_models(doc: JsonDict, source: str) -> tuple[str, str]:
+    """An OpenAPI document's schemas as two modules: pydantic models for what arrives
+    (validated at run time) and TypedDicts for those marked `x-python: typeddict`, what the
+    server builds and sends (checked by mypy, no run-time cost). Shared schemas without the
+    mark that a TypedDict refers to are in both."""
+    schemas: JsonDict = doc["components"]["schemas"]
+    typed = {name for name, schema in schemas.items() if schema.get("x-python") == "typeddict"}
+
+    def refs(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            found = {node["$ref"].rsplit("/", 1)[1]} if isinstance(node.get("$ref"), str) else set()
+            return found.union(*(refs(v) for v in node.values()))
+        if isinstance(node, list):
+            return set().union(*(refs(v) for v in node))
+        return set()
+
+    shared = set().union(*(refs(schemas[name]) for name in typed)) - typed
+    clean = {n: {k: v for k, v in s.items() if k != "x-python"} for n, s in schemas.items()}
+
+    def subset(names: set[str]) -> JsonDict:
+        picked = {n: clean[n] for n in schemas if n in names}
+        return json_schema_from_openapi({"components": {"schemas": picked}})
+
+    models = pydantic_models(subset(set(schemas) - typed), source)
+    typed_dicts = pydantic_models(
+        subset(typed | shared), source, model_type=DataModelType.TypingTypedDict
+    )
+    return models, typed_dicts
 
 
 # ---- template helpers -------------------------------------------------------------------
@@ -435,6 +469,8 @@ def generate_all(spec_dir: Path, out_dir: Path) -> list[Path]:
     client = load_yaml(spec_dir / "client.yaml")
     errors = load_yaml(spec_dir / "errors.yaml")
     http = load_yaml(spec_dir / "http.yaml")
+    twilsock = load_yaml(spec_dir / "twilsock.yaml")
+    cds_models, cds_types = split_models(load_yaml(spec_dir / "cds.yaml"), "cds.yaml")
 
     files: dict[str, str] = {
         "__init__.py": render("init.py.j2", header=header("*.yaml")),
@@ -450,6 +486,9 @@ def generate_all(spec_dir: Path, out_dir: Path) -> list[Path]:
             "errors.py.j2", header=header("errors.yaml"), **build_errors_context(errors)
         ),
         "rest.py": rest_module(http),
+        "twilsock.py": pydantic_models(json_schema_from_openapi(twilsock), "twilsock.yaml"),
+        "cds.py": cds_models,
+        "cds_types.py": cds_types,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -17,12 +17,14 @@ from sync_sdk import __version__
 
 from . import wire
 from .broker import Broker, InProcessBroker
+from .cds import ClientApi
 from .config import ServerConfig
 from .realtime import realtime_endpoint
 from .rest import RestApi, method_not_allowed, not_found
 from .service import SyncService
 from .storage.base import ServiceRecord, Storage
 from .storage.sqlite import SQLiteStorage
+from .twilsock import twilsock_endpoint
 from .webhooks import WebhookDispatcher
 
 log = logging.getLogger("sync_server")
@@ -123,6 +125,11 @@ def create_app(
     async def realtime(ws: WebSocket) -> None:
         await realtime_endpoint(ws, service)
 
+    client_api = ClientApi(service)
+
+    async def twilsock(ws: WebSocket) -> None:
+        await twilsock_endpoint(ws, service, client_api)
+
     async def health(request: Request) -> JSONResponse:
         return JSONResponse(
             {"status": "ok", "version": __version__, "service_sid": creds.service_sid}
@@ -148,6 +155,7 @@ def create_app(
     app = Starlette(
         routes=[
             WebSocketRoute("/v1/realtime", realtime),
+            WebSocketRoute("/v3/wsconnect", twilsock),
             Route("/healthz", health),
             Route("/readyz", readiness),
             *rest.routes(),

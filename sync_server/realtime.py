@@ -14,9 +14,7 @@ error reply; it never takes the connection, let alone the server, down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import deque
 from typing import Any
 
 import orjson
@@ -38,6 +36,7 @@ from . import wire
 from ._eager import start_eagerly
 from .config import Limits
 from .events import Event
+from .outbox import Outbox
 from .service import SyncService
 from .session import Session
 from .tokens import TokenClaims
@@ -45,9 +44,7 @@ from .tokens import TokenClaims
 log = logging.getLogger("sync_server.realtime")
 
 CLOSE_TOKEN_EXPIRED = 4401
-CLOSE_SLOW_CONSUMER = 4008
 CLOSE_PROTOCOL = 4400
-CLOSE_INTERNAL_ERROR = 1011
 
 # Validation failures on these fields carry the field's own Twilio code.
 _FIELD_ERRORS: dict[str, type[SyncError]] = {
@@ -84,21 +81,7 @@ def _request_id(raw: str) -> int | None:
 class Connection:
     """One client connection: its session, its outbox and the frames (the session's Outlet)."""
 
-    __slots__ = (
-        "_broken",
-        "_close_code",
-        "_closed",
-        "_drainer",
-        "_outbox",
-        "_socket_closed",
-        "_tasks",
-        "_writing",
-        "limits",
-        "service",
-        "session",
-        "started",
-        "ws",
-    )
+    __slots__ = ("_tasks", "limits", "outbox", "service", "session", "started", "ws")
 
     def __init__(self, ws: WebSocket, service: SyncService) -> None:
         self.ws = ws
@@ -106,80 +89,27 @@ class Connection:
         self.limits: Limits = service.limits
         self.session = Session(service, self)
         self.started = False  # `hello` succeeded
-        self._outbox: deque[str] = deque()
-        self._writing = False  # a send is in progress (the drain task or a reply's fast path)
-        self._drainer: asyncio.Task[None] | None = None  # exists only while frames are queued
-        self._closed = False
-        self._broken = False  # the socket failed: nothing more can be sent
-        self._socket_closed = False
-        self._close_code: int | None = None
+        self.outbox: Outbox[str] = Outbox(
+            ws.send_text,
+            self._close_socket,
+            max_frames=self.limits.max_outbox_frames,
+            name=self.session.id,
+        )
         self._tasks: set[asyncio.Task[None]] = set()
 
-    # ---- outgoing ----------------------------------------------------------------------
-    def send(self, text: str) -> None:
-        """Send a frame, in order: written at once when nothing is queued, else queued."""
-        if self._closed or self._broken:
-            return
-        if not self._writing and not self._outbox:
-            self._write_now(text)
-            return
-        if len(self._outbox) >= self.limits.max_outbox_frames:
-            log.warning(
-                "connection %s is too slow (%d frames queued); closing it",
-                self.session.id,
-                len(self._outbox),
-            )
-            self.close(CLOSE_SLOW_CONSUMER)
-            return
-        self._outbox.append(text)
-        self._kick()
-
-    def _write_now(self, text: str) -> None:
-        """Write at once when the transport takes the bytes (the usual case: no task switch,
-        which is what makes fan-out cheap); if it is paused, a task finishes the write and
-        then drains the outbox."""
-        try:
-            task = start_eagerly(self.ws.send_text(text))
-        except Exception:
-            self._fail()
-            return
-        if task is not None:
-            self._writing = True
-            self._drainer = task
-            task.add_done_callback(self._resumed)
-
-    def _resumed(self, task: asyncio.Task[None]) -> None:
-        self._writing = False
-        self._drainer = None
-        if task.cancelled() or task.exception() is not None:
-            self._fail()
-        elif self._outbox or self._close_code is not None:
-            self._kick()
-
-    def _fail(self) -> None:
-        """A write failed: drop the connection rather than go on with a gap in what this client
-        received (it reconnects and catches up from the event log)."""
-        if self._broken:
-            return
-        self._broken = True
-        self._outbox.clear()
-        self.close(CLOSE_INTERNAL_ERROR)  # the drain closes the socket once no write is running
-
-    def _kick(self) -> None:
-        """Start draining the outbox unless a send is already in progress (it kicks us after)."""
-        if self._drainer is None and not self._writing:
-            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+    async def _close_socket(self, code: int) -> None:
+        await self.ws.close(code)
 
     # ---- the session's outlet ---------------------------------------------------------
     def send_event(self, event: Event) -> None:
-        self.send(event.text)  # the native event frame is the event's canonical encoding
+        self.outbox.send(event.text)  # the native event frame is the event's canonical encoding
 
     def token_expired(self, error: TokenExpiredError) -> None:
         self.reply_error(None, error)
-        self.close(CLOSE_TOKEN_EXPIRED)
+        self.outbox.close(CLOSE_TOKEN_EXPIRED)
 
     def broken(self) -> None:
-        self._fail()
+        self.outbox.fail()
 
     def reply_error(self, request_id: int | None, err: SyncError) -> None:
         body = {"code": err.code, "status": err.status, "message": err.message}
@@ -187,38 +117,7 @@ class Connection:
             frame = orjson.dumps({"type": "reply", "id": request_id, "error": body})
         except orjson.JSONEncodeError:  # an id no JSON encoder can write back
             frame = orjson.dumps({"type": "reply", "id": None, "error": body})
-        self.send(frame.decode())
-
-    def close(self, code: int) -> None:
-        """Close after what is queued has been sent (already-queued frames say why)."""
-        if self._close_code is None:
-            self._close_code = code
-        self._closed = True
-        self._kick()
-
-    async def _drain(self) -> None:
-        """Send every queued frame in order, then close the socket if asked; then exit (an idle
-        connection keeps no task)."""
-        self._writing = True
-        try:
-            while self._outbox and not self._broken:
-                await self.ws.send_text(self._outbox.popleft())
-        except Exception:
-            self._fail()
-        finally:
-            self._writing = False
-            self._drainer = None
-        if self._close_code is not None and not self._socket_closed:
-            self._socket_closed = True
-            with contextlib.suppress(Exception):
-                await self.ws.close(self._close_code)
-
-    async def flush(self, timeout: float) -> None:
-        """Wait (bounded) for queued frames to go out, e.g. before the handler returns."""
-        drainer = self._drainer
-        if drainer is not None:
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(drainer), timeout)
+        self.outbox.send(frame.decode())
 
     # ---- incoming ----------------------------------------------------------------------
     async def handle(self, raw: str) -> None:
@@ -240,7 +139,9 @@ class Connection:
                 raise _validation_error(exc) from None
             request_id = request.id
             result = await self.dispatch(request)
-            self.send(orjson.dumps({"type": "reply", "id": request_id, "result": result}).decode())
+            self.outbox.send(
+                orjson.dumps({"type": "reply", "id": request_id, "result": result}).decode()
+            )
         except SyncError as err:
             self.reply_error(request_id, err)
         except Exception:
@@ -348,7 +249,7 @@ class Connection:
             task.add_done_callback(self._tasks.discard)
 
     def cleanup(self) -> None:
-        self._closed = True
+        self.outbox.closed = True
         self.session.close()
         for task in list(self._tasks):
             task.cancel()
@@ -362,9 +263,9 @@ async def realtime_endpoint(ws: WebSocket, service: SyncService) -> None:
         await conn.handle(first)
         if not conn.started:
             # A failed hello: say why (already queued), then close.
-            conn.close(CLOSE_PROTOCOL)
+            conn.outbox.close(CLOSE_PROTOCOL)
             return
-        while not conn._closed:
+        while not conn.outbox.closed:
             raw = await ws.receive_text()
             # Requests run concurrently (a slow read must not stall the rest), but each
             # starts in arrival order, so writes on one object are applied in order.
@@ -376,7 +277,7 @@ async def realtime_endpoint(ws: WebSocket, service: SyncService) -> None:
         conn.reply_error(
             None, InvalidRequestError("binary frames are not supported; send JSON text")
         )
-        conn.close(CLOSE_PROTOCOL)
+        conn.outbox.close(CLOSE_PROTOCOL)
     finally:
         conn.cleanup()
-        await conn.flush(2)
+        await conn.outbox.flush(2)

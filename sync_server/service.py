@@ -582,6 +582,33 @@ class SyncService:
         ttl: int | None,
         if_absent: bool = False,
     ) -> ItemRecord:
+        item, _ = await self.upsert_item(
+            caller,
+            sid,
+            index,
+            key,
+            data,
+            merge=merge,
+            if_match=if_match,
+            ttl=ttl,
+            if_absent=if_absent,
+        )
+        return item
+
+    async def upsert_item(
+        self,
+        caller: Caller,
+        sid: str,
+        index: int | None,
+        key: str | None,
+        data: JsonObject,
+        *,
+        merge: bool,
+        if_match: str | None,
+        ttl: int | None,
+        if_absent: bool = False,
+    ) -> tuple[ItemRecord, bool]:
+        """`set_item`, and whether the item was added (True) or updated."""
         kind = kind_of_sid(sid)
         ref = self._item_ref(kind, index, key)
         check_data(data)
@@ -601,7 +628,7 @@ class SyncService:
             if_absent=if_absent,
         )
         await self._publish(event, caller)
-        return item
+        return item, event.name == "item_added"
 
     async def set_item_ttl(
         self, caller: Caller, sid: str, index: int | None, key: str | None, ttl: int
@@ -614,7 +641,8 @@ class SyncService:
 
     async def remove_item(
         self, caller: Caller, sid: str, index: int | None, key: str | None, if_match: str | None
-    ) -> None:
+    ) -> int:
+        """Remove an item; the id of its `item_removed` event."""
         kind = kind_of_sid(sid)
         await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
@@ -627,6 +655,7 @@ class SyncService:
             origin=caller.origin,
         )
         await self._publish(event, caller)
+        return event.event_id
 
     async def items_page(
         self,
