@@ -131,9 +131,7 @@ def create_app(
         await twilsock_endpoint(ws, service, client_api)
 
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse(
-            {"status": "ok", "version": __version__, "service_sid": creds.service_sid}
-        )
+        return JSONResponse({"status": "ok", "version": __version__})
 
     async def readiness(request: Request) -> JSONResponse:
         storage_state: dict[str, object] = {"kind": config.storage, "ok": True}

@@ -18,6 +18,7 @@ from .credentials import Credentials
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_frame_bytes: int = 256 * 1024  # over it: 51001; over twice it the socket is closed
+    max_request_bytes: int = 1024 * 1024  # a REST request body (413 over it)
     max_subscriptions: int = 1000  # per connection (51002)
     max_outbox_frames: int = 10_000  # queued for a slow client before it is disconnected
     hello_timeout: float = 10.0  # seconds a new connection has to authenticate

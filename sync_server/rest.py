@@ -13,6 +13,7 @@ import base64
 import binascii
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode
@@ -24,6 +25,7 @@ from starlette.routing import Route
 from sync_generated.client import MAX_PAGE_SIZE
 from sync_generated.errors import (
     AuthenticationError,
+    FrameTooLargeError,
     InternalServerError,
     InvalidDocumentDataError,
     InvalidRequestError,
@@ -57,6 +59,7 @@ LIST_KEY: dict[ObjectKind, str] = {
 }
 SYSTEM = "system"
 _MAX_INDEX = 2**63 - 1  # list indexes are 64-bit
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def _path_segment(value: str) -> str:
@@ -84,10 +87,10 @@ def _int(
     raw = form.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise error(f"{name} must be an integer, got {raw!r:.40}") from None
+    digits = raw[1:] if raw[:1] in "+-" else raw
+    if not (digits.isascii() and digits.isdigit()):  # int() would also take "１２" or " 7_0"
+        raise error(f"{name} must be an integer, got {raw!r:.40}")
+    value = int(raw)
     if not low <= value <= high:
         raise error(f"{name} must be between {low} and {high}, got {value}")
     return value
@@ -222,16 +225,36 @@ class RestApi:
         except (binascii.Error, UnicodeDecodeError):
             raise AuthenticationError("malformed Basic authorization header") from None
         c = self.credentials
+        given = password.encode()  # bytes: compare_digest refuses non-ASCII str
         valid = (
-            user == c.account_sid and c.auth_token and hmac.compare_digest(password, c.auth_token)
-        ) or (user == c.api_key_sid and hmac.compare_digest(password, c.api_secret))
+            user == c.account_sid
+            and c.auth_token
+            and hmac.compare_digest(given, c.auth_token.encode())
+        ) or (user == c.api_key_sid and hmac.compare_digest(given, c.api_secret.encode()))
         if not valid:
             raise AuthenticationError("invalid username or password")
 
-    @staticmethod
-    async def _form(request: Request) -> Form:
-        body = (await request.body()).decode("utf-8", errors="replace")
-        return dict(parse_qsl(body, keep_blank_values=True))
+    async def _form(self, request: Request) -> Form:
+        """The form body, read up to the size limit (413 beyond); a body that is not valid
+        form encoding (bad %-escapes, not UTF-8) is a 400, never silently repaired."""
+        limit = self.service.limits.max_request_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise FrameTooLargeError(f"request body of {declared} bytes exceeds {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise FrameTooLargeError(f"request body exceeds {limit} bytes")
+            chunks.append(chunk)
+        try:
+            body = b"".join(chunks).decode("ascii")
+            if _BAD_ESCAPE.search(body):
+                raise ValueError("a % not followed by two hex digits")
+            return dict(parse_qsl(body, keep_blank_values=True, errors="strict"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InvalidRequestError(f"the form body is not valid form encoding: {exc}") from None
 
     @staticmethod
     def _base(request: Request) -> str:

@@ -102,8 +102,11 @@ def kind_of_sid(sid: str) -> ObjectKind:
 
 
 def check_unique_name(kind: ObjectKind, name: str) -> str:
-    """The SDK's rule (54302), and no SID-shaped name of another kind of object."""
+    """The SDK's rule (54302), no SID-shaped name of another kind of object, and no "/" (a
+    name must work as one path segment of the REST API and the client API)."""
     check_name(name)
+    if "/" in name:
+        raise InvalidUniqueNameError(f"unique name {name!r:.80} may not contain '/'")
     if SID_RE.fullmatch(name) and name[:2] != PREFIX_BY_KIND[kind]:
         raise InvalidUniqueNameError(
             f"unique name {name!r} looks like the SID of another kind of object"
