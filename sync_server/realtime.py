@@ -28,6 +28,7 @@ from sync_generated.errors import (
     InvalidRequestError,
     InvalidTtlError,
     InvalidUniqueNameError,
+    ServiceNotFoundError,
     SyncError,
     TokenExpiredError,
 )
@@ -45,6 +46,7 @@ log = logging.getLogger("sync_server.realtime")
 
 CLOSE_TOKEN_EXPIRED = 4401
 CLOSE_PROTOCOL = 4400
+CLOSE_SERVICE_REMOVED = 4404  # the service was deleted; a new hello is refused (54050)
 
 # Validation failures on these fields carry the field's own Twilio code.
 _FIELD_ERRORS: dict[str, type[SyncError]] = {
@@ -110,6 +112,10 @@ class Connection:
 
     def broken(self) -> None:
         self.outbox.fail()
+
+    def service_removed(self, error: ServiceNotFoundError) -> None:
+        self.reply_error(None, error)
+        self.outbox.close(CLOSE_SERVICE_REMOVED)
 
     def reply_error(self, request_id: int | None, err: SyncError) -> None:
         body = {"code": err.code, "status": err.status, "message": err.message}

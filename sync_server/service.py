@@ -426,6 +426,8 @@ class SyncService:
             raise NOT_FOUND[kind](
                 f"{kind} {object_id} not found (a SID cannot be used as a new unique name)"
             )
+        if await self.settings(caller.service_sid) is None:  # deleted under a live session
+            raise ServiceNotFoundError(f"service {caller.service_sid} not found")
         if kind != "stream" and not caller.trusted and await self._acl_on(caller.service_sid):
             raise ForbiddenError(
                 f"identity {caller.identity!r} may not create a {kind}: the service has ACL enabled; "

@@ -29,6 +29,7 @@ from typing import Protocol
 from sync_generated.errors import (
     ForbiddenError,
     InvalidRequestError,
+    ServiceNotFoundError,
     SyncError,
     TokenExpiredError,
     TokenGrantsError,
@@ -57,6 +58,10 @@ class Outlet(Protocol):
 
     def broken(self) -> None:
         """Storage failed while catching up: drop the connection (the client catches up)."""
+
+    def service_removed(self, error: ServiceNotFoundError) -> None:
+        """The session's service was deleted: tell the client and close (reconnecting with a
+        token for that service is refused from now on)."""
 
 
 @dataclass(slots=True)
@@ -278,10 +283,19 @@ class Session:
             return
         if identity is not None and identity != caller.identity:
             return
+        if object_sid is None and identity is None:
+            self._keep(asyncio.create_task(self._check_service(caller)))
         sids = [object_sid] if object_sid is not None else list(self.subscriptions)
         for sid in sids:
             if sid in self.subscriptions:
                 self._keep(asyncio.create_task(self._recheck(caller, sid)))
+
+    async def _check_service(self, caller: Caller) -> None:
+        try:
+            await self.service.get_service(caller.service_sid)
+        except ServiceNotFoundError as err:
+            log.info("session %s: service %s was deleted", self.id, caller.service_sid)
+            self.outlet.service_removed(err)
 
     async def _recheck(self, caller: Caller, sid: str) -> None:
         try:

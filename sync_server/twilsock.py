@@ -38,6 +38,7 @@ from sync_generated.cds import SubscriptionRequest
 from sync_generated.errors import (
     FrameTooLargeError,
     InvalidRequestError,
+    ServiceNotFoundError,
     SyncError,
     TokenExpiredError,
 )
@@ -266,6 +267,11 @@ class TwilsockConnection:
 
     def broken(self) -> None:
         self.outbox.fail()
+
+    def service_removed(self, error: ServiceNotFoundError) -> None:
+        # Any close code but 401/406/410/417 makes the SDK reconnect: its init is then
+        # refused (401, errorCode 54050) and it settles in `denied`, with the reason.
+        self.close(404, "Service not found", error)
 
     def close(self, code: int, text: str, err: SyncError | None = None) -> None:
         """Say why in a Twilsock `close`, then close the socket."""

@@ -5,12 +5,17 @@ service by its unique name: tests/test_tokens.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 
 import httpx
+import orjson
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
+from sync_server.tokens import mint_token
 from tests.conftest import ServerProcess
 
 
@@ -90,3 +95,46 @@ def test_healthz_names_nothing_of_the_deployment(server: ServerProcess) -> None:
     assert response.status_code == 200
     assert set(response.json()) == {"status", "version"}
     assert creds.service_sid not in response.text and creds.account_sid not in response.text
+
+
+async def test_deleting_a_service_closes_its_connections_and_refuses_new_ones(
+    server: ServerProcess,
+) -> None:
+    creds = server.credentials
+    assert creds is not None
+    admin = httpx.AsyncClient(auth=(creds.api_key_sid, creds.api_secret), timeout=10)
+    created = await admin.post(f"{server.url}/v1/Services", data={"FriendlyName": "doomed"})
+    service_sid = created.json()["sid"]
+    token = mint_token(
+        account_sid=creds.account_sid,
+        api_key_sid=creds.api_key_sid,
+        api_secret=creds.api_secret,
+        service_sid=service_sid,
+        identity="alice",
+    )
+    url = f"ws://127.0.0.1:{server.port}/v1/realtime"
+    async with connect(url, compression=None) as ws:
+        await ws.send(
+            orjson.dumps({"id": 1, "type": "hello", "token": token, "client_id": "c"}).decode()
+        )
+        assert "result" in orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        await ws.send(
+            orjson.dumps({"id": 2, "type": "open", "kind": "document", "object_id": "d"}).decode()
+        )
+        assert "result" in orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert (await admin.delete(f"{server.url}/v1/Services/{service_sid}")).status_code == 204
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert (reply["id"], reply["error"]["code"]) == (None, 54050), reply
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+    async with connect(url, compression=None) as ws:
+        await ws.send(
+            orjson.dumps({"id": 1, "type": "hello", "token": token, "client_id": "c"}).decode()
+        )
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert reply["error"]["code"] == 54050, reply
+    # Nothing of the service is left to read.
+    missing = await admin.get(f"{server.url}/v1/Services/{service_sid}/Documents/d")
+    assert missing.status_code == 404
+    await admin.aclose()

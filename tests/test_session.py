@@ -37,6 +37,7 @@ class Outlet:
     events: list[Event] = field(default_factory=list)
     expired: list[TokenExpiredError] = field(default_factory=list)
     breaks: int = 0
+    removed_services: list[ServiceNotFoundError] = field(default_factory=list)
 
     def send_event(self, event: Event) -> None:
         self.events.append(event)
@@ -46,6 +47,9 @@ class Outlet:
 
     def broken(self) -> None:
         self.breaks += 1
+
+    def service_removed(self, error: ServiceNotFoundError) -> None:
+        self.removed_services.append(error)
 
     def names(self) -> list[tuple[str, int | None]]:
         return [(e.name, e.event_id) for e in self.events]
@@ -253,4 +257,25 @@ async def test_the_token_expires(core: Core) -> None:
             break
         await asyncio.sleep(0.01)
     assert [e.code for e in outlet.expired] == [20104]
+    session.close()
+
+
+async def test_a_deleted_service_ends_its_sessions(core: Core) -> None:
+    session, outlet = await core.session()
+    sid = await core.new_map("doomed")
+    await session.subscribe(sid, None)
+    other_service = await core.service.get_service(core.creds.service_sid)
+    await core.service.update_service(other_service)  # a change, not a removal: nothing ends
+    await asyncio.sleep(0.05)
+    assert outlet.removed_services == []
+    await core.service.delete_service(core.creds.service_sid)
+    for _ in range(100):
+        if outlet.removed_services:
+            break
+        await asyncio.sleep(0.01)
+    assert [e.code for e in outlet.removed_services] == [54050]
+    with pytest.raises(ServiceNotFoundError):
+        await core.service.open(session.caller, "map", "after", "open_or_create", None, None)  # type: ignore[arg-type]
+    with pytest.raises(ServiceNotFoundError):
+        await Session(core.service, Outlet()).start(core.token(), "c")
     session.close()
