@@ -81,6 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
             heartbeat_interval=args.heartbeat_interval,
             max_subscriptions=args.max_subscriptions,
             max_outbox_frames=args.max_outbox_frames,
+            max_outbox_bytes=args.max_outbox_bytes,
             max_frame_bytes=args.max_frame_bytes,
             event_retention=args.event_retention,
             write_rate=args.write_rate,
@@ -228,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=limits.max_outbox_frames,
         help="frames queued for a slow client before it is disconnected (4008) to catch up later",
+    )
+    serve.add_argument(
+        "--max-outbox-bytes",
+        type=int,
+        default=limits.max_outbox_bytes,
+        help="the same in bytes; requests are not read while half of it is queued (%(default)s)",
     )
     cluster = serve.add_argument_group(
         "several nodes",

@@ -21,6 +21,8 @@ class Limits:
     max_request_bytes: int = 1024 * 1024  # a REST request body (413 over it)
     max_subscriptions: int = 1000  # per connection (51002)
     max_outbox_frames: int = 10_000  # queued for a slow client before it is disconnected
+    max_outbox_bytes: int = 8 * 1024 * 1024  # the same in bytes; reading pauses at half
+    max_requests_in_flight: int = 32  # per connection; reading pauses at the limit
     hello_timeout: float = 10.0  # seconds a new connection has to authenticate
     heartbeat_interval: float = 5.0  # seconds between WebSocket pings
     replay_batch: int = 1000  # events read from the log at a time during catch-up

@@ -1,11 +1,14 @@
 """The frames on their way to one client, in order, for every front door.
 
 A frame goes out from the sender's own frame when nothing is queued (the usual case: no task
-switch, which is what makes fan-out cheap); otherwise it joins a bounded queue, drained by a
-task that exists only while frames are queued, so fan-out never waits on a slow client and
-an idle connection holds no task. A client that falls too far behind is disconnected
-(CLOSE_SLOW_CONSUMER) and catches up from the event log when it reconnects; a failed write
-drops the connection rather than go on with a gap in what the client received.
+switch, which is what makes fan-out cheap); otherwise it joins a queue, drained by a task
+that exists only while frames are queued, so fan-out never waits on a slow client and an
+idle connection holds no task. The queue is bounded in frames and in bytes (characters for
+text frames): a client that falls that far behind is disconnected (CLOSE_SLOW_CONSUMER) and
+catches up from the event log when it reconnects. Front doors stop reading requests while
+the queue holds more than half its bytes (`writable()`), so a client that asks for more
+than it reads is slowed down before any work is done for it. A failed write drops the
+connection rather than go on with a gap in what the client received.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
@@ -23,6 +27,7 @@ log = logging.getLogger("sync_server.outbox")
 
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_INTERNAL_ERROR = 1011
+_TURN = 0.002  # seconds one connection's requests may run back to back
 
 Frame = TypeVar("Frame", str, bytes)
 Write = Callable[[Frame], Coroutine[Any, Any, None]]
@@ -39,20 +44,32 @@ class Outbox(Generic[Frame]):
         "_close_socket",
         "_drainer",
         "_queue",
+        "_queued_bytes",
         "_socket_closed",
+        "_writable",
         "_write",
         "_writing",
         "closed",
+        "max_bytes",
         "max_frames",
         "name",
     )
 
     def __init__(
-        self, write: Write[Frame], close_socket: CloseSocket, *, max_frames: int, name: str
+        self,
+        write: Write[Frame],
+        close_socket: CloseSocket,
+        *,
+        max_frames: int,
+        max_bytes: int,
+        name: str,
     ) -> None:
         self._write: Write[Frame] = write
         self._close_socket = close_socket
         self.max_frames = max_frames
+        self.max_bytes = max_bytes
+        self._queued_bytes = 0
+        self._writable: asyncio.Event | None = None  # exists only while a reader waits
         self.name = name  # for the log
         self._queue: deque[Frame] = deque()
         self._writing = False  # a write is in progress (the drain task or the fast path)
@@ -69,22 +86,34 @@ class Outbox(Generic[Frame]):
         if not self._writing and not self._queue:
             self._write_now(frame)
             return
-        if len(self._queue) >= self.max_frames:
+        if len(self._queue) >= self.max_frames or self._queued_bytes + len(frame) > self.max_bytes:
             log.warning(
-                "connection %s is too slow (%d frames queued); closing it",
+                "connection %s is too slow (%d frames, %d bytes queued); closing it",
                 self.name,
                 len(self._queue),
+                self._queued_bytes,
             )
+            self._queue.clear()
+            self._queued_bytes = 0
             self.close(CLOSE_SLOW_CONSUMER)
             return
         self._queue.append(frame)
+        self._queued_bytes += len(frame)
         self._kick()
+
+    async def writable(self) -> None:
+        """Return once the queue holds at most half its byte limit (or the outbox closed)."""
+        while self._queued_bytes > self.max_bytes // 2 and not self.closed:
+            if self._writable is None:
+                self._writable = asyncio.Event()
+            await self._writable.wait()
 
     def close(self, code: int) -> None:
         """Close after what is queued has been sent (already-queued frames say why)."""
         if self._close_code is None:
             self._close_code = code
         self.closed = True
+        self._wake_readers()
         self._kick()
 
     def fail(self) -> None:
@@ -94,6 +123,7 @@ class Outbox(Generic[Frame]):
             return
         self._broken = True
         self._queue.clear()
+        self._queued_bytes = 0
         self.close(CLOSE_INTERNAL_ERROR)  # the drain closes the socket once no write is running
 
     async def flush(self, timeout: float) -> None:
@@ -102,6 +132,11 @@ class Outbox(Generic[Frame]):
         if drainer is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(drainer), timeout)
+
+    def _wake_readers(self) -> None:
+        if self._writable is not None:
+            self._writable.set()
+            self._writable = None
 
     def _write_now(self, frame: Frame) -> None:
         """Write at once when the transport takes the bytes; if it is paused, a task finishes
@@ -135,7 +170,11 @@ class Outbox(Generic[Frame]):
         self._writing = True
         try:
             while self._queue and not self._broken:
-                await self._write(self._queue.popleft())
+                frame = self._queue.popleft()
+                self._queued_bytes -= len(frame)
+                if self._queued_bytes <= self.max_bytes // 2:
+                    self._wake_readers()
+                await self._write(frame)
         except Exception:
             self.fail()
         finally:
@@ -145,3 +184,47 @@ class Outbox(Generic[Frame]):
             self._socket_closed = True
             with contextlib.suppress(Exception):
                 await self._close_socket(self._close_code)
+
+
+class Requests:
+    """The requests of one connection still running: each starts at once, in arrival order
+    (a slow one does not hold up the rest), up to `limit` at a time."""
+
+    __slots__ = ("_turn_started", "limit", "tasks")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._turn_started = 0.0
+
+    def start(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` eagerly; hold its task if it has to wait."""
+        self.keep(start_eagerly(coro))
+
+    def keep(self, task: asyncio.Task[None] | None) -> None:
+        if task is not None:
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def room(self) -> None:
+        """Return once fewer than `limit` requests are running, and give other connections
+        their turn when this one has kept the loop for a while: requests that finish without
+        waiting (cached checks, inline reads) would otherwise run back to back from a
+        client's buffered burst."""
+        while len(self.tasks) >= self.limit:
+            await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+        now = time.monotonic()
+        if now - self._turn_started > _TURN:
+            await asyncio.sleep(0)
+            self._turn_started = time.monotonic()
+
+    def cancel(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+
+
+async def ready_for_request(outbox: Outbox[Any], requests: Requests) -> None:
+    """Back-pressure before work: wait until the client has read enough of what it was sent
+    and not too many of its requests are running."""
+    await outbox.writable()
+    await requests.room()

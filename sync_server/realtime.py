@@ -34,10 +34,9 @@ from sync_generated.errors import (
 )
 
 from . import wire
-from ._eager import start_eagerly
 from .config import Limits
 from .events import Event
-from .outbox import Outbox
+from .outbox import Outbox, Requests, ready_for_request
 from .service import SyncService
 from .session import Session
 from .tokens import TokenClaims
@@ -83,7 +82,7 @@ def _request_id(raw: str) -> int | None:
 class Connection:
     """One client connection: its session, its outbox and the frames (the session's Outlet)."""
 
-    __slots__ = ("_tasks", "limits", "outbox", "service", "session", "started", "ws")
+    __slots__ = ("limits", "outbox", "requests", "service", "session", "started", "ws")
 
     def __init__(self, ws: WebSocket, service: SyncService) -> None:
         self.ws = ws
@@ -95,9 +94,10 @@ class Connection:
             ws.send_text,
             self._close_socket,
             max_frames=self.limits.max_outbox_frames,
+            max_bytes=self.limits.max_outbox_bytes,
             name=self.session.id,
         )
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.requests = Requests(self.limits.max_requests_in_flight)
 
     async def _close_socket(self, code: int) -> None:
         await self.ws.close(code)
@@ -248,17 +248,10 @@ class Connection:
             "heartbeat_interval": self.limits.heartbeat_interval,
         }
 
-    def keep(self, task: asyncio.Task[None] | None) -> None:
-        """Hold a task of this connection until it ends; `cleanup()` cancels what is left."""
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
     def cleanup(self) -> None:
         self.outbox.closed = True
         self.session.close()
-        for task in list(self._tasks):
-            task.cancel()
+        self.requests.cancel()
 
 
 async def realtime_endpoint(ws: WebSocket, service: SyncService) -> None:
@@ -272,10 +265,11 @@ async def realtime_endpoint(ws: WebSocket, service: SyncService) -> None:
             conn.outbox.close(CLOSE_PROTOCOL)
             return
         while not conn.outbox.closed:
+            await ready_for_request(conn.outbox, conn.requests)
             raw = await ws.receive_text()
             # Requests run concurrently (a slow read must not stall the rest), but each
             # starts in arrival order, so writes on one object are applied in order.
-            conn.keep(start_eagerly(conn.handle(raw)))
+            conn.requests.start(conn.handle(raw))
     except (WebSocketDisconnect, TimeoutError, RuntimeError):
         pass
     except KeyError:

@@ -52,10 +52,9 @@ from sync_generated.twilsock import (
 )
 
 from . import wire
-from ._eager import start_eagerly
 from .cds import ClientApi, HttpReply, error_reply, item_url
 from .events import Event
-from .outbox import Outbox
+from .outbox import Outbox, Requests, ready_for_request
 from .service import SyncService, kind_of_sid
 from .session import Session
 from .tokens import TokenClaims
@@ -197,6 +196,7 @@ class TwilsockConnection:
             ws.send_bytes,
             ws.close,
             max_frames=self.limits.max_outbox_frames,
+            max_bytes=self.limits.max_outbox_bytes,
             name=self.session.id,
         )
         self.started = False
@@ -205,7 +205,7 @@ class TwilsockConnection:
         self._correlation: dict[str, int | None] = {}  # sid -> last subscription correlation id
         self._subscribing = asyncio.Lock()
         self._about_to_expire: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.requests = Requests(self.limits.max_requests_in_flight)
 
     # ---- outgoing ----------------------------------------------------------------------
     def send_frame(self, frame: bytes) -> None:
@@ -399,7 +399,7 @@ class TwilsockConnection:
                     for frame in held:
                         self.outbox.send(frame)
         if reply.subscription is not None:
-            self._keep(asyncio.create_task(self._subscriptions(reply.subscription)))
+            self.requests.keep(asyncio.create_task(self._subscriptions(reply.subscription)))
 
     def _send_reply(self, frame_id: str, reply: HttpReply) -> None:
         body = b"" if reply.body is None else orjson.dumps(reply.body)
@@ -455,17 +455,12 @@ class TwilsockConnection:
                     _subscription_event("subscription_established", request.correlation_id, summary)
                 )
 
-    def _keep(self, task: asyncio.Task[None]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def cleanup(self) -> None:
         self.outbox.closed = True
         self.session.close()
         if self._about_to_expire is not None:
             self._about_to_expire.cancel()
-        for task in list(self._tasks):
-            task.cancel()
+        self.requests.cancel()
 
 
 def _reason(status: int) -> str:
@@ -494,9 +489,8 @@ async def twilsock_endpoint(ws: WebSocket, service: SyncService, api: ClientApi)
                 timeout = None
             else:
                 # Requests run concurrently, each started in arrival order.
-                task = start_eagerly(conn.handle(data))
-                if task is not None:
-                    conn._keep(task)
+                conn.requests.start(conn.handle(data))
+                await ready_for_request(conn.outbox, conn.requests)
     except (WebSocketDisconnect, RuntimeError):
         pass
     except TimeoutError:

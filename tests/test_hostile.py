@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import uuid
+from typing import Any
 
 import httpx
 import orjson
@@ -138,3 +140,67 @@ async def test_deleting_a_service_closes_its_connections_and_refuses_new_ones(
     missing = await admin.get(f"{server.url}/v1/Services/{service_sid}/Documents/d")
     assert missing.status_code == 404
     await admin.aclose()
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_reply_amplification_is_bounded_by_back_pressure(make_server: Any) -> None:
+    """One connection asks for 1,500 pages of 1.6 MB and never reads: the server stops
+    reading its requests (or drops it), memory stays bounded, other clients stay fast."""
+    server: ServerProcess = make_server()
+    assert server.proc is not None
+    pid = server.proc.pid
+    async with server.client("writer") as writer:
+        lst = await writer.list(f"big-{uuid.uuid4().hex}")
+        await asyncio.gather(*(lst.push({"pad": "x" * 16_000, "n": n}) for n in range(100)))
+        list_sid = lst.sid
+    url = f"ws://127.0.0.1:{server.port}/v1/realtime"
+    baseline = rss_bytes(pid)
+    peak = baseline
+    pings: list[float] = []
+    async with (
+        connect(url, compression=None, max_queue=1, max_size=None, ping_interval=None) as attacker,
+        connect(url, compression=None) as probe,
+    ):
+        await probe.send(
+            orjson.dumps(
+                {"id": 0, "type": "hello", "token": server.token("probe"), "client_id": "p"}
+            ).decode()
+        )
+        assert "result" in orjson.loads(await asyncio.wait_for(probe.recv(), 5))
+        await attacker.send(
+            orjson.dumps(
+                {"id": 0, "type": "hello", "token": server.token("mallory"), "client_id": "m"}
+            ).decode()
+        )
+        request = {"type": "items_page", "sid": list_sid, "page_size": 100}
+        frames = [orjson.dumps({**request, "id": n}).decode() for n in range(1, 1501)]
+
+        async def flood() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                for frame in frames:
+                    await attacker.send(frame)
+
+        flooding = asyncio.create_task(flood())
+        deadline = asyncio.get_running_loop().time() + 8
+        while asyncio.get_running_loop().time() < deadline:
+            started = asyncio.get_running_loop().time()
+            await probe.send(orjson.dumps({"id": len(pings) + 1, "type": "ping"}).decode())
+            reply = orjson.loads(await asyncio.wait_for(probe.recv(), 5))
+            assert "result" in reply, reply
+            pings.append(asyncio.get_running_loop().time() - started)
+            peak = max(peak, rss_bytes(pid))
+            await asyncio.sleep(0.1)
+        flooding.cancel()
+    growth = (peak - baseline) / 2**20
+    pings.sort()
+    print(f"RSS growth {growth:.0f} MiB, probe ping p50 {pings[len(pings) // 2] * 1000:.1f} ms")
+    assert growth <= 300, f"server RSS grew by {growth:.0f} MiB"
+    assert pings[len(pings) // 2] <= 0.1, f"probe ping p50 {pings[len(pings) // 2] * 1000:.0f} ms"
+    assert server.proc.poll() is None
