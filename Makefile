@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 4700
 DATA_DIR ?= ./.sync-data
 
-.PHONY: all venv generate check-generated lint format typecheck pytest test fuzz demo serve bench clean
+.PHONY: all venv js generate check-generated lint format typecheck pytest test fuzz demo serve bench clean
 
 all: test
 
@@ -17,6 +17,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Twilio's JavaScript SDK, pinned in tests/js/package-lock.json, for the tests that run it.
+JS := tests/js
+JS_STAMP := $(JS)/node_modules/.installed
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
+js: $(JS_STAMP)
 
 generate: $(STAMP)
 	$(BIN)/python -m codegen.generate
@@ -35,7 +44,7 @@ format: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy sync_sdk generated/sync_generated sync_server codegen examples
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(JS_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test: check-generated lint typecheck pytest
