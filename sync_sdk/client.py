@@ -53,7 +53,7 @@ from sync_generated.errors import (
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from . import _validate
+from . import validation
 from ._codec import DataCodec
 from ._emitter import EventEmitter
 from ._logging import TRACE, apply_log_level, logger
@@ -315,7 +315,7 @@ class Client(ClientEvents):
     ) -> SyncDocument[Any]:
         """Open a document by SID or unique name (None creates one with a random SID)."""
         codec: DataCodec[Any] = DataCodec(data_type)
-        initial = None if data is None else _validate.check_data(codec.encode(data))
+        initial = None if data is None else validation.check_data(codec.encode(data))
         return await self._open("document", SyncDocument, id, mode, ttl, codec, initial)
 
     @overload
@@ -421,9 +421,9 @@ class Client(ClientEvents):
     ) -> H:
         params: JsonObject = {
             "kind": kind,
-            "object_id": _validate.check_unique_name(object_id),
-            "mode": _validate.check_mode(mode),
-            "ttl": _validate.check_ttl(ttl),
+            "object_id": validation.check_unique_name(object_id),
+            "mode": validation.check_mode(mode),
+            "ttl": validation.check_ttl(ttl),
         }
         if data is not None:
             params["data"] = data

@@ -46,7 +46,7 @@ from sync_generated.errors import (
 
 from ._codec import DataCodec, parse_optional_time, parse_time
 from ._emitter import EventEmitter
-from ._validate import (
+from .validation import (
     check_data,
     check_index,
     check_map_key,

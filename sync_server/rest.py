@@ -36,7 +36,7 @@ from sync_generated.errors import (
     UniqueNameExistsError,
 )
 
-from sync_sdk._validate import check_unique_name as check_name
+from sync_sdk.validation import check_unique_name as check_name
 
 from . import wire
 from .credentials import Credentials

@@ -1,4 +1,9 @@
-"""Client-side validation of call arguments, with the server's error codes."""
+"""Validation of names, keys, data, TTLs and paging arguments, with the service's error codes.
+
+Shared by the SDK and the server: the SDK checks a call's arguments with these before
+sending it, and the server (realtime protocol and REST API) applies the same functions to
+every request, so both reject the same input with the same error.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,17 @@ from sync_generated.errors import (
     InvalidTtlError,
     InvalidUniqueNameError,
 )
+
+__all__ = [
+    "check_data",
+    "check_index",
+    "check_map_key",
+    "check_mode",
+    "check_order",
+    "check_page_size",
+    "check_ttl",
+    "check_unique_name",
+]
 
 JsonObject = dict[str, Any]
 
