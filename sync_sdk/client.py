@@ -50,6 +50,16 @@ from sync_generated.errors import (
     SyncError,
     TokenExpiredError,
 )
+from sync_generated.protocol import (
+    EventFrame,
+    ItemAddedFrame,
+    ItemRemovedFrame,
+    ItemUpdatedFrame,
+    RemovedFrame,
+    RevokedFrame,
+    SnapshotFrame,
+    UpdatedFrame,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
@@ -57,10 +67,20 @@ from . import validation
 from ._codec import DataCodec
 from ._emitter import EventEmitter
 from ._logging import TRACE, apply_log_level, logger
-from ._protocol import ClientProtocol, Event, Reply
+from ._protocol import ClientProtocol, Reply
 from ._state import ConnectionStateMachine
 from ._version import __version__
-from .objects import ObjectKind, SyncDocument, SyncList, SyncMap, SyncStream, _Entry, _Handle
+from .objects import (
+    CachedItem,
+    ObjectKind,
+    ObjectState,
+    SyncDocument,
+    SyncList,
+    SyncMap,
+    SyncStream,
+    _Entry,
+    _Handle,
+)
 
 M = TypeVar("M", bound=BaseModel)
 H = TypeVar("H", bound=_Handle)
@@ -434,11 +454,11 @@ class Client(ClientEvents):
         # A failed subscription (e.g. read access revoked, then granted again) is retried.
         resubscribe = entry is None or entry.subscription_state is SubscriptionState.FAILED
         if entry is None:
-            entry = _Entry(kind, sid, snap)
+            entry = _Entry(kind, sid, ObjectState.from_reply(snap))
             self._entries[sid] = entry
             self._protocol.track(sid, entry.last_event_id)
         else:
-            entry.apply_snapshot(snap)
+            entry.apply_reply(snap)
         handle = cls(self, entry, codec)
         entry.handles.append(handle)
         if resubscribe:
@@ -716,7 +736,7 @@ class Client(ClientEvents):
                             "failed to apply event %s of %s", message.name, message.sid
                         )
 
-    def _on_event(self, event: Event) -> None:
+    def _on_event(self, event: EventFrame) -> None:
         entry = self._entries.get(event.sid)
         verdict = self._protocol.classify(event)
         if entry is None or verdict == "unknown":
@@ -728,102 +748,125 @@ class Client(ClientEvents):
             logger.info("event gap on %s (got %s); catching up", event.sid, event.event_id)
             self._spawn(self._subscribe(entry))
             return
-        frame = event.frame
-        if event.name == "snapshot":
-            for synthetic in self._catch_up_frames(entry, frame):
-                self._dispatch(entry, synthetic)
+        if isinstance(event, SnapshotFrame):
+            for caught_up in self._catch_up_events(entry, event):
+                self._dispatch(entry, caught_up)
             return
-        if event.name == "revoked":
+        if isinstance(event, RevokedFrame):
             # The identity lost read access (ACL): no more events for this object.
-            reason = (frame.get("error") or {}).get("message")
-            logger.warning("subscription to %s revoked: %s", entry.sid, reason)
+            logger.warning("subscription to %s revoked: %s", entry.sid, event.error.message)
             entry.set_subscription_state(SubscriptionState.FAILED)
             return
-        if event.name == "updated":
-            entry.touch(
-                event.event_id,
-                data=frame.get("data"),
-                date_updated=frame.get("date_updated"),
-                date_expires=frame.get("date_expires"),
-            )
-        elif event.name in ("item_added", "item_updated"):
-            entry.touch(event.event_id)
-            entry.remember(frame["item"])
-        elif event.name == "item_removed":
-            entry.touch(event.event_id)
-            entry.items.pop(frame["index"] if entry.kind == "list" else frame["key"], None)
-        elif event.name == "removed":
-            self._deliver_removed(entry, frame)
+        if isinstance(event, RemovedFrame):
+            self._deliver_removed(entry, event)
             return
-        self._dispatch(entry, frame)
+        if isinstance(event, UpdatedFrame):
+            entry.apply_update(event)
+        elif isinstance(event, ItemAddedFrame | ItemUpdatedFrame):
+            entry.advance(event.event_id)
+            entry.remember_item(event.item)
+        elif isinstance(event, ItemRemovedFrame):
+            entry.advance(event.event_id)
+            entry.forget(event.index, event.key)
+        self._dispatch(entry, event)
 
-    def _dispatch(self, entry: _Entry, frame: JsonObject) -> None:
-        is_local = frame.get("origin") == self.client_id
+    def _dispatch(self, entry: _Entry, event: EventFrame) -> None:
+        is_local = event.origin == self.client_id
         for handle in builtins.list(entry.handles):
-            handle._dispatch(frame, is_local)
+            handle._dispatch(event, is_local)
 
     @staticmethod
-    def _catch_up_frames(entry: _Entry, frame: JsonObject) -> builtins.list[JsonObject]:
+    def _catch_up_events(entry: _Entry, snapshot: SnapshotFrame) -> builtins.list[EventFrame]:
         """Turn a snapshot (sent when the server's history no longer reaches back to our last
         event) into the events that bring this client level: `updated` for a document; for a
         list or map, `item_removed` / `item_added` / `item_updated` against the items we knew."""
-        obj = frame.get("object") or {}
-        event_id = int(obj.get("last_event_id", 0))
-        base = {
-            "type": "event",
-            "sid": entry.sid,
-            "kind": entry.kind,
-            "event_id": event_id,
-            "origin": None,
-        }
-        previous_data = entry.snapshot.get("data")
-        entry.snapshot = obj
+        current_object = snapshot.object
+        event_id = current_object.last_event_id
+        previous_data = entry.state.data
+        entry.state = ObjectState.from_snapshot(current_object)
         if entry.kind == "document":
             return [
-                {
-                    **base,
-                    "name": "updated",
-                    "data": obj.get("data") or {},
-                    "previous_data": previous_data,
-                    "revision": obj.get("revision"),
-                    "date_updated": obj.get("date_updated"),
-                    "date_expires": obj.get("date_expires"),
-                }
+                UpdatedFrame(
+                    type="event",
+                    sid=entry.sid,
+                    kind="document",
+                    name="updated",
+                    event_id=event_id,
+                    origin=None,
+                    data=current_object.data or {},
+                    previous_data=previous_data or {},
+                    revision=current_object.revision,
+                    date_updated=current_object.date_updated,
+                    date_expires=current_object.date_expires,
+                )
             ]
-        field_name = "index" if entry.kind == "list" else "key"
         known = entry.items
-        current = {item[field_name]: item for item in frame.get("items") or []}
-        out: builtins.list[JsonObject] = []
+        current = {
+            ref: item
+            for item in snapshot.items
+            if (ref := entry.item_ref(item.index, item.key)) is not None
+        }
+        events: builtins.list[EventFrame] = []
         for ref in sorted(set(known) - set(current), key=str):
-            out.append(
-                {
-                    **base,
-                    "name": "item_removed",
-                    field_name: ref,
-                    "previous_data": known[ref]["data"],
-                }
+            events.append(
+                ItemRemovedFrame(
+                    type="event",
+                    sid=entry.sid,
+                    kind=entry.kind,
+                    name="item_removed",
+                    event_id=event_id,
+                    origin=None,
+                    index=ref if isinstance(ref, int) else None,
+                    key=ref if isinstance(ref, str) else None,
+                    previous_data=known[ref].data,
+                )
             )
         for ref, item in current.items():
             old = known.get(ref)
             if old is None:
-                out.append({**base, "name": "item_added", "item": item, "previous_data": None})
-            elif old.get("revision") != item.get("revision"):
-                out.append(
-                    {**base, "name": "item_updated", "item": item, "previous_data": old["data"]}
+                events.append(
+                    ItemAddedFrame(
+                        type="event",
+                        sid=entry.sid,
+                        kind=entry.kind,
+                        name="item_added",
+                        event_id=event_id,
+                        origin=None,
+                        item=item,
+                        previous_data=None,
+                    )
                 )
-        entry.items = current
-        return out
+            elif old.revision != item.revision:
+                events.append(
+                    ItemUpdatedFrame(
+                        type="event",
+                        sid=entry.sid,
+                        kind=entry.kind,
+                        name="item_updated",
+                        event_id=event_id,
+                        origin=None,
+                        item=item,
+                        previous_data=old.data,
+                    )
+                )
+        entry.items = {ref: CachedItem(item.revision, item.data) for ref, item in current.items()}
+        return events
 
-    def _deliver_removed(self, entry: _Entry, frame: JsonObject | None = None) -> None:
-        frame = frame or {
-            "name": "removed",
-            "sid": entry.sid,
-            "previous_data": entry.snapshot.get("data"),
-        }
-        is_local = frame.get("origin") == self.client_id
+    def _deliver_removed(self, entry: _Entry, event: RemovedFrame | None = None) -> None:
+        if event is None:
+            event = RemovedFrame(
+                type="event",
+                sid=entry.sid,
+                kind=entry.kind,
+                name="removed",
+                event_id=entry.last_event_id + 1,
+                origin=None,
+                previous_data=entry.state.data,
+            )
+        is_local = event.origin == self.client_id
         self._drop_entry(entry)
         for handle in builtins.list(entry.handles):
-            handle._dispatch(frame, is_local)
+            handle._dispatch(event, is_local)
             handle._closed = True
 
     # ---- state, errors and token timers --------------------------------------------------

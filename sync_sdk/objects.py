@@ -41,10 +41,22 @@ from sync_generated.client import (
 from sync_generated.errors import (
     ClientClosedError,
     ConflictError,
+    InvalidRequestError,
     MapItemNotFoundError,
 )
+from sync_generated.protocol import (
+    EventFrame,
+    ItemAddedFrame,
+    ItemRemovedFrame,
+    ItemSnapshot,
+    ItemUpdatedFrame,
+    MessagePublishedFrame,
+    ObjectSnapshot,
+    RemovedFrame,
+    UpdatedFrame,
+)
 
-from ._codec import DataCodec, parse_optional_time, parse_time
+from ._codec import DataCodec, as_optional_utc, as_utc, parse_optional_time, parse_time
 from ._emitter import EventEmitter
 from .validation import (
     check_data,
@@ -66,18 +78,66 @@ I = TypeVar("I")  # noqa: E741
 _MAX_MUTATE_ATTEMPTS = 50
 
 
+@dataclass(slots=True)
+class ObjectState:
+    """An object's metadata (and a document's data) as of `last_event_id`."""
+
+    unique_name: str | None
+    revision: str
+    data: JsonObject | None
+    date_created: datetime
+    date_updated: datetime
+    date_expires: datetime | None
+    last_event_id: int
+
+    @classmethod
+    def from_reply(cls, snap: JsonObject) -> ObjectState:
+        """From the ObjectSnapshot a reply carries (`open`, `document_set`, `set_ttl`)."""
+        name = snap.get("unique_name")
+        return cls(
+            unique_name=name if isinstance(name, str) else None,
+            revision=str(snap["revision"]),
+            data=snap.get("data"),
+            date_created=parse_time(snap["date_created"]),
+            date_updated=parse_time(snap["date_updated"]),
+            date_expires=parse_optional_time(snap.get("date_expires")),
+            last_event_id=int(snap["last_event_id"]),
+        )
+
+    @classmethod
+    def from_snapshot(cls, snap: ObjectSnapshot) -> ObjectState:
+        """From the object of a `snapshot` event."""
+        return cls(
+            unique_name=snap.unique_name,
+            revision=snap.revision,
+            data=snap.data,
+            date_created=as_utc(snap.date_created),
+            date_updated=as_utc(snap.date_updated),
+            date_expires=as_optional_utc(snap.date_expires),
+            last_event_id=snap.last_event_id,
+        )
+
+
+@dataclass(slots=True)
+class CachedItem:
+    """What the client keeps of a list or map item: enough to tell what a snapshot changed."""
+
+    revision: str
+    data: JsonObject
+
+
 @dataclass(eq=False)
 class _Entry:
-    """The client's shared state of one open object: snapshot and the handles on it."""
+    """The client's shared state of one open object: its state and the handles on it."""
 
     kind: ObjectKind
     sid: str
-    snapshot: JsonObject
+    state: ObjectState
     handles: builtins.list[_Handle] = field(default_factory=builtins.list)
     subscription_state: SubscriptionState = SubscriptionState.PENDING
-    # Every list/map item this client has seen (ref -> ItemSnapshot), so that a snapshot sent
+    # Every list/map item this client has seen, by index or key, so that a snapshot sent
     # when the server's history is gone can be turned into the item events that were missed.
-    items: dict[int | str, JsonObject] = field(default_factory=dict)
+    items: dict[int | str, CachedItem] = field(default_factory=dict)
 
     def set_subscription_state(self, state: SubscriptionState) -> None:
         if state == self.subscription_state:
@@ -86,28 +146,45 @@ class _Entry:
         for handle in builtins.list(self.handles):
             handle._emitter.emit("subscription_state_changed", state)
 
-    def remember(self, item: JsonObject) -> None:
-        ref = item.get("index") if self.kind == "list" else item.get("key")
+    def item_ref(self, index: int | None, key: str | None) -> int | str | None:
+        """How this object names an item: by index in a list, by key in a map."""
+        return index if self.kind == "list" else key
+
+    def remember(self, ref: int | str | None, revision: str, data: JsonObject) -> None:
         if ref is not None:
-            self.items[ref] = item
+            self.items[ref] = CachedItem(revision, data)
+
+    def remember_item(self, item: ItemSnapshot) -> None:
+        self.remember(self.item_ref(item.index, item.key), item.revision, item.data)
+
+    def forget(self, index: int | None, key: str | None) -> None:
+        ref = self.item_ref(index, key)
+        if ref is not None:
+            self.items.pop(ref, None)
 
     @property
     def last_event_id(self) -> int:
-        return int(self.snapshot["last_event_id"])
+        return self.state.last_event_id
 
-    def apply_snapshot(self, snap: JsonObject) -> None:
+    def apply_reply(self, snap: JsonObject) -> None:
+        """Take the ObjectSnapshot of a reply if it is not older than what is cached."""
         if int(snap.get("last_event_id", -1)) >= self.last_event_id:
-            self.snapshot = snap
+            self.state = ObjectState.from_reply(snap)
 
-    def touch(self, event_id: int | None, **fields: Any) -> None:
-        """Advance the cached metadata (and document data) from an event."""
-        if event_id is None or event_id < self.last_event_id:
-            return
-        updated = dict(self.snapshot)
-        updated.update(fields)
-        updated["last_event_id"] = event_id
-        updated["revision"] = str(event_id)
-        self.snapshot = updated
+    def advance(self, event_id: int) -> bool:
+        """Move to `event_id` (the revision is the event id); False if already past it."""
+        if event_id < self.state.last_event_id:
+            return False
+        self.state.last_event_id = event_id
+        self.state.revision = str(event_id)
+        return True
+
+    def apply_update(self, event: UpdatedFrame) -> None:
+        """A document's `updated` event: its new data and dates."""
+        if self.advance(event.event_id):
+            self.state.data = event.data
+            self.state.date_updated = as_utc(event.date_updated)
+            self.state.date_expires = as_optional_utc(event.date_expires)
 
 
 class _Handle:
@@ -131,13 +208,12 @@ class _Handle:
     @property
     def unique_name(self) -> str | None:
         """The object's unique name, if it has one."""
-        name = self._entry.snapshot.get("unique_name")
-        return name if isinstance(name, str) else None
+        return self._entry.state.unique_name
 
     @property
     def revision(self) -> str:
         """Current revision (changes on every write)."""
-        return str(self._entry.snapshot["revision"])
+        return self._entry.state.revision
 
     @property
     def last_event_id(self) -> int:
@@ -146,16 +222,16 @@ class _Handle:
 
     @property
     def date_created(self) -> datetime:
-        return parse_time(self._entry.snapshot["date_created"])
+        return self._entry.state.date_created
 
     @property
     def date_updated(self) -> datetime:
-        return parse_time(self._entry.snapshot["date_updated"])
+        return self._entry.state.date_updated
 
     @property
     def date_expires(self) -> datetime | None:
         """When the object expires, or None if it never does."""
-        return parse_optional_time(self._entry.snapshot.get("date_expires"))
+        return self._entry.state.date_expires
 
     @property
     def closed(self) -> bool:
@@ -182,7 +258,7 @@ class _Handle:
         """Expire the object `ttl` seconds from now (0 = never)."""
         ttl_ = check_ttl(ttl, optional=False)
         snap = await self._call("set_ttl", ttl=ttl_)
-        self._entry.apply_snapshot(snap)
+        self._entry.apply_reply(snap)
 
     async def _remove(self) -> None:
         await self._call("remove")
@@ -200,10 +276,11 @@ class _Handle:
             type_, {"sid": self._entry.sid, **params}, idempotent=idempotent
         )
 
-    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
+    def _dispatch(self, event: EventFrame, is_local: bool) -> None:
+        """Turn an event of this object into the typed event handlers receive."""
         raise NotImplementedError
 
-    def _dispatch_removed(self, frame: JsonObject, is_local: bool) -> None:
+    def _dispatch_removed(self, is_local: bool) -> None:
         self._emitter.emit("removed", CollectionRemovedEvent(is_local=is_local))
 
 
@@ -222,7 +299,7 @@ class SyncDocument(_Handle, SyncDocumentEvents[T]):
         """The document's current data."""
         eid = self._entry.last_event_id
         if self._data_cache is None or self._data_cache[0] != eid:
-            self._data_cache = (eid, self._codec.decode(self._entry.snapshot.get("data") or {}))
+            self._data_cache = (eid, self._codec.decode(self._entry.state.data or {}))
         return self._data_cache[1]
 
     async def set(self, data: T, *, ttl: int | None = None) -> T:
@@ -265,7 +342,7 @@ class SyncDocument(_Handle, SyncDocumentEvents[T]):
         snap = await self._call(
             "document_set", data=data, merge=merge, ttl=check_ttl(ttl), if_match=if_match
         )
-        self._entry.apply_snapshot(snap)
+        self._entry.apply_reply(snap)
         return self._codec.decode(snap.get("data") or {})
 
     async def _refresh(self) -> None:
@@ -274,27 +351,26 @@ class SyncDocument(_Handle, SyncDocumentEvents[T]):
             {"kind": "document", "object_id": self.sid, "mode": "open_existing"},
             idempotent=True,
         )
-        self._entry.apply_snapshot(snap)
+        self._entry.apply_reply(snap)
 
-    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
-        name = frame["name"]
-        if name == "updated" and self._emitter.has_listeners("updated"):
-            prev = frame.get("previous_data")
-            self._emitter.emit(
-                "updated",
-                DocumentUpdatedEvent(
-                    data=self._codec.decode(frame.get("data") or {}),
-                    previous_data=self._codec.decode_optional(prev),
-                    is_local=is_local,
-                    revision=str(frame.get("revision")),
-                    event_id=int(frame.get("event_id") or 0),
-                ),
-            )
-        elif name == "removed":
+    def _dispatch(self, event: EventFrame, is_local: bool) -> None:
+        if isinstance(event, UpdatedFrame):
+            if self._emitter.has_listeners("updated"):
+                self._emitter.emit(
+                    "updated",
+                    DocumentUpdatedEvent(
+                        data=self._codec.decode(event.data),
+                        previous_data=self._codec.decode(event.previous_data),
+                        is_local=is_local,
+                        revision=event.revision,
+                        event_id=event.event_id,
+                    ),
+                )
+        elif isinstance(event, RemovedFrame):
             self._emitter.emit(
                 "removed",
                 DocumentRemovedEvent(
-                    previous_data=self._codec.decode_optional(frame.get("previous_data")),
+                    previous_data=self._codec.decode_optional(event.previous_data),
                     is_local=is_local,
                 ),
             )
@@ -344,10 +420,9 @@ class Paginator(Generic[I]):
 class _Collection(_Handle, Generic[T]):
     """What lists and maps share: item conversion, paging, item TTL, mutate."""
 
-    _item_field: str
+    _item_field: Literal["index", "key"]
     _added_event: type[Any]
     _updated_event: type[Any]
-    _removed_event: type[Any]
 
     def __init__(self, client: Client, entry: _Entry, codec: DataCodec[T]) -> None:
         super().__init__(client, entry, codec)
@@ -356,39 +431,63 @@ class _Collection(_Handle, Generic[T]):
     def _ref(self, item: Any) -> JsonObject:
         return {self._item_field: item}
 
-    def _item(self, snap: JsonObject) -> Any:
+    def _item(
+        self,
+        ref: Any,
+        data: JsonObject,
+        revision: str,
+        date_updated: datetime,
+        date_expires: datetime | None,
+        last_event_id: int,
+    ) -> Any:
+        """The SyncListItem / SyncMapItem of an item at `ref` (index or key)."""
         raise NotImplementedError
 
-    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
-        name = frame["name"]
-        if name == "removed":
-            self._dispatch_removed(frame, is_local)
-            return
-        previous = frame.get("previous_data")
-        if name == "item_removed":
-            payload: Any = self._removed_event(
-                previous_item_data=self._codec.decode_optional(previous),
-                is_local=is_local,
-                event_id=int(frame.get("event_id") or 0),
-                **{self._item_field: frame[self._item_field]},
-            )
-        elif not self._emitter.has_listeners(name):
+    def _item_removed(self, event: ItemRemovedFrame, is_local: bool) -> Any:
+        """The ListItemRemovedEvent / MapItemRemovedEvent of an `item_removed` frame."""
+        raise NotImplementedError
+
+    def _event_item(self, snap: ItemSnapshot) -> Any:
+        """The item an `item_added` / `item_updated` event carries."""
+        return self._item(
+            getattr(snap, self._item_field),
+            snap.data,
+            snap.revision,
+            as_utc(snap.date_updated),
+            as_optional_utc(snap.date_expires),
+            snap.last_event_id,
+        )
+
+    def _dispatch(self, event: EventFrame, is_local: bool) -> None:
+        if isinstance(event, RemovedFrame):
+            self._dispatch_removed(is_local)
+        elif not self._emitter.has_listeners(event.name):
             return  # nobody listens: skip decoding
-        elif name == "item_added":
-            payload = self._added_event(item=self._item(frame["item"]), is_local=is_local)
-        elif name == "item_updated":
+        elif isinstance(event, ItemRemovedFrame):
+            self._emitter.emit(event.name, self._item_removed(event, is_local))
+        elif isinstance(event, ItemAddedFrame):
+            payload = self._added_event(item=self._event_item(event.item), is_local=is_local)
+            self._emitter.emit(event.name, payload)
+        elif isinstance(event, ItemUpdatedFrame):
             payload = self._updated_event(
-                item=self._item(frame["item"]),
-                previous_item_data=self._codec.decode_optional(previous),
+                item=self._event_item(event.item),
+                previous_item_data=self._codec.decode(event.previous_data),
                 is_local=is_local,
             )
-        else:
-            return
-        self._emitter.emit(name, payload)
+            self._emitter.emit(event.name, payload)
 
     def _remembered(self, snap: JsonObject) -> Any:
-        self._entry.remember(snap)
-        return self._item(snap)
+        """The item a reply carries (an ItemSnapshot), remembered for catching up later."""
+        ref, revision = snap[self._item_field], str(snap["revision"])
+        self._entry.remember(ref, revision, snap["data"])
+        return self._item(
+            ref,
+            snap["data"],
+            revision,
+            parse_time(snap["date_updated"]),
+            parse_optional_time(snap.get("date_expires")),
+            int(snap["last_event_id"]),
+        )
 
     async def _get(self, item: Any) -> Any:
         return self._remembered(await self._call("item_get", idempotent=True, **self._ref(item)))
@@ -481,16 +580,33 @@ class SyncList(_Collection[T], SyncListEvents[T]):
     _item_field = "index"
     _added_event = ListItemAddedEvent
     _updated_event = ListItemUpdatedEvent
-    _removed_event = ListItemRemovedEvent
 
-    def _item(self, snap: JsonObject) -> SyncListItem[T]:
+    def _item(
+        self,
+        ref: Any,
+        data: JsonObject,
+        revision: str,
+        date_updated: datetime,
+        date_expires: datetime | None,
+        last_event_id: int,
+    ) -> SyncListItem[T]:
         return SyncListItem(
-            index=int(snap["index"]),
-            data=self._codec.decode(snap["data"]),
-            revision=str(snap["revision"]),
-            date_updated=parse_time(snap["date_updated"]),
-            date_expires=parse_optional_time(snap.get("date_expires")),
-            last_event_id=int(snap["last_event_id"]),
+            index=int(ref),
+            data=self._codec.decode(data),
+            revision=revision,
+            date_updated=date_updated,
+            date_expires=date_expires,
+            last_event_id=last_event_id,
+        )
+
+    def _item_removed(self, event: ItemRemovedFrame, is_local: bool) -> ListItemRemovedEvent[T]:
+        if event.index is None:
+            raise InvalidRequestError(f"item_removed event of list {self.sid} without an index")
+        return ListItemRemovedEvent(
+            index=event.index,
+            previous_item_data=self._codec.decode(event.previous_data),
+            is_local=is_local,
+            event_id=event.event_id,
         )
 
     async def push(self, data: T, *, ttl: int | None = None) -> SyncListItem[T]:
@@ -559,16 +675,33 @@ class SyncMap(_Collection[T], SyncMapEvents[T]):
     _item_field = "key"
     _added_event = MapItemAddedEvent
     _updated_event = MapItemUpdatedEvent
-    _removed_event = MapItemRemovedEvent
 
-    def _item(self, snap: JsonObject) -> SyncMapItem[T]:
+    def _item(
+        self,
+        ref: Any,
+        data: JsonObject,
+        revision: str,
+        date_updated: datetime,
+        date_expires: datetime | None,
+        last_event_id: int,
+    ) -> SyncMapItem[T]:
         return SyncMapItem(
-            key=str(snap["key"]),
-            data=self._codec.decode(snap["data"]),
-            revision=str(snap["revision"]),
-            date_updated=parse_time(snap["date_updated"]),
-            date_expires=parse_optional_time(snap.get("date_expires")),
-            last_event_id=int(snap["last_event_id"]),
+            key=str(ref),
+            data=self._codec.decode(data),
+            revision=revision,
+            date_updated=date_updated,
+            date_expires=date_expires,
+            last_event_id=last_event_id,
+        )
+
+    def _item_removed(self, event: ItemRemovedFrame, is_local: bool) -> MapItemRemovedEvent[T]:
+        if event.key is None:
+            raise InvalidRequestError(f"item_removed event of map {self.sid} without a key")
+        return MapItemRemovedEvent(
+            key=event.key,
+            previous_item_data=self._codec.decode(event.previous_data),
+            is_local=is_local,
+            event_id=event.event_id,
         )
 
     async def set(self, key: str, data: T, *, ttl: int | None = None) -> SyncMapItem[T]:
@@ -643,19 +776,18 @@ class SyncStream(_Handle, SyncStreamEvents[T]):
         """Delete the stream; every subscriber gets `removed`."""
         await self._remove()
 
-    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
-        name = frame["name"]
-        if name == "message_published":
-            if self._emitter.has_listeners(name):
-                msg = frame["message"]
+    def _dispatch(self, event: EventFrame, is_local: bool) -> None:
+        if isinstance(event, MessagePublishedFrame):
+            if self._emitter.has_listeners(event.name):
+                message = event.message
                 self._emitter.emit(
-                    name,
+                    event.name,
                     StreamMessagePublishedEvent(
                         message=SyncStreamMessage(
-                            sid=str(msg["sid"]), data=self._codec.decode(msg["data"])
+                            sid=message.sid, data=self._codec.decode(message.data)
                         ),
                         is_local=is_local,
                     ),
                 )
-        elif name == "removed":
-            self._dispatch_removed(frame, is_local)
+        elif isinstance(event, RemovedFrame):
+            self._dispatch_removed(is_local)
