@@ -50,37 +50,18 @@ from sync_generated.errors import (
     SyncError,
     TokenExpiredError,
 )
-from sync_generated.protocol import (
-    EventFrame,
-    ItemAddedFrame,
-    ItemRemovedFrame,
-    ItemUpdatedFrame,
-    RemovedFrame,
-    RevokedFrame,
-    SnapshotFrame,
-    UpdatedFrame,
-)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from . import validation
+from ._cache import CachedObject, ObjectCache, ObjectHandle, ObjectKind
 from ._codec import DataCodec
 from ._emitter import EventEmitter
 from ._logging import TRACE, apply_log_level, logger
 from ._protocol import ClientProtocol, Reply
 from ._state import ConnectionStateMachine
 from ._version import __version__
-from .objects import (
-    CachedItem,
-    ObjectKind,
-    ObjectState,
-    SyncDocument,
-    SyncList,
-    SyncMap,
-    SyncStream,
-    _Entry,
-    _Handle,
-)
+from .objects import SyncDocument, SyncList, SyncMap, SyncStream, _Handle
 
 M = TypeVar("M", bound=BaseModel)
 H = TypeVar("H", bound=_Handle)
@@ -169,6 +150,23 @@ class _NodeRotation:
         self._tried.clear()
 
 
+class _HandleChannel:
+    """The client as the handles it opens see it (objects.ObjectChannel)."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def request(
+        self, type_: str, params: JsonObject, *, idempotent: bool = False
+    ) -> JsonObject:
+        return await self._client._call(type_, params, idempotent=idempotent)
+
+    async def release(self, obj: CachedObject, handle: ObjectHandle) -> None:
+        await self._client._release(obj, handle)
+
+
 def _realtime_url(base: str) -> str:
     url = base.rstrip("/")
     for http, ws in (("https://", "wss://"), ("http://", "ws://")):
@@ -195,7 +193,8 @@ class Client(ClientEvents):
         self._emitter = EventEmitter("Client")
         self._machine = ConnectionStateMachine(self._on_state_changed)
         self._protocol = ClientProtocol()
-        self._entries: dict[str, _Entry] = {}
+        self._objects = ObjectCache(self._protocol, self.client_id)
+        self._channel = _HandleChannel(self)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._ws: ClientConnection | None = None
         self._connected = asyncio.Event()
@@ -275,11 +274,7 @@ class Client(ClientEvents):
         self._closing = True
         if self._machine.state != ConnectionState.DISCONNECTED:
             self._machine.move_to(ConnectionState.DISCONNECTING)
-        for entry in builtins.list(self._entries.values()):
-            for handle in entry.handles:
-                handle._closed = True
-                handle._emitter.clear()
-        self._entries.clear()
+        self._objects.close_all()
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):
@@ -448,57 +443,39 @@ class Client(ClientEvents):
         if data is not None:
             params["data"] = data
         snap = await self._call("open", params, idempotent=mode != "create_new")
-        sid = str(snap["sid"])
-        entry = self._entries.get(sid)
-        new_entry = entry is None
+        obj, created = self._objects.open(kind, snap)
         # A failed subscription (e.g. read access revoked, then granted again) is retried.
-        resubscribe = entry is None or entry.subscription_state is SubscriptionState.FAILED
-        if entry is None:
-            entry = _Entry(kind, sid, ObjectState.from_reply(snap))
-            self._entries[sid] = entry
-            self._protocol.track(sid, entry.last_event_id)
-        else:
-            entry.apply_reply(snap)
-        handle = cls(self, entry, codec)
-        entry.handles.append(handle)
+        resubscribe = created or obj.subscription_state is SubscriptionState.FAILED
+        handle = cls(self._channel, obj, codec)
+        obj.handles.append(handle)
         if resubscribe:
             try:
-                await self._subscribe(entry)
+                await self._subscribe(obj)
             except BaseException:
-                entry.handles.remove(handle)
-                if new_entry:
-                    self._drop_entry(entry)
+                obj.handles.remove(handle)
+                if created:
+                    self._objects.drop(obj)
                 raise
         return handle
 
-    async def _subscribe(self, entry: _Entry) -> None:
+    async def _subscribe(self, obj: CachedObject) -> None:
         """(Re-)subscribe from the last event seen: the server replays what was missed."""
-        entry.set_subscription_state(SubscriptionState.PENDING)
-        since = self._protocol.last_event_id(entry.sid)
+        obj.set_subscription_state(SubscriptionState.PENDING)
+        since = self._protocol.last_event_id(obj.sid)
         try:
-            await self._call("subscribe", {"sid": entry.sid, "since": since}, idempotent=True)
+            await self._call("subscribe", {"sid": obj.sid, "since": since}, idempotent=True)
         except NotFoundError:
             raise
         except SyncError:
-            entry.set_subscription_state(SubscriptionState.FAILED)
+            obj.set_subscription_state(SubscriptionState.FAILED)
             raise
-        if self._entries.get(entry.sid) is entry:
-            entry.set_subscription_state(SubscriptionState.ESTABLISHED)
+        if self._objects.is_cached(obj):
+            obj.set_subscription_state(SubscriptionState.ESTABLISHED)
 
-    async def _release(self, handle: _Handle) -> None:
-        entry = handle._entry
-        if handle in entry.handles:
-            entry.handles.remove(handle)
-        if not entry.handles and self._entries.get(entry.sid) is entry:
-            self._drop_entry(entry)
-            if self._machine.state == ConnectionState.CONNECTED:
-                with contextlib.suppress(SyncError):
-                    await self._call("unsubscribe", {"sid": entry.sid}, idempotent=True)
-
-    def _drop_entry(self, entry: _Entry) -> None:
-        if self._entries.get(entry.sid) is entry:
-            del self._entries[entry.sid]
-            self._protocol.untrack(entry.sid)
+    async def _release(self, obj: CachedObject, handle: ObjectHandle) -> None:
+        if self._objects.release(obj, handle) and self._machine.state == ConnectionState.CONNECTED:
+            with contextlib.suppress(SyncError):
+                await self._call("unsubscribe", {"sid": obj.sid}, idempotent=True)
 
     # ---- requests ----------------------------------------------------------------------
     async def _call(
@@ -638,8 +615,8 @@ class Client(ClientEvents):
                 self._connected.clear()
                 self._ws = None
                 self._fail_pending(_Dropped())
-                for entry in builtins.list(self._entries.values()):
-                    entry.set_subscription_state(SubscriptionState.PENDING)
+                for obj in self._objects:
+                    obj.set_subscription_state(SubscriptionState.PENDING)
             if self._closing:
                 return
             if ws.close_code == _CLOSE_TOKEN_EXPIRED:
@@ -702,16 +679,16 @@ class Client(ClientEvents):
                     return message.result or {}
 
     async def _resubscribe_all(self) -> None:
-        for entry in builtins.list(self._entries.values()):
-            if self._entries.get(entry.sid) is not entry:
+        for obj in self._objects:
+            if not self._objects.is_cached(obj):
                 continue
             try:
-                await self._subscribe(entry)
+                await self._subscribe(obj)
             except NotFoundError:
                 # Removed while we were away: tell the handles, as a live `removed` would.
-                self._deliver_removed(entry)
+                self._objects.remove(obj)
             except SyncError as err:
-                logger.error("re-subscribing %s failed: %s", entry.sid, err)
+                logger.error("re-subscribing %s failed: %s", obj.sid, err)
 
     async def _read_loop(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -730,144 +707,13 @@ class Client(ClientEvents):
                         logger.warning("server error without a pending request: %s", message.error)
                 else:
                     try:
-                        self._on_event(message)
+                        behind = self._objects.receive(message)
+                        if behind is not None:
+                            self._spawn(self._subscribe(behind))
                     except Exception:
                         logger.exception(
                             "failed to apply event %s of %s", message.name, message.sid
                         )
-
-    def _on_event(self, event: EventFrame) -> None:
-        entry = self._entries.get(event.sid)
-        verdict = self._protocol.classify(event)
-        if entry is None or verdict == "unknown":
-            return
-        if verdict == "duplicate":
-            logger.log(TRACE, "dropping duplicate event %s of %s", event.event_id, event.sid)
-            return
-        if verdict == "gap":
-            logger.info("event gap on %s (got %s); catching up", event.sid, event.event_id)
-            self._spawn(self._subscribe(entry))
-            return
-        if isinstance(event, SnapshotFrame):
-            for caught_up in self._catch_up_events(entry, event):
-                self._dispatch(entry, caught_up)
-            return
-        if isinstance(event, RevokedFrame):
-            # The identity lost read access (ACL): no more events for this object.
-            logger.warning("subscription to %s revoked: %s", entry.sid, event.error.message)
-            entry.set_subscription_state(SubscriptionState.FAILED)
-            return
-        if isinstance(event, RemovedFrame):
-            self._deliver_removed(entry, event)
-            return
-        if isinstance(event, UpdatedFrame):
-            entry.apply_update(event)
-        elif isinstance(event, ItemAddedFrame | ItemUpdatedFrame):
-            entry.advance(event.event_id)
-            entry.remember_item(event.item)
-        elif isinstance(event, ItemRemovedFrame):
-            entry.advance(event.event_id)
-            entry.forget(event.index, event.key)
-        self._dispatch(entry, event)
-
-    def _dispatch(self, entry: _Entry, event: EventFrame) -> None:
-        is_local = event.origin == self.client_id
-        for handle in builtins.list(entry.handles):
-            handle._dispatch(event, is_local)
-
-    @staticmethod
-    def _catch_up_events(entry: _Entry, snapshot: SnapshotFrame) -> builtins.list[EventFrame]:
-        """Turn a snapshot (sent when the server's history no longer reaches back to our last
-        event) into the events that bring this client level: `updated` for a document; for a
-        list or map, `item_removed` / `item_added` / `item_updated` against the items we knew."""
-        current_object = snapshot.object
-        event_id = current_object.last_event_id
-        previous_data = entry.state.data
-        entry.state = ObjectState.from_snapshot(current_object)
-        if entry.kind == "document":
-            return [
-                UpdatedFrame(
-                    type="event",
-                    sid=entry.sid,
-                    kind="document",
-                    name="updated",
-                    event_id=event_id,
-                    origin=None,
-                    data=current_object.data or {},
-                    previous_data=previous_data or {},
-                    revision=current_object.revision,
-                    date_updated=current_object.date_updated,
-                    date_expires=current_object.date_expires,
-                )
-            ]
-        known = entry.items
-        current = {
-            ref: item
-            for item in snapshot.items
-            if (ref := entry.item_ref(item.index, item.key)) is not None
-        }
-        events: builtins.list[EventFrame] = []
-        for ref in sorted(set(known) - set(current), key=str):
-            events.append(
-                ItemRemovedFrame(
-                    type="event",
-                    sid=entry.sid,
-                    kind=entry.kind,
-                    name="item_removed",
-                    event_id=event_id,
-                    origin=None,
-                    index=ref if isinstance(ref, int) else None,
-                    key=ref if isinstance(ref, str) else None,
-                    previous_data=known[ref].data,
-                )
-            )
-        for ref, item in current.items():
-            old = known.get(ref)
-            if old is None:
-                events.append(
-                    ItemAddedFrame(
-                        type="event",
-                        sid=entry.sid,
-                        kind=entry.kind,
-                        name="item_added",
-                        event_id=event_id,
-                        origin=None,
-                        item=item,
-                        previous_data=None,
-                    )
-                )
-            elif old.revision != item.revision:
-                events.append(
-                    ItemUpdatedFrame(
-                        type="event",
-                        sid=entry.sid,
-                        kind=entry.kind,
-                        name="item_updated",
-                        event_id=event_id,
-                        origin=None,
-                        item=item,
-                        previous_data=old.data,
-                    )
-                )
-        entry.items = {ref: CachedItem(item.revision, item.data) for ref, item in current.items()}
-        return events
-
-    def _deliver_removed(self, entry: _Entry, event: RemovedFrame | None = None) -> None:
-        if event is None:
-            event = RemovedFrame(
-                type="event",
-                sid=entry.sid,
-                kind=entry.kind,
-                name="removed",
-                event_id=entry.last_event_id + 1,
-                origin=None,
-                previous_data=entry.state.data,
-            )
-        is_local = event.origin == self.client_id
-        self._drop_entry(entry)
-        for handle in builtins.list(entry.handles):
-            handle._dispatch(event, is_local)
-            handle._closed = True
 
     # ---- state, errors and token timers --------------------------------------------------
     def _on_state_changed(self, state: ConnectionState) -> None:

@@ -1,18 +1,18 @@
 """SyncDocument, SyncList, SyncMap, SyncStream and Paginator: handles on server objects.
 
 Each handle is opened by `Client.document()` / `list()` / `map()` / `stream()`. Handles
-of the same object share one subscription and one cached snapshot (`_Entry`); each handle
-has its own data type and its own event handlers. The typed `on()` overloads come from
-the generated `Sync*Events` bases.
+of the same object share one subscription and one cached state (`_cache.CachedObject`);
+each handle has its own data type and its own event handlers. A handle sends requests
+through the `ObjectChannel` it was given, not through the client itself. The typed `on()`
+overloads come from the generated `Sync*Events` bases.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from sync_generated.client import (
     MAX_STREAM_MESSAGE_BYTES,
@@ -51,11 +51,11 @@ from sync_generated.protocol import (
     ItemSnapshot,
     ItemUpdatedFrame,
     MessagePublishedFrame,
-    ObjectSnapshot,
     RemovedFrame,
     UpdatedFrame,
 )
 
+from ._cache import CachedObject, ObjectHandle, ObjectKind
 from ._codec import DataCodec, as_optional_utc, as_utc, parse_optional_time, parse_time
 from ._emitter import EventEmitter
 from .validation import (
@@ -67,124 +67,26 @@ from .validation import (
     check_ttl,
 )
 
-if TYPE_CHECKING:
-    from .client import Client
-
 JsonObject = dict[str, Any]
-ObjectKind = Literal["document", "list", "map", "stream"]
 Order = Literal["asc", "desc"]
 I = TypeVar("I")  # noqa: E741
 
 _MAX_MUTATE_ATTEMPTS = 50
 
 
-@dataclass(slots=True)
-class ObjectState:
-    """An object's metadata (and a document's data) as of `last_event_id`."""
+class ObjectChannel(Protocol):
+    """What a handle needs from the client that opened it."""
 
-    unique_name: str | None
-    revision: str
-    data: JsonObject | None
-    date_created: datetime
-    date_updated: datetime
-    date_expires: datetime | None
-    last_event_id: int
+    async def request(
+        self, type_: str, params: JsonObject, *, idempotent: bool = False
+    ) -> JsonObject:
+        """Send a request and return its result (see `Client`: waits for a connection,
+        retries an idempotent request, raises the reply's error)."""
+        ...
 
-    @classmethod
-    def from_reply(cls, snap: JsonObject) -> ObjectState:
-        """From the ObjectSnapshot a reply carries (`open`, `document_set`, `set_ttl`)."""
-        name = snap.get("unique_name")
-        return cls(
-            unique_name=name if isinstance(name, str) else None,
-            revision=str(snap["revision"]),
-            data=snap.get("data"),
-            date_created=parse_time(snap["date_created"]),
-            date_updated=parse_time(snap["date_updated"]),
-            date_expires=parse_optional_time(snap.get("date_expires")),
-            last_event_id=int(snap["last_event_id"]),
-        )
-
-    @classmethod
-    def from_snapshot(cls, snap: ObjectSnapshot) -> ObjectState:
-        """From the object of a `snapshot` event."""
-        return cls(
-            unique_name=snap.unique_name,
-            revision=snap.revision,
-            data=snap.data,
-            date_created=as_utc(snap.date_created),
-            date_updated=as_utc(snap.date_updated),
-            date_expires=as_optional_utc(snap.date_expires),
-            last_event_id=snap.last_event_id,
-        )
-
-
-@dataclass(slots=True)
-class CachedItem:
-    """What the client keeps of a list or map item: enough to tell what a snapshot changed."""
-
-    revision: str
-    data: JsonObject
-
-
-@dataclass(eq=False)
-class _Entry:
-    """The client's shared state of one open object: its state and the handles on it."""
-
-    kind: ObjectKind
-    sid: str
-    state: ObjectState
-    handles: builtins.list[_Handle] = field(default_factory=builtins.list)
-    subscription_state: SubscriptionState = SubscriptionState.PENDING
-    # Every list/map item this client has seen, by index or key, so that a snapshot sent
-    # when the server's history is gone can be turned into the item events that were missed.
-    items: dict[int | str, CachedItem] = field(default_factory=dict)
-
-    def set_subscription_state(self, state: SubscriptionState) -> None:
-        if state == self.subscription_state:
-            return
-        self.subscription_state = state
-        for handle in builtins.list(self.handles):
-            handle._emitter.emit("subscription_state_changed", state)
-
-    def item_ref(self, index: int | None, key: str | None) -> int | str | None:
-        """How this object names an item: by index in a list, by key in a map."""
-        return index if self.kind == "list" else key
-
-    def remember(self, ref: int | str | None, revision: str, data: JsonObject) -> None:
-        if ref is not None:
-            self.items[ref] = CachedItem(revision, data)
-
-    def remember_item(self, item: ItemSnapshot) -> None:
-        self.remember(self.item_ref(item.index, item.key), item.revision, item.data)
-
-    def forget(self, index: int | None, key: str | None) -> None:
-        ref = self.item_ref(index, key)
-        if ref is not None:
-            self.items.pop(ref, None)
-
-    @property
-    def last_event_id(self) -> int:
-        return self.state.last_event_id
-
-    def apply_reply(self, snap: JsonObject) -> None:
-        """Take the ObjectSnapshot of a reply if it is not older than what is cached."""
-        if int(snap.get("last_event_id", -1)) >= self.last_event_id:
-            self.state = ObjectState.from_reply(snap)
-
-    def advance(self, event_id: int) -> bool:
-        """Move to `event_id` (the revision is the event id); False if already past it."""
-        if event_id < self.state.last_event_id:
-            return False
-        self.state.last_event_id = event_id
-        self.state.revision = str(event_id)
-        return True
-
-    def apply_update(self, event: UpdatedFrame) -> None:
-        """A document's `updated` event: its new data and dates."""
-        if self.advance(event.event_id):
-            self.state.data = event.data
-            self.state.date_updated = as_utc(event.date_updated)
-            self.state.date_expires = as_optional_utc(event.date_expires)
+    async def release(self, obj: CachedObject, handle: ObjectHandle) -> None:
+        """A handle on `obj` was closed (the last one ends the subscription)."""
+        ...
 
 
 class _Handle:
@@ -192,46 +94,46 @@ class _Handle:
 
     _kind: ObjectKind
 
-    def __init__(self, client: Client, entry: _Entry, codec: DataCodec[Any]) -> None:
-        self._client = client
-        self._entry = entry
+    def __init__(self, channel: ObjectChannel, obj: CachedObject, codec: DataCodec[Any]) -> None:
+        self._channel = channel
+        self._object = obj
         self._codec = codec
-        self._emitter = EventEmitter(f"{type(self).__name__}({entry.sid})")
+        self._emitter = EventEmitter(f"{type(self).__name__}({obj.sid})")
         self._closed = False
 
     # ---- metadata ----------------------------------------------------------------------
     @property
     def sid(self) -> str:
         """The object's SID."""
-        return self._entry.sid
+        return self._object.sid
 
     @property
     def unique_name(self) -> str | None:
         """The object's unique name, if it has one."""
-        return self._entry.state.unique_name
+        return self._object.state.unique_name
 
     @property
     def revision(self) -> str:
         """Current revision (changes on every write)."""
-        return self._entry.state.revision
+        return self._object.state.revision
 
     @property
     def last_event_id(self) -> int:
         """Id of the last event applied to this object."""
-        return self._entry.last_event_id
+        return self._object.last_event_id
 
     @property
     def date_created(self) -> datetime:
-        return self._entry.state.date_created
+        return self._object.state.date_created
 
     @property
     def date_updated(self) -> datetime:
-        return self._entry.state.date_updated
+        return self._object.state.date_updated
 
     @property
     def date_expires(self) -> datetime | None:
         """When the object expires, or None if it never does."""
-        return self._entry.state.date_expires
+        return self._object.state.date_expires
 
     @property
     def closed(self) -> bool:
@@ -240,7 +142,7 @@ class _Handle:
     @property
     def subscription_state(self) -> SubscriptionState:
         """pending (subscribing or catching up), established (live) or failed."""
-        return self._entry.subscription_state
+        return self._object.subscription_state
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} sid={self.sid} unique_name={self.unique_name!r} revision={self.revision}>"
@@ -250,15 +152,14 @@ class _Handle:
         """Stop receiving events on this handle (the object itself is kept)."""
         if self._closed:
             return
-        self._closed = True
-        self._emitter.clear()
-        await self._client._release(self)
+        self._detach()
+        await self._channel.release(self._object, self)
 
     async def set_ttl(self, ttl: int) -> None:
         """Expire the object `ttl` seconds from now (0 = never)."""
         ttl_ = check_ttl(ttl, optional=False)
         snap = await self._call("set_ttl", ttl=ttl_)
-        self._entry.apply_reply(snap)
+        self._object.apply_reply(snap)
 
     async def _remove(self) -> None:
         await self._call("remove")
@@ -272,13 +173,21 @@ class _Handle:
     async def _call(self, type_: str, *, idempotent: bool = False, **params: Any) -> JsonObject:
         if self._closed:
             raise ClientClosedError(f"{type(self).__name__} {self.sid} is closed")
-        return await self._client._call(
-            type_, {"sid": self._entry.sid, **params}, idempotent=idempotent
+        return await self._channel.request(
+            type_, {"sid": self._object.sid, **params}, idempotent=idempotent
         )
 
+    # ---- what the object cache calls (_cache.ObjectHandle) --------------------------------
     def _dispatch(self, event: EventFrame, is_local: bool) -> None:
         """Turn an event of this object into the typed event handlers receive."""
         raise NotImplementedError
+
+    def _subscription_state_changed(self, state: SubscriptionState) -> None:
+        self._emitter.emit("subscription_state_changed", state)
+
+    def _detach(self) -> None:
+        self._closed = True
+        self._emitter.clear()
 
     def _dispatch_removed(self, is_local: bool) -> None:
         self._emitter.emit("removed", CollectionRemovedEvent(is_local=is_local))
@@ -289,17 +198,17 @@ class SyncDocument(_Handle, SyncDocumentEvents[T]):
 
     _kind = "document"
 
-    def __init__(self, client: Client, entry: _Entry, codec: DataCodec[T]) -> None:
-        super().__init__(client, entry, codec)
+    def __init__(self, channel: ObjectChannel, obj: CachedObject, codec: DataCodec[T]) -> None:
+        super().__init__(channel, obj, codec)
         self._codec: DataCodec[T] = codec
         self._data_cache: tuple[int, T] | None = None
 
     @property
     def data(self) -> T:
         """The document's current data."""
-        eid = self._entry.last_event_id
+        eid = self._object.last_event_id
         if self._data_cache is None or self._data_cache[0] != eid:
-            self._data_cache = (eid, self._codec.decode(self._entry.state.data or {}))
+            self._data_cache = (eid, self._codec.decode(self._object.state.data or {}))
         return self._data_cache[1]
 
     async def set(self, data: T, *, ttl: int | None = None) -> T:
@@ -342,16 +251,16 @@ class SyncDocument(_Handle, SyncDocumentEvents[T]):
         snap = await self._call(
             "document_set", data=data, merge=merge, ttl=check_ttl(ttl), if_match=if_match
         )
-        self._entry.apply_reply(snap)
+        self._object.apply_reply(snap)
         return self._codec.decode(snap.get("data") or {})
 
     async def _refresh(self) -> None:
-        snap = await self._client._call(
+        snap = await self._channel.request(
             "open",
             {"kind": "document", "object_id": self.sid, "mode": "open_existing"},
             idempotent=True,
         )
-        self._entry.apply_reply(snap)
+        self._object.apply_reply(snap)
 
     def _dispatch(self, event: EventFrame, is_local: bool) -> None:
         if isinstance(event, UpdatedFrame):
@@ -424,8 +333,8 @@ class _Collection(_Handle, Generic[T]):
     _added_event: type[Any]
     _updated_event: type[Any]
 
-    def __init__(self, client: Client, entry: _Entry, codec: DataCodec[T]) -> None:
-        super().__init__(client, entry, codec)
+    def __init__(self, channel: ObjectChannel, obj: CachedObject, codec: DataCodec[T]) -> None:
+        super().__init__(channel, obj, codec)
         self._codec: DataCodec[T] = codec
 
     def _ref(self, item: Any) -> JsonObject:
@@ -479,7 +388,7 @@ class _Collection(_Handle, Generic[T]):
     def _remembered(self, snap: JsonObject) -> Any:
         """The item a reply carries (an ItemSnapshot), remembered for catching up later."""
         ref, revision = snap[self._item_field], str(snap["revision"])
-        self._entry.remember(ref, revision, snap["data"])
+        self._object.remember(ref, revision, snap["data"])
         return self._item(
             ref,
             snap["data"],
@@ -760,8 +669,8 @@ class SyncStream(_Handle, SyncStreamEvents[T]):
 
     _kind = "stream"
 
-    def __init__(self, client: Client, entry: _Entry, codec: DataCodec[T]) -> None:
-        super().__init__(client, entry, codec)
+    def __init__(self, channel: ObjectChannel, obj: CachedObject, codec: DataCodec[T]) -> None:
+        super().__init__(channel, obj, codec)
         self._codec: DataCodec[T] = codec
 
     async def publish_message(self, data: T) -> SyncStreamMessage[T]:
