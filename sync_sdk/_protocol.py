@@ -1,8 +1,9 @@
 """Sans-I/O core of the realtime protocol (spec/protocol.yaml).
 
-`ClientProtocol` turns calls into frames, and frames into `Reply` values and the generated
-event models (`sync_generated.protocol.EventFrame`: one per event name, each validated
-once); it tracks the last event id per subscribed object to drop duplicates and detect
+`ClientProtocol` numbers and encodes requests (the generated TypedDicts of
+`sync_generated.protocol_dicts`: typed against the spec, plain dicts at run time), turns
+frames into `Reply` values and the generated event models (`sync_generated.protocol.EventFrame`:
+one per event name, each validated once); it tracks the last event id per subscribed object to drop duplicates and detect
 gaps. It does no I/O, so it is unit-tested without a network; `sync_sdk.client` drives it
 over a WebSocket.
 """
@@ -16,6 +17,7 @@ import orjson
 from pydantic import ValidationError
 from sync_generated.errors import InvalidRequestError, SyncError, error_for_code
 from sync_generated.protocol import EVENT_FRAME_ADAPTER, EventFrame
+from sync_generated.protocol_dicts import Request
 
 JsonObject = dict[str, Any]
 
@@ -28,6 +30,9 @@ class Reply:
 
 
 EventVerdict = Literal["deliver", "duplicate", "gap", "unknown"]
+
+UNNUMBERED = 0
+"""The `id` a request is built with; `ClientProtocol.encode_request` numbers it when sent."""
 
 # The server (orjson) writes an event frame's `type` first, so one is recognised by its
 # first bytes and validated straight from the text; any other frame is parsed first.
@@ -44,14 +49,16 @@ class ClientProtocol:
         self._last_event_id: dict[str, int] = {}
 
     # ---- outgoing ----------------------------------------------------------------------
-    def encode_request(self, type_: str, params: JsonObject) -> tuple[int, bytes]:
+    def encode_request(self, request: Request) -> tuple[int, bytes]:
+        """The next request id and the frame of `request` with that id."""
         request_id = self._next_id
         self._next_id += 1
-        frame = {**params, "id": request_id, "type": type_}
         try:
-            return request_id, orjson.dumps(frame)
+            return request_id, orjson.dumps({**request, "id": request_id})
         except TypeError as exc:
-            raise InvalidRequestError(f"{type_}: data is not JSON-serializable: {exc}") from None
+            raise InvalidRequestError(
+                f"{request['type']}: data is not JSON-serializable: {exc}"
+            ) from None
 
     # ---- incoming ----------------------------------------------------------------------
     def decode(self, data: str | bytes) -> Reply | EventFrame:

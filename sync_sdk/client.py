@@ -50,6 +50,7 @@ from sync_generated.errors import (
     SyncError,
     TokenExpiredError,
 )
+from sync_generated.protocol_dicts import OpenRequest, Request
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
@@ -58,7 +59,7 @@ from ._cache import CachedObject, ObjectCache, ObjectHandle, ObjectKind
 from ._codec import DataCodec
 from ._emitter import EventEmitter
 from ._logging import TRACE, apply_log_level, logger
-from ._protocol import ClientProtocol, Reply
+from ._protocol import UNNUMBERED, ClientProtocol, Reply
 from ._state import ConnectionStateMachine
 from ._version import __version__
 from .objects import SyncDocument, SyncList, SyncMap, SyncStream, _Handle
@@ -158,10 +159,8 @@ class _HandleChannel:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    async def request(
-        self, type_: str, params: JsonObject, *, idempotent: bool = False
-    ) -> JsonObject:
-        return await self._client._call(type_, params, idempotent=idempotent)
+    async def request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
+        return await self._client._call(request, idempotent=idempotent)
 
     async def release(self, obj: CachedObject, handle: ObjectHandle) -> None:
         await self._client._release(obj, handle)
@@ -294,7 +293,7 @@ class Client(ClientEvents):
         self._token_changed.set()
         state = self._machine.state
         if state == ConnectionState.CONNECTED:
-            result = await self._call("update_token", {"token": token})
+            result = await self._call({"id": UNNUMBERED, "type": "update_token", "token": token})
             self._set_expiry(result)
         elif state == ConnectionState.DENIED:
             self._machine.move_to(ConnectionState.CONNECTING)
@@ -434,15 +433,16 @@ class Client(ClientEvents):
         codec: DataCodec[Any],
         data: JsonObject | None,
     ) -> H:
-        params: JsonObject = {
+        request: OpenRequest = {
+            "id": UNNUMBERED,
+            "type": "open",
             "kind": kind,
             "object_id": validation.check_unique_name(object_id),
             "mode": validation.check_mode(mode),
             "ttl": validation.check_ttl(ttl),
+            "data": data,
         }
-        if data is not None:
-            params["data"] = data
-        snap = await self._call("open", params, idempotent=mode != "create_new")
+        snap = await self._call(request, idempotent=mode != "create_new")
         obj, created = self._objects.open(kind, snap)
         # A failed subscription (e.g. read access revoked, then granted again) is retried.
         resubscribe = created or obj.subscription_state is SubscriptionState.FAILED
@@ -463,7 +463,10 @@ class Client(ClientEvents):
         obj.set_subscription_state(SubscriptionState.PENDING)
         since = self._protocol.last_event_id(obj.sid)
         try:
-            await self._call("subscribe", {"sid": obj.sid, "since": since}, idempotent=True)
+            await self._call(
+                {"id": UNNUMBERED, "type": "subscribe", "sid": obj.sid, "since": since},
+                idempotent=True,
+            )
         except NotFoundError:
             raise
         except SyncError:
@@ -475,16 +478,17 @@ class Client(ClientEvents):
     async def _release(self, obj: CachedObject, handle: ObjectHandle) -> None:
         if self._objects.release(obj, handle) and self._machine.state == ConnectionState.CONNECTED:
             with contextlib.suppress(SyncError):
-                await self._call("unsubscribe", {"sid": obj.sid}, idempotent=True)
+                await self._call(
+                    {"id": UNNUMBERED, "type": "unsubscribe", "sid": obj.sid}, idempotent=True
+                )
 
     # ---- requests ----------------------------------------------------------------------
-    async def _call(
-        self, type_: str, params: JsonObject, *, idempotent: bool = False
-    ) -> JsonObject:
+    async def _call(self, request: Request, *, idempotent: bool = False) -> JsonObject:
         """Send a request and await its reply, waiting for a connection if needed.
 
         Raises ConnectionLostError if never sent (not applied) and CommandTimeoutError if the
         outcome is unknown (sent, but no reply in time or the connection dropped)."""
+        type_ = request["type"]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.command_timeout
         throttled = 0
@@ -502,7 +506,7 @@ class Client(ClientEvents):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._connected.wait(), remaining)
                 continue
-            request_id, frame = self._protocol.encode_request(type_, params)
+            request_id, frame = self._protocol.encode_request(request)
             if len(frame) > _MAX_FRAME:
                 raise InvalidRequestError(
                     f"{type_}: request of {len(frame)} bytes exceeds {_MAX_FRAME}"
@@ -667,7 +671,13 @@ class Client(ClientEvents):
 
     async def _handshake(self, ws: ClientConnection) -> JsonObject:
         request_id, frame = self._protocol.encode_request(
-            "hello", {"token": self._token, "client_id": self.client_id, "protocol": 1}
+            {
+                "id": UNNUMBERED,
+                "type": "hello",
+                "token": self._token,
+                "client_id": self.client_id,
+                "protocol": 1,
+            }
         )
         await ws.send(frame, text=True)
         async with asyncio.timeout(self._attempt_timeout):

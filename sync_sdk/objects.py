@@ -54,10 +54,12 @@ from sync_generated.protocol import (
     RemovedFrame,
     UpdatedFrame,
 )
+from sync_generated.protocol_dicts import Request
 
 from ._cache import CachedObject, ObjectHandle, ObjectKind
 from ._codec import DataCodec, as_optional_utc, as_utc, parse_optional_time, parse_time
 from ._emitter import EventEmitter
+from ._protocol import UNNUMBERED
 from .validation import (
     check_data,
     check_index,
@@ -77,9 +79,7 @@ _MAX_MUTATE_ATTEMPTS = 50
 class ObjectChannel(Protocol):
     """What a handle needs from the client that opened it."""
 
-    async def request(
-        self, type_: str, params: JsonObject, *, idempotent: bool = False
-    ) -> JsonObject:
+    async def request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
         """Send a request and return its result (see `Client`: waits for a connection,
         retries an idempotent request, raises the reply's error)."""
         ...
@@ -157,12 +157,18 @@ class _Handle:
 
     async def set_ttl(self, ttl: int) -> None:
         """Expire the object `ttl` seconds from now (0 = never)."""
-        ttl_ = check_ttl(ttl, optional=False)
-        snap = await self._call("set_ttl", ttl=ttl_)
+        snap = await self._request(
+            {
+                "id": UNNUMBERED,
+                "type": "set_ttl",
+                "sid": self.sid,
+                "ttl": check_ttl(ttl, optional=False),
+            }
+        )
         self._object.apply_reply(snap)
 
     async def _remove(self) -> None:
-        await self._call("remove")
+        await self._request({"id": UNNUMBERED, "type": "remove", "sid": self.sid})
 
     # ---- plumbing ----------------------------------------------------------------------
     def _add_listener(self, event: str, handler: Handler[Any]) -> Unsubscribe:
@@ -170,12 +176,10 @@ class _Handle:
             raise ClientClosedError(f"{type(self).__name__} {self.sid} is closed")
         return self._emitter.on(event, handler)
 
-    async def _call(self, type_: str, *, idempotent: bool = False, **params: Any) -> JsonObject:
+    async def _request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
         if self._closed:
             raise ClientClosedError(f"{type(self).__name__} {self.sid} is closed")
-        return await self._channel.request(
-            type_, {"sid": self._object.sid, **params}, idempotent=idempotent
-        )
+        return await self._channel.request(request, idempotent=idempotent)
 
     # ---- what the object cache calls (_cache.ObjectHandle) --------------------------------
     def _dispatch(self, event: EventFrame, is_local: bool) -> None:
@@ -248,16 +252,29 @@ class SyncDocument(_Handle, SyncDocumentEvents[T]):
         self, data: JsonObject, *, merge: bool, ttl: int | None, if_match: str | None
     ) -> T:
         check_data(data)
-        snap = await self._call(
-            "document_set", data=data, merge=merge, ttl=check_ttl(ttl), if_match=if_match
+        snap = await self._request(
+            {
+                "id": UNNUMBERED,
+                "type": "document_set",
+                "sid": self.sid,
+                "data": data,
+                "merge": merge,
+                "ttl": check_ttl(ttl),
+                "if_match": if_match,
+            }
         )
         self._object.apply_reply(snap)
         return self._codec.decode(snap.get("data") or {})
 
     async def _refresh(self) -> None:
-        snap = await self._channel.request(
-            "open",
-            {"kind": "document", "object_id": self.sid, "mode": "open_existing"},
+        snap = await self._request(
+            {
+                "id": UNNUMBERED,
+                "type": "open",
+                "kind": "document",
+                "object_id": self.sid,
+                "mode": "open_existing",
+            },
             idempotent=True,
         )
         self._object.apply_reply(snap)
@@ -337,8 +354,9 @@ class _Collection(_Handle, Generic[T]):
         super().__init__(channel, obj, codec)
         self._codec: DataCodec[T] = codec
 
-    def _ref(self, item: Any) -> JsonObject:
-        return {self._item_field: item}
+    def _index_and_key(self, item: Any) -> tuple[int | None, str | None]:
+        """A request's `index` and `key` for an item: a list names it by index, a map by key."""
+        return (item, None) if self._item_field == "index" else (None, item)
 
     def _item(
         self,
@@ -399,7 +417,12 @@ class _Collection(_Handle, Generic[T]):
         )
 
     async def _get(self, item: Any) -> Any:
-        return self._remembered(await self._call("item_get", idempotent=True, **self._ref(item)))
+        index, key = self._index_and_key(item)
+        snap = await self._request(
+            {"id": UNNUMBERED, "type": "item_get", "sid": self.sid, "index": index, "key": key},
+            idempotent=True,
+        )
+        return self._remembered(snap)
 
     async def _set(
         self,
@@ -412,30 +435,59 @@ class _Collection(_Handle, Generic[T]):
         if_absent: bool = False,
     ) -> Any:
         check_data(data)
-        snap = await self._call(
-            "item_set",
-            data=data,
-            merge=merge,
-            ttl=check_ttl(ttl),
-            if_match=if_match,
-            if_absent=if_absent,
-            **self._ref(item),
+        index, key = self._index_and_key(item)
+        snap = await self._request(
+            {
+                "id": UNNUMBERED,
+                "type": "item_set",
+                "sid": self.sid,
+                "index": index,
+                "key": key,
+                "data": data,
+                "merge": merge,
+                "ttl": check_ttl(ttl),
+                "if_match": if_match,
+                "if_absent": if_absent,
+            }
         )
         return self._remembered(snap)
 
     async def _remove_item(self, item: Any) -> None:
-        await self._call("item_remove", **self._ref(item))
+        index, key = self._index_and_key(item)
+        await self._request(
+            {"id": UNNUMBERED, "type": "item_remove", "sid": self.sid, "index": index, "key": key}
+        )
 
     async def _set_item_ttl(self, item: Any, ttl: int) -> None:
-        await self._call("item_set_ttl", ttl=check_ttl(ttl, optional=False), **self._ref(item))
+        index, key = self._index_and_key(item)
+        await self._request(
+            {
+                "id": UNNUMBERED,
+                "type": "item_set_ttl",
+                "sid": self.sid,
+                "index": index,
+                "key": key,
+                "ttl": check_ttl(ttl, optional=False),
+            }
+        )
 
     async def _page(
         self, start: Any, inclusive: bool, order: Order, page_size: int
     ) -> Paginator[Any]:
-        params: JsonObject = {"page_size": page_size, "order": order, "inclusive": inclusive}
-        if start is not None:
-            params["from_" + self._item_field] = start
-        result = await self._call("items_page", idempotent=True, **params)
+        from_index, from_key = self._index_and_key(start)
+        result = await self._request(
+            {
+                "id": UNNUMBERED,
+                "type": "items_page",
+                "sid": self.sid,
+                "from_index": from_index,
+                "from_key": from_key,
+                "inclusive": inclusive,
+                "page_size": page_size,
+                "order": order,
+            },
+            idempotent=True,
+        )
 
         async def fetch(cursor: Any, incl: bool, o: Order) -> Paginator[Any]:
             return await self._page(cursor, incl, o, page_size)
@@ -522,7 +574,15 @@ class SyncList(_Collection[T], SyncListEvents[T]):
         """Append an item; returns it with its new index."""
         payload = check_data(self._codec.encode(data))
         item: SyncListItem[T] = self._remembered(
-            await self._call("list_push", data=payload, ttl=check_ttl(ttl))
+            await self._request(
+                {
+                    "id": UNNUMBERED,
+                    "type": "list_push",
+                    "sid": self.sid,
+                    "data": payload,
+                    "ttl": check_ttl(ttl),
+                }
+            )
         )
         return item
 
@@ -678,7 +738,9 @@ class SyncStream(_Handle, SyncStreamEvents[T]):
         payload = check_data(
             self._codec.encode(data), limit=MAX_STREAM_MESSAGE_BYTES, what="stream message"
         )
-        result = await self._call("stream_publish", data=payload)
+        result = await self._request(
+            {"id": UNNUMBERED, "type": "stream_publish", "sid": self.sid, "data": payload}
+        )
         return SyncStreamMessage(sid=str(result["sid"]), data=self._codec.decode(result["data"]))
 
     async def remove_stream(self) -> None:

@@ -7,7 +7,7 @@ every request, so both reject the same input with the same error.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import orjson
 from sync_generated.client import (
@@ -71,8 +71,12 @@ def _check_depth(data: JsonObject, what: str) -> None:
     raise InvalidDocumentDataError(f"{what} is nested more than {MAX_DATA_DEPTH} levels deep")
 
 
+@overload
+def check_ttl(ttl: object, *, optional: Literal[False]) -> int: ...
+@overload
+def check_ttl(ttl: object, *, optional: bool = True) -> int | None: ...
 def check_ttl(ttl: object, *, optional: bool = True) -> int | None:
-    """0 (never expires) to 31,536,000 seconds (54011)."""
+    """0 (never expires) to 31,536,000 seconds (54011); None too if `optional`."""
     if ttl is None and optional:
         return None
     if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 <= ttl <= MAX_TTL_SECONDS:
@@ -141,9 +145,9 @@ def check_order(order: object) -> Literal["asc", "desc"]:
     raise InvalidRequestError(f"order must be 'asc' or 'desc', got {order!r}")
 
 
-def check_mode(mode: object) -> str:
-    if mode not in ("open_or_create", "open_existing", "create_new"):
-        raise InvalidRequestError(
-            f"mode must be 'open_or_create', 'open_existing' or 'create_new', got {mode!r}"
-        )
-    return str(mode)
+def check_mode(mode: object) -> Literal["open_or_create", "open_existing", "create_new"]:
+    if mode == "open_or_create" or mode == "open_existing" or mode == "create_new":
+        return mode
+    raise InvalidRequestError(
+        f"mode must be 'open_or_create', 'open_existing' or 'create_new', got {mode!r}"
+    )

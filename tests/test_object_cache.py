@@ -18,9 +18,11 @@ from sync_generated.client import (
 )
 from sync_generated.errors import ClientClosedError
 from sync_generated.protocol import (
+    REQUEST_ADAPTER,
     EventFrame,
     ItemAddedFrame,
     ItemRemovedFrame,
+    ItemSetRequest,
     ItemSnapshot,
     ItemUpdatedFrame,
     ObjectSnapshot,
@@ -29,13 +31,14 @@ from sync_generated.protocol import (
     SnapshotFrame,
     UpdatedFrame,
 )
+from sync_generated.protocol_dicts import Request
 
 from sync_sdk._cache import CachedObject, ObjectCache, ObjectHandle, ObjectKind
 from sync_sdk._codec import DataCodec
 from sync_sdk._protocol import ClientProtocol
-from sync_sdk.objects import SyncDocument, SyncList, SyncMap
+from sync_sdk.objects import SyncDocument, SyncList, SyncMap, SyncStream
 
-DOC, LIST, MAP = "ET" + "1" * 32, "ES" + "1" * 32, "MP" + "1" * 32
+DOC, LIST, MAP, STREAM = "ET" + "1" * 32, "ES" + "1" * 32, "MP" + "1" * 32, "TO" + "1" * 32
 ME, OTHER = "my-client-id", "other-client-id"
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
 JsonObject = dict[str, Any]
@@ -430,18 +433,19 @@ def test_list_snapshot_names_removed_items_by_index() -> None:
 
 
 class FakeChannel:
-    """An ObjectChannel that answers every request of a type with one canned result."""
+    """An ObjectChannel that answers every request of a type with one canned result, after
+    checking that the server would accept it (encoded as the client does)."""
 
     def __init__(self, results: dict[str, JsonObject] | None = None) -> None:
         self.results = results or {}
-        self.requests: list[tuple[str, JsonObject, bool]] = []
+        self.requests: list[tuple[BaseModel, bool]] = []
         self.released: list[ObjectHandle] = []
+        self._protocol = ClientProtocol()
 
-    async def request(
-        self, type_: str, params: JsonObject, *, idempotent: bool = False
-    ) -> JsonObject:
-        self.requests.append((type_, params, idempotent))
-        return self.results[type_]
+    async def request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
+        _, frame = self._protocol.encode_request(request)
+        self.requests.append((REQUEST_ADAPTER.validate_json(frame, strict=True), idempotent))
+        return self.results.get(request["type"], {})
 
     async def release(self, obj: CachedObject, handle: ObjectHandle) -> None:
         self.released.append(handle)
@@ -531,15 +535,99 @@ async def test_map_set_remembers_the_item_for_a_later_snapshot() -> None:
     obj.handles.append(handle)
     result = await handle.set("k", {"n": 1})
     assert (result.key, result.data, result.revision) == ("k", {"n": 1}, "4")
-    [(type_, params, idempotent)] = channel.requests
-    assert (type_, params["sid"], params["key"], params["data"], idempotent) == (
-        "item_set",
-        MAP,
-        "k",
-        {"n": 1},
-        False,
-    )
+    [(request, idempotent)] = channel.requests
+    assert isinstance(request, ItemSetRequest)
+    assert (request.sid, request.key, request.index, request.data) == (MAP, "k", None, {"n": 1})
+    assert not idempotent
     removed: list[Any] = []
     handle.on("item_removed", removed.append)
     cache.receive(snapshot(MAP, "map", 9))
     assert [(e.key, e.previous_item_data) for e in removed] == [("k", {"n": 1})]
+
+
+def item_reply(ref: int | str, event_id: int, data: JsonObject) -> JsonObject:
+    return item(ref, event_id, data).model_dump(mode="json", exclude_none=True)
+
+
+async def test_every_request_a_handle_sends_is_one_the_server_accepts() -> None:
+    _, _, doc_obj, _ = open_object("document", DOC, 3, {"v": 3})
+    _, _, list_obj, _ = open_object("list", LIST, 3)
+    _, _, map_obj, _ = open_object("map", MAP, 3)
+    page = {"items": [], "has_next": False, "has_prev": False}
+    doc_channel = FakeChannel(
+        {
+            "document_set": object_reply("document", DOC, 4, {"v": 4}),
+            "set_ttl": object_reply("document", DOC, 5, {"v": 4}),
+        }
+    )
+    doc: SyncDocument[JsonObject] = SyncDocument(doc_channel, doc_obj, DataCodec(None))
+    await doc.set({"v": 4}, ttl=60)
+    await doc.update({"w": 1})
+    await doc.set_ttl(0)
+    await doc.remove_document()
+    list_channel = FakeChannel(
+        {
+            "list_push": item_reply(0, 4, {}),
+            "item_get": item_reply(0, 4, {}),
+            "item_set": item_reply(0, 5, {}),
+            "items_page": page,
+        }
+    )
+    lst: SyncList[JsonObject] = SyncList(list_channel, list_obj, DataCodec(None))
+    await lst.push({"t": 1}, ttl=5)
+    await lst.get(0)
+    await lst.set(0, {"t": 2})
+    await lst.update(0, {"u": 1}, ttl=0)
+    await lst.remove(0)
+    await lst.set_item_ttl(0, 30)
+    await lst.get_items(from_=3, page_size=10, order="desc")
+    map_channel = FakeChannel(
+        {"item_get": item_reply("k", 4, {}), "item_set": item_reply("k", 5, {}), "items_page": page}
+    )
+    mp: SyncMap[JsonObject] = SyncMap(map_channel, map_obj, DataCodec(None))
+    await mp.set("k", {"n": 1})
+    await mp.get("k")
+    await mp.mutate("k", lambda data: {**data, "n": 2})
+    await mp.remove("k")
+    await mp.set_item_ttl("k", 30)
+    await mp.get_items(from_="a")
+    _, _, stream_obj, _ = open_object("stream", STREAM, 0)
+    stream_channel = FakeChannel({"stream_publish": {"sid": "TZ" + "1" * 32, "data": {"m": 1}}})
+    stream: SyncStream[JsonObject] = SyncStream(stream_channel, stream_obj, DataCodec(None))
+    await stream.publish_message({"m": 1})
+    sent = [
+        type(request).__name__
+        for channel in (doc_channel, list_channel, map_channel, stream_channel)
+        for request, _ in channel.requests
+    ]
+    assert sent == [
+        "DocumentSetRequest",
+        "DocumentSetRequest",
+        "SetTtlRequest",
+        "RemoveRequest",
+        "ListPushRequest",
+        "ItemGetRequest",
+        "ItemSetRequest",
+        "ItemSetRequest",
+        "ItemRemoveRequest",
+        "ItemSetTtlRequest",
+        "ItemsPageRequest",
+        "ItemSetRequest",
+        "ItemGetRequest",
+        "ItemGetRequest",
+        "ItemSetRequest",
+        "ItemRemoveRequest",
+        "ItemSetTtlRequest",
+        "ItemsPageRequest",
+        "StreamPublishRequest",
+    ]
+    # Reads are retried after a lost connection, writes never.
+    retried = [
+        type(r).__name__ for c in (list_channel, map_channel) for r, again in c.requests if again
+    ]
+    assert retried == ["ItemGetRequest", "ItemsPageRequest"] + ["ItemGetRequest"] * 2 + [
+        "ItemsPageRequest"
+    ]
+    mutated = map_channel.requests[3][0]
+    assert isinstance(mutated, ItemSetRequest)
+    assert (mutated.if_match, mutated.data) == ("4", {"n": 2})  # read, then write if unchanged

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from sync_generated import protocol_dicts
 from sync_generated.client import CONNECTION_STATE_TRANSITIONS, ClientOptions, LogLevel
 from sync_generated.errors import (
     DocumentNotFoundError,
@@ -28,7 +29,7 @@ from sync_generated.protocol import (
 )
 
 from sync_sdk import ConnectionState
-from sync_sdk._protocol import ClientProtocol, Reply
+from sync_sdk._protocol import UNNUMBERED, ClientProtocol, Reply
 from sync_sdk._state import ConnectionStateMachine, InvalidTransition
 
 CS = ConnectionState
@@ -89,23 +90,32 @@ def event_frame(sid: str, name: str, event_id: int | None, **fields: Any) -> dic
 # ---- encode_request ----------------------------------------------------------------------
 
 
-def test_encode_request_ids_increase_and_frame_is_json() -> None:
+def test_encode_request_numbers_each_request_and_leaves_it_unchanged() -> None:
     proto = ClientProtocol()
-    params = {"sid": MAP_SID, "key": "k", "data": {"n": 1, "nested": [1, "two", None]}}
+    request: protocol_dicts.ItemSetRequest = {
+        "id": UNNUMBERED,
+        "type": "item_set",
+        "sid": MAP_SID,
+        "key": "k",
+        "data": {"n": 1, "nested": [1, "two", None]},
+    }
     ids = []
     for _ in range(3):
-        request_id, raw = proto.encode_request("item_set", params)
+        request_id, raw = proto.encode_request(request)
         ids.append(request_id)
-        assert json.loads(raw) == {"id": request_id, "type": "item_set", **params}
+        assert json.loads(raw) == {**request, "id": request_id}
     assert ids == [1, 2, 3]
-    request_id, raw = proto.encode_request("ping", {})
+    assert request["id"] == UNNUMBERED  # a retry encodes the same request again
+    request_id, raw = proto.encode_request({"id": UNNUMBERED, "type": "ping"})
     assert request_id == 4
     assert json.loads(raw) == {"id": 4, "type": "ping"}
 
 
 def test_encoded_request_passes_server_validation() -> None:
     proto = ClientProtocol()
-    _, raw = proto.encode_request("item_set", {"sid": MAP_SID, "key": "k", "data": {"a": 1}})
+    _, raw = proto.encode_request(
+        {"id": UNNUMBERED, "type": "item_set", "sid": MAP_SID, "key": "k", "data": {"a": 1}}
+    )
     assert isinstance(REQUEST_ADAPTER.validate_json(raw), ItemSetRequest)
 
 
@@ -117,12 +127,14 @@ def test_encoded_request_passes_server_validation() -> None:
 def test_encode_request_rejects_non_json(data: dict[Any, Any]) -> None:
     proto = ClientProtocol()
     with pytest.raises(InvalidRequestError) as exc_info:
-        proto.encode_request("document_set", {"sid": "ET" + "0" * 32, "data": data})
+        proto.encode_request(
+            {"id": UNNUMBERED, "type": "document_set", "sid": "ET" + "0" * 32, "data": data}
+        )
     assert exc_info.value.code == 51000
     assert exc_info.value.status == 400
     assert "document_set" in exc_info.value.message
     # The protocol stays usable and ids keep increasing.
-    request_id, _ = proto.encode_request("ping", {})
+    request_id, _ = proto.encode_request({"id": UNNUMBERED, "type": "ping"})
     assert request_id == 2
 
 
