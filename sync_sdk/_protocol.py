@@ -1,11 +1,11 @@
 """Sans-I/O core of the realtime protocol (spec/protocol.yaml).
 
-`ClientProtocol` numbers and encodes requests (the generated TypedDicts of
+`ClientProtocol` numbers and encodes requests (the TypedDicts of
 `sync_generated.protocol_dicts`: typed against the spec, plain dicts at run time), turns
-frames into `Reply` values and the generated event models (`sync_generated.protocol.EventFrame`:
-one per event name, each validated once); it tracks the last event id per subscribed object to drop duplicates and detect
-gaps. It does no I/O, so it is unit-tested without a network; `sync_sdk.client` drives it
-over a WebSocket.
+frames into `Reply` values and the generated event models (`sync_generated.protocol`'s
+`EventFrame`: one model per event name, each frame validated once), and tracks the last
+event id per subscribed object to drop duplicates and detect gaps. It does no I/O, so it
+is unit-tested without a network; `sync_sdk.client` drives it over a WebSocket.
 """
 
 from __future__ import annotations

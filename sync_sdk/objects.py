@@ -181,6 +181,9 @@ class _Handle:
             raise ClientClosedError(f"{type(self).__name__} {self.sid} is closed")
         return await self._channel.request(request, idempotent=idempotent)
 
+    def _dispatch_removed(self, is_local: bool) -> None:
+        self._emitter.emit("removed", CollectionRemovedEvent(is_local=is_local))
+
     # ---- what the object cache calls (_cache.ObjectHandle) --------------------------------
     def _dispatch(self, event: EventFrame, is_local: bool) -> None:
         """Turn an event of this object into the typed event handlers receive."""
@@ -192,9 +195,6 @@ class _Handle:
     def _detach(self) -> None:
         self._closed = True
         self._emitter.clear()
-
-    def _dispatch_removed(self, is_local: bool) -> None:
-        self._emitter.emit("removed", CollectionRemovedEvent(is_local=is_local))
 
 
 class SyncDocument(_Handle, SyncDocumentEvents[T]):
