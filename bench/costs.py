@@ -27,6 +27,7 @@ from sync_generated import protocol as p
 from sync_sdk._protocol import UNNUMBERED, ClientProtocol
 from sync_server import wire
 from sync_server.broker import InProcessBroker
+from sync_server.credentials import load_credentials
 from sync_server.service import Caller, SyncService
 from sync_server.storage.base import ServiceRecord
 from sync_server.storage.sqlite import SQLiteStorage
@@ -68,7 +69,8 @@ async def measure(pad: str, n: int = 3000) -> dict[str, float]:
         await storage.put_service(
             ServiceRecord(sid=SVC, account_sid="AC" + "0" * 32, date_created=now, date_updated=now)
         )
-        service = SyncService(storage, InProcessBroker())
+        creds = load_credentials(tmp, env={})  # a generated development set
+        service = SyncService(storage, InProcessBroker(), credentials=creds)
         caller = Caller(SVC, "bench", "bench-client")
         obj = await storage.create_object(
             SVC, "map", unique_name="costs", data=None, ttl=None, created_by="bench"

@@ -116,8 +116,12 @@ def json_schema_from_asyncapi(doc: JsonDict, *, typed_dicts: bool = False) -> Js
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": schemas}
 
 
-def _datamodel(
-    schema: JsonDict, source: str, model_type: DataModelType, *, docstring: str | None = None
+def pydantic_models(
+    schema: JsonDict,
+    source: str,
+    model_type: DataModelType = DataModelType.PydanticV2BaseModel,
+    *,
+    docstring: str | None = None,
 ) -> str:
     # Only $defs matter; the root is an empty placeholder object.
     schema = {k: v for k, v in schema.items() if not k.startswith("x-")}
@@ -151,10 +155,6 @@ def _datamodel(
     return out
 
 
-def pydantic_models(schema: JsonDict, source: str) -> str:
-    return _datamodel(schema, source, DataModelType.PydanticV2BaseModel)
-
-
 def protocol_module(protocol: JsonDict) -> str:
     """Pydantic models of every protocol.yaml payload, then its discriminated unions with a
     TypeAdapter each (`REQUEST_ADAPTER`, `EVENT_FRAME_ADAPTER`)."""
@@ -172,7 +172,7 @@ def protocol_dicts_module(protocol: JsonDict) -> str:
         "checked by the type checker against the spec, at no runtime cost. `protocol.py` has\n"
         'the same payloads as pydantic models, to validate frames received."""'
     )
-    models = _datamodel(
+    models = pydantic_models(
         json_schema_from_asyncapi(protocol, typed_dicts=True),
         "protocol.yaml",
         DataModelType.TypingTypedDict,
@@ -180,6 +180,36 @@ def protocol_dicts_module(protocol: JsonDict) -> str:
     )
     unions = discriminated_unions(protocol["components"]["schemas"])
     return models + render("protocol_dicts_union.py.j2", unions=unions)
+
+
+def split_models(doc: JsonDict, source: str) -> tuple[str, str]:
+    """An OpenAPI document's schemas as two modules: pydantic models for what arrives
+    (validated at run time) and TypedDicts for those marked `x-python: typeddict`, what the
+    server builds and sends (checked by mypy, no run-time cost). Shared schemas without the
+    mark that a TypedDict refers to are in both."""
+    schemas: JsonDict = doc["components"]["schemas"]
+    typed = {name for name, schema in schemas.items() if schema.get("x-python") == "typeddict"}
+
+    def refs(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            found = {node["$ref"].rsplit("/", 1)[1]} if isinstance(node.get("$ref"), str) else set()
+            return found.union(*(refs(v) for v in node.values()))
+        if isinstance(node, list):
+            return set().union(*(refs(v) for v in node))
+        return set()
+
+    shared = set().union(*(refs(schemas[name]) for name in typed)) - typed
+    clean = {n: {k: v for k, v in s.items() if k != "x-python"} for n, s in schemas.items()}
+
+    def subset(names: set[str]) -> JsonDict:
+        picked = {n: clean[n] for n in schemas if n in names}
+        return json_schema_from_openapi({"components": {"schemas": picked}})
+
+    models = pydantic_models(subset(set(schemas) - typed), source)
+    typed_dicts = pydantic_models(
+        subset(typed | shared), source, model_type=DataModelType.TypingTypedDict
+    )
+    return models, typed_dicts
 
 
 # ---- template helpers -------------------------------------------------------------------
@@ -499,6 +529,8 @@ def generate_all(spec_dir: Path, out_dir: Path) -> list[Path]:
     client = load_yaml(spec_dir / "client.yaml")
     errors = load_yaml(spec_dir / "errors.yaml")
     http = load_yaml(spec_dir / "http.yaml")
+    twilsock = load_yaml(spec_dir / "twilsock.yaml")
+    cds_models, cds_types = split_models(load_yaml(spec_dir / "cds.yaml"), "cds.yaml")
 
     files: dict[str, str] = {
         "__init__.py": render("init.py.j2", header=header("*.yaml")),
@@ -514,6 +546,9 @@ def generate_all(spec_dir: Path, out_dir: Path) -> list[Path]:
             "errors.py.j2", header=header("errors.yaml"), **build_errors_context(errors)
         ),
         "rest.py": rest_module(http),
+        "twilsock.py": pydantic_models(json_schema_from_openapi(twilsock), "twilsock.yaml"),
+        "cds.py": cds_models,
+        "cds_types.py": cds_types,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

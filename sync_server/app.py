@@ -6,9 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,41 +13,21 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from sync_sdk._version import __version__
+from sync_sdk import __version__
 
 from . import wire
 from .broker import Broker, InProcessBroker
-from .credentials import Credentials
-from .realtime import RealtimeSettings, realtime_endpoint
+from .cds import ClientApi
+from .config import ServerConfig
+from .realtime import realtime_endpoint
 from .rest import RestApi, method_not_allowed, not_found
 from .service import SyncService
 from .storage.base import ServiceRecord, Storage
 from .storage.sqlite import SQLiteStorage
+from .twilsock import twilsock_endpoint
 from .webhooks import WebhookDispatcher
 
 log = logging.getLogger("sync_server")
-
-
-@dataclass(slots=True)
-class ServerConfig:
-    data_dir: Path
-    credentials: Credentials
-    sqlite_synchronous: str = "NORMAL"
-    expiry_interval: float = 1.0
-    heartbeat_interval: float = 5.0
-    max_subscriptions: int = 1000
-    max_outbox_frames: int = 10_000
-    max_frame_bytes: int = 256 * 1024
-    event_retention: int = 10_000
-    write_rate: float = 100.0
-    write_burst: int = 200
-    storage: Literal["sqlite", "postgres"] = "sqlite"
-    database_url: str | None = None
-    database_pool_size: int = 10
-    broker: Literal["local", "redis"] = "local"
-    redis_url: str | None = None
-    redis_prefix: str = "sync"
-    audit_interval: float = 2.0
 
 
 _CLUSTER_EXTRA = "the cluster extra (asyncpg, redis): pip install 'sync-sdk[cluster]'"
@@ -69,13 +46,13 @@ def make_storage(config: ServerConfig) -> Storage:
 
         return PostgresStorage(
             config.database_url,
-            event_retention=config.event_retention,
+            event_retention=config.limits.event_retention,
             max_pool=config.database_pool_size,
         )
     return SQLiteStorage(
         config.data_dir / "sync.db",
         synchronous=config.sqlite_synchronous,
-        event_retention=config.event_retention,
+        event_retention=config.limits.event_retention,
     )
 
 
@@ -108,17 +85,7 @@ def create_app(
     store = storage or make_storage(config)
     hub = broker or make_broker(config)
     webhooks = WebhookDispatcher(auth_token=creds.auth_token)
-    service = SyncService(
-        store, hub, write_rate=config.write_rate, write_burst=config.write_burst, webhooks=webhooks
-    )
-    settings = RealtimeSettings(
-        account_sid=creds.account_sid,
-        api_keys={creds.api_key_sid: creds.api_secret},
-        max_frame_bytes=config.max_frame_bytes,
-        max_subscriptions=config.max_subscriptions,
-        max_outbox_frames=config.max_outbox_frames,
-        heartbeat_interval=config.heartbeat_interval,
-    )
+    service = SyncService(store, hub, credentials=creds, limits=config.limits, webhooks=webhooks)
 
     async def expiry_loop() -> None:
         while True:
@@ -156,12 +123,15 @@ def create_app(
             await store.close()
 
     async def realtime(ws: WebSocket) -> None:
-        await realtime_endpoint(ws, service, settings)
+        await realtime_endpoint(ws, service)
+
+    client_api = ClientApi(service)
+
+    async def twilsock(ws: WebSocket) -> None:
+        await twilsock_endpoint(ws, service, client_api)
 
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse(
-            {"status": "ok", "version": __version__, "service_sid": creds.service_sid}
-        )
+        return JSONResponse({"status": "ok", "version": __version__})
 
     async def readiness(request: Request) -> JSONResponse:
         storage_state: dict[str, object] = {"kind": config.storage, "ok": True}
@@ -183,6 +153,7 @@ def create_app(
     app = Starlette(
         routes=[
             WebSocketRoute("/v1/realtime", realtime),
+            WebSocketRoute("/v3/wsconnect", twilsock),
             Route("/healthz", health),
             Route("/readyz", readiness),
             *rest.routes(),

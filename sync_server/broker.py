@@ -12,8 +12,9 @@ with a snapshot if needed). Events without an id (stream messages) go straight t
     InProcessBroker   one process (the embedded default)
     RedisBroker       several nodes over Redis pub/sub (sync_server.redis_broker)
 
-A frame is decoded to text once per event and handed as is to every subscriber, whose
-`deliver()` only appends to its outbox: publishing never waits on a slow connection.
+Each `Event` is handed as is to every subscriber, whose `deliver()` only queues it (its
+encodings are computed once per event, see `events.py`): publishing never waits on a slow
+connection.
 Subclasses add the remote side: `_listen`/`_unlisten` a topic, `_send` what this process
 published, `broadcast` control messages (cache invalidations) to the other nodes.
 """
@@ -27,6 +28,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .events import Event
 from .storage.base import Storage
 
 log = logging.getLogger("sync_server.broker")
@@ -35,7 +37,7 @@ ControlMessage = dict[str, str]
 
 
 class Subscriber(Protocol):
-    def deliver(self, sid: str, event_id: int | None, frame: str) -> None: ...
+    def deliver(self, event: Event) -> None: ...
 
     def resync(self, sid: str) -> None:
         """Events of `sid` were missed and cannot be replayed here: catch up from storage."""
@@ -47,7 +49,7 @@ class _Topic:
     sid: str
     subscribers: set[Subscriber] = field(default_factory=set)
     delivered: int | None = None  # last event id delivered; None until the baseline is read
-    pending: dict[int, tuple[str, bool]] = field(default_factory=dict)  # id -> (frame, final)
+    pending: dict[int, Event] = field(default_factory=dict)  # by event id
     expected: int = 0  # events up to this id are known to exist
     ended: bool = False  # the object's final (`removed`) event was delivered
     timer: asyncio.TimerHandle | None = None
@@ -136,52 +138,51 @@ class Broker:
         self._set_position(topic, positions.get(topic.sid, 0))
 
     # ---- publishing --------------------------------------------------------------------
-    async def publish(
-        self, service_sid: str, sid: str, event_id: int | None, frame: bytes, *, final: bool = False
-    ) -> None:
+    async def publish(self, event: Event) -> None:
         """Deliver a committed event (or a stream message: event_id None) to every subscriber
-        on every node. `final`: the object's removal, after which nothing follows."""
-        self.offer(sid, event_id, frame.decode(), final)
-        self._send(service_sid, sid, event_id, frame, final)
+        on every node."""
+        self.offer(event)
+        self._send(event)
 
     def broadcast(self, message: ControlMessage) -> None:
         """Tell the other nodes (none here) about a change that invalidates their caches."""
 
-    def offer(self, sid: str, event_id: int | None, text: str, final: bool = False) -> None:
+    def offer(self, event: Event) -> None:
         """An event from this process or another node: deliver it in order, exactly once."""
-        topic = self._topics.get(sid)
+        topic = self._topics.get(event.sid)
         if topic is None:
             return
+        event_id = event.event_id
         if event_id is None:
-            self._fan_out(topic, None, text)
+            self._fan_out(topic, event)
             return
         delivered = topic.delivered
         if delivered is not None and event_id == delivered + 1 and not topic.pending:
             topic.delivered = event_id
-            topic.ended = final
-            self._fan_out(topic, event_id, text)
+            topic.ended = event.final
+            self._fan_out(topic, event)
             return
         if delivered is not None and event_id <= delivered:
             return  # a duplicate (e.g. our own event echoed back, or already repaired)
-        topic.pending[event_id] = (text, final)
+        topic.pending[event_id] = event
         if delivered is not None:
             self._drain(topic)
 
-    def _fan_out(self, topic: _Topic, event_id: int | None, text: str) -> None:
+    def _fan_out(self, topic: _Topic, event: Event) -> None:
         for subscriber in tuple(topic.subscribers):
-            subscriber.deliver(topic.sid, event_id, text)
+            subscriber.deliver(event)
 
     def _drain(self, topic: _Topic) -> None:
         """Deliver pending events that are next in line; wait (bounded) for the rest."""
         assert topic.delivered is not None
         while topic.pending:
             nxt = topic.delivered + 1
-            entry = topic.pending.pop(nxt, None)
-            if entry is None:
+            event = topic.pending.pop(nxt, None)
+            if event is None:
                 break
             topic.delivered = nxt
-            topic.ended = entry[1]
-            self._fan_out(topic, nxt, entry[0])
+            topic.ended = event.final
+            self._fan_out(topic, event)
         if topic.pending:
             self._expect(topic, min(topic.pending) - 1)
 
@@ -226,7 +227,7 @@ class Broker:
                     break
                 log.info("repairing %s: events %d..%d", topic.sid, since + 1, events[-1].event_id)
                 for event in events:
-                    self.offer(topic.sid, event.event_id, event.frame.decode())
+                    self.offer(event)
         except Exception:
             log.exception("repairing %s failed; retrying", topic.sid)
             await asyncio.sleep(self.gap_timeout)
@@ -278,9 +279,7 @@ class Broker:
     def _unlisten(self, sid: str) -> None:
         """Stop receiving `sid`'s events from other nodes."""
 
-    def _send(
-        self, service_sid: str, sid: str, event_id: int | None, frame: bytes, final: bool
-    ) -> None:
+    def _send(self, event: Event) -> None:
         """Hand an event published here to the other nodes."""
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

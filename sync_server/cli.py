@@ -13,6 +13,7 @@ import socket
 import sys
 from pathlib import Path
 
+from .config import DEFAULT_LIMITS
 from .credentials import Credentials, describe, load_credentials
 from .tokens import mint_token
 
@@ -64,7 +65,8 @@ class _ClientFaultsAreWarnings(logging.Filter):
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import ServerConfig, create_app
+    from .app import create_app
+    from .config import Limits, ServerConfig
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -75,14 +77,16 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         data_dir=data_dir,
         credentials=creds,
+        limits=Limits(
+            heartbeat_interval=args.heartbeat_interval,
+            max_subscriptions=args.max_subscriptions,
+            max_outbox_frames=args.max_outbox_frames,
+            max_frame_bytes=args.max_frame_bytes,
+            event_retention=args.event_retention,
+            write_rate=args.write_rate,
+            write_burst=args.write_burst,
+        ),
         sqlite_synchronous=args.sqlite_synchronous,
-        heartbeat_interval=args.heartbeat_interval,
-        max_subscriptions=args.max_subscriptions,
-        max_outbox_frames=args.max_outbox_frames,
-        max_frame_bytes=args.max_frame_bytes,
-        event_retention=args.event_retention,
-        write_rate=args.write_rate,
-        write_burst=args.write_burst,
         storage=args.storage,
         database_url=args.database_url,
         database_pool_size=args.database_pool_size,
@@ -142,7 +146,7 @@ def _has(module: str) -> bool:
 
 
 def _version() -> str:
-    from sync_sdk._version import __version__
+    from sync_sdk import __version__
 
     return __version__
 
@@ -182,30 +186,47 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["NORMAL", "FULL"],
         help="NORMAL survives a process crash; FULL also survives power loss (slower)",
     )
+    limits = DEFAULT_LIMITS  # one home for the defaults (sync_server/config.py)
     serve.add_argument(
-        "--heartbeat-interval", type=float, default=5.0, help="seconds between WebSocket pings"
+        "--heartbeat-interval",
+        type=float,
+        default=limits.heartbeat_interval,
+        help="seconds between WebSocket pings (default %(default)s)",
     )
-    serve.add_argument("--max-subscriptions", type=int, default=1000, help="per connection")
-    serve.add_argument("--max-frame-bytes", type=int, default=256 * 1024)
+    serve.add_argument(
+        "--max-subscriptions",
+        type=int,
+        default=limits.max_subscriptions,
+        help="per connection (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-frame-bytes",
+        type=int,
+        default=limits.max_frame_bytes,
+        help="UTF-8 bytes; over it: 51001, over twice it the socket closes (default %(default)s)",
+    )
     serve.add_argument(
         "--write-rate",
         type=float,
-        default=100.0,
+        default=limits.write_rate,
         help="sustained writes/s per object, 0 = unlimited (Twilio: 20); over it: 54009",
     )
     serve.add_argument(
-        "--write-burst", type=int, default=200, help="burst of writes per object above the rate"
+        "--write-burst",
+        type=int,
+        default=limits.write_burst,
+        help="burst of writes per object above the rate (default %(default)s)",
     )
     serve.add_argument(
         "--event-retention",
         type=int,
-        default=10_000,
+        default=limits.event_retention,
         help="events kept per object for catch-up after a reconnect (older: a snapshot is sent)",
     )
     serve.add_argument(
         "--max-outbox-frames",
         type=int,
-        default=10_000,
+        default=limits.max_outbox_frames,
         help="frames queued for a slow client before it is disconnected (4008) to catch up later",
     )
     cluster = serve.add_argument_group(

@@ -34,6 +34,7 @@ from redis.backoff import NoBackoff
 
 from .broker import Broker, ControlMessage
 from .credentials import redact_url
+from .events import Event
 
 log = logging.getLogger("sync_server.redis")
 
@@ -98,15 +99,13 @@ class RedisBroker(Broker):
                 await self._publisher.aclose()
 
     # ---- outgoing ----------------------------------------------------------------------
-    def _send(
-        self, service_sid: str, sid: str, event_id: int | None, frame: bytes, final: bool
-    ) -> None:
+    def _send(self, event: Event) -> None:
         header = b"%s|%s|%s|" % (
             self._tag,
-            b"" if event_id is None else str(event_id).encode(),
-            b"1" if final else b"0",
+            b"" if event.event_id is None else str(event.event_id).encode(),
+            b"1" if event.final else b"0",
         )
-        self._queue(self._event_prefix + sid.encode(), header + frame)
+        self._queue(self._event_prefix + event.sid.encode(), header + event.frame)
 
     def broadcast(self, message: ControlMessage) -> None:
         self._queue(self._control, orjson.dumps({**message, "node": self.node_id}))
@@ -258,7 +257,10 @@ class RedisBroker(Broker):
         if node == self._tag:
             return  # our own event: delivered locally when it was published
         sid = channel[len(self._event_prefix) :].decode()
-        self.offer(sid, int(event_id) if event_id else None, frame.decode(), final == b"1")
+        topic = self._topics.get(sid)
+        if topic is not None:
+            number = int(event_id) if event_id else None
+            self.offer(Event(topic.service_sid, sid, number, frame, final == b"1"))
 
     def _on_control(self, data: bytes) -> None:
         try:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlencode
@@ -24,24 +25,19 @@ from starlette.routing import Route
 from sync_generated.client import MAX_PAGE_SIZE
 from sync_generated.errors import (
     AuthenticationError,
+    FrameTooLargeError,
     InternalServerError,
     InvalidDocumentDataError,
     InvalidRequestError,
     InvalidTtlError,
-    InvalidUniqueNameError,
-    PermissionNotFoundError,
     ResourceNotFoundError,
-    ServiceNotFoundError,
     SyncError,
-    UniqueNameExistsError,
 )
-
-from sync_sdk.validation import check_unique_name as check_name
 
 from . import wire
 from .credentials import Credentials
-from .service import NOT_FOUND, SID_RE, Caller, SyncService, check_unique_name
-from .storage.base import ItemRecord, ObjectKind, ObjectRecord, PermissionRecord, ServiceRecord
+from .records import ItemRecord, ObjectKind, ObjectRecord, PermissionRecord, ServiceRecord
+from .service import Caller, SyncService, check_unique_name
 
 log = logging.getLogger("sync_server.rest")
 
@@ -63,6 +59,7 @@ LIST_KEY: dict[ObjectKind, str] = {
 }
 SYSTEM = "system"
 _MAX_INDEX = 2**63 - 1  # list indexes are 64-bit
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def _path_segment(value: str) -> str:
@@ -90,10 +87,10 @@ def _int(
     raw = form.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise error(f"{name} must be an integer, got {raw!r:.40}") from None
+    digits = raw[1:] if raw[:1] in "+-" else raw
+    if not (digits.isascii() and digits.isdigit()):  # int() would also take "１２" or " 7_0"
+        raise error(f"{name} must be an integer, got {raw!r:.40}")
+    value = int(raw)
     if not low <= value <= high:
         raise error(f"{name} must be between {low} and {high}, got {value}")
     return value
@@ -141,7 +138,6 @@ class RestApi:
 
     def __init__(self, service: SyncService, credentials: Credentials) -> None:
         self.service = service
-        self.storage = service.storage
         self.credentials = credentials
 
     # ---- plumbing ----------------------------------------------------------------------
@@ -229,32 +225,46 @@ class RestApi:
         except (binascii.Error, UnicodeDecodeError):
             raise AuthenticationError("malformed Basic authorization header") from None
         c = self.credentials
+        given = password.encode()  # bytes: compare_digest refuses non-ASCII str
         valid = (
-            user == c.account_sid and c.auth_token and hmac.compare_digest(password, c.auth_token)
-        ) or (user == c.api_key_sid and hmac.compare_digest(password, c.api_secret))
+            user == c.account_sid
+            and c.auth_token
+            and hmac.compare_digest(given, c.auth_token.encode())
+        ) or (user == c.api_key_sid and hmac.compare_digest(given, c.api_secret.encode()))
         if not valid:
             raise AuthenticationError("invalid username or password")
 
-    @staticmethod
-    async def _form(request: Request) -> Form:
-        body = (await request.body()).decode("utf-8", errors="replace")
-        return dict(parse_qsl(body, keep_blank_values=True))
+    async def _form(self, request: Request) -> Form:
+        """The form body, read up to the size limit (413 beyond); a body that is not valid
+        form encoding (bad %-escapes, not UTF-8) is a 400, never silently repaired."""
+        limit = self.service.limits.max_request_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise FrameTooLargeError(f"request body of {declared} bytes exceeds {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise FrameTooLargeError(f"request body exceeds {limit} bytes")
+            chunks.append(chunk)
+        try:
+            body = b"".join(chunks).decode("ascii")
+            if _BAD_ESCAPE.search(body):
+                raise ValueError("a % not followed by two hex digits")
+            return dict(parse_qsl(body, keep_blank_values=True, errors="strict"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise InvalidRequestError(f"the form body is not valid form encoding: {exc}") from None
 
     @staticmethod
     def _base(request: Request) -> str:
         return f"{request.url.scheme}://{request.url.netloc}/v1"
 
     async def _service(self, sid_or_name: str) -> ServiceRecord:
-        svc = await self.storage.get_service(sid_or_name)
-        if svc is None:
-            raise ServiceNotFoundError(f"service {sid_or_name!r:.80} not found")
-        return svc
+        return await self.service.get_service(sid_or_name)
 
     async def _object(self, service_sid: str, kind: ObjectKind, sid_or_name: str) -> ObjectRecord:
-        obj = await self.storage.get_object(service_sid, kind, sid_or_name)
-        if obj is None:
-            raise NOT_FOUND[kind](f"{kind} {sid_or_name!r:.80} not found")
-        return obj
+        return await self.service.find_object(self._caller(service_sid), kind, sid_or_name)
 
     @staticmethod
     def _caller(service_sid: str) -> Caller:
@@ -445,7 +455,7 @@ class RestApi:
 
     async def list_services(self, request: Request) -> Response:
         size, page, cursor = self._page_params(request)
-        rows = await self.storage.list_services(after_sid=cursor.get("after"), limit=size + 1)
+        rows = await self.service.list_services(after_sid=cursor.get("after"), limit=size + 1)
         more = len(rows) > size
         rows = rows[:size]
         base = self._base(request)
@@ -458,17 +468,6 @@ class RestApi:
             next_cursor={"after": rows[-1].sid} if more and rows else None,
         )
 
-    async def _check_service_name(self, svc: ServiceRecord) -> None:
-        name = svc.unique_name
-        if name is None:
-            return
-        check_name(name)
-        if SID_RE.fullmatch(name):
-            raise InvalidUniqueNameError(f"service unique name {name!r:.80} looks like a SID")
-        other = await self.storage.get_service(name)
-        if other is not None and other.sid != svc.sid:
-            raise UniqueNameExistsError(f"a service named {name!r:.80} already exists")
-
     async def create_service(self, request: Request) -> Response:
         form = await self._form(request)
         t = wire.now()
@@ -479,8 +478,7 @@ class RestApi:
             date_updated=t,
         )
         self._apply_service_form(svc, form)
-        await self._check_service_name(svc)
-        await self.storage.put_service(svc)
+        await self.service.create_service(svc)
         return JSONResponse(self._service_json(self._base(request), svc), status_code=201)
 
     async def fetch_service(self, request: Request) -> Response:
@@ -490,16 +488,12 @@ class RestApi:
     async def update_service(self, request: Request) -> Response:
         svc = await self._service(request.path_params["Sid"])
         self._apply_service_form(svc, await self._form(request))
-        await self._check_service_name(svc)
-        svc.date_updated = wire.now()
-        await self.storage.put_service(svc)
-        self.service.service_changed(svc)
+        await self.service.update_service(svc)
         return JSONResponse(self._service_json(self._base(request), svc))
 
     async def delete_service(self, request: Request) -> Response:
         svc = await self._service(request.path_params["Sid"])
-        await self.storage.delete_service(svc.sid)
-        self.service.service_changed(None, sid=svc.sid)
+        await self.service.delete_service(svc.sid)
         return Response(status_code=204)
 
     # ---- objects -----------------------------------------------------------------------
@@ -507,8 +501,8 @@ class RestApi:
         async def handler(request: Request) -> Response:
             svc = await self._service(request.path_params["ServiceSid"])
             size, page, cursor = self._page_params(request)
-            rows = await self.storage.list_objects(
-                svc.sid, kind, after_sid=cursor.get("after"), limit=size + 1
+            rows = await self.service.list_objects(
+                self._caller(svc.sid), kind, after_sid=cursor.get("after"), limit=size + 1
             )
             more = len(rows) > size
             rows = rows[:size]
@@ -693,7 +687,8 @@ class RestApi:
         async def handler(request: Request) -> Response:
             obj = await self._collection(request, kind)
             ref = self._item_ref(kind, request.path_params["Item"])
-            item = await self.storage.get_item(obj.service_sid, kind, obj.sid, ref)
+            index, key = (ref, None) if isinstance(ref, int) else (None, ref)
+            item = await self.service.get_item(self._caller(obj.service_sid), obj.sid, index, key)
             return JSONResponse(self._item_json(self._base(request), obj, item))
 
         return handler
@@ -709,9 +704,7 @@ class RestApi:
             collection_ttl = _ttl(form, "CollectionTtl")
             if_match = request.headers.get("if-match")
             index, key = (ref, None) if isinstance(ref, int) else (None, ref)
-            item = await self.storage.get_item(
-                obj.service_sid, kind, obj.sid, ref
-            )  # 404 if missing
+            item = await self.service.get_item(caller, obj.sid, index, key)  # 404 if missing
             if data is not None:
                 item = await self.service.set_item(
                     caller, obj.sid, index, key, data, merge=False, if_match=if_match, ttl=item_ttl
@@ -741,8 +734,11 @@ class RestApi:
         async def handler(request: Request) -> Response:
             obj = await self._collection(request, kind)
             size, page, cursor = self._page_params(request)
-            rows = await self.storage.list_permissions(
-                obj.service_sid, obj.sid, after_identity=cursor.get("after"), limit=size + 1
+            rows = await self.service.list_permissions(
+                self._caller(obj.service_sid),
+                obj.sid,
+                after_identity=cursor.get("after"),
+                limit=size + 1,
             )
             more = len(rows) > size
             rows = rows[:size]
@@ -762,11 +758,9 @@ class RestApi:
         async def handler(request: Request) -> Response:
             obj = await self._collection(request, kind)
             identity = request.path_params["Identity"]
-            perm = await self.storage.get_permission(obj.service_sid, obj.sid, identity)
-            if perm is None:
-                raise PermissionNotFoundError(
-                    f"no permission for identity {identity!r:.80} on {obj.sid}"
-                )
+            perm = await self.service.get_permission(
+                self._caller(obj.service_sid), obj.sid, identity
+            )
             return JSONResponse(self._permission_json(self._base(request), obj, perm))
 
         return handler
@@ -788,8 +782,7 @@ class RestApi:
                 bool(flags["Write"]),
                 bool(flags["Manage"]),
             )
-            await self.storage.put_permission(perm)
-            self.service.permission_changed(perm.service_sid, perm.object_sid, identity)
+            await self.service.set_permission(self._caller(obj.service_sid), perm)
             return JSONResponse(self._permission_json(self._base(request), obj, perm))
 
         return handler
@@ -798,11 +791,7 @@ class RestApi:
         async def handler(request: Request) -> Response:
             obj = await self._collection(request, kind)
             identity = request.path_params["Identity"]
-            if not await self.storage.delete_permission(obj.service_sid, obj.sid, identity):
-                raise PermissionNotFoundError(
-                    f"no permission for identity {identity!r:.80} on {obj.sid}"
-                )
-            self.service.permission_changed(obj.service_sid, obj.sid, identity)
+            await self.service.delete_permission(self._caller(obj.service_sid), obj.sid, identity)
             return Response(status_code=204)
 
         return handler

@@ -1,7 +1,11 @@
-"""The Sync service's operations, shared by the realtime endpoint (and later REST).
+"""The Sync service: every operation of the application core, whatever the front door.
 
-Validates arguments with Twilio's codes, calls storage, and publishes every resulting
-event to the broker right after the write commits (so events leave in commit order).
+REST, the native WebSocket protocol and Twilsock only parse, call this (or a `Session`,
+which calls this) and encode. `SyncService` validates arguments with Twilio's codes,
+checks access (ACL), calls storage, publishes every resulting event to the broker right
+after the write commits (so events leave in commit order), queues webhooks, and keeps the
+caches of services, permissions and live streams, invalidated here and on every other node
+(`broker.broadcast`) when a service, a permission or a stream changes.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import orjson
 from sync_generated.client import (
     MAX_STREAM_MESSAGE_BYTES,
     SID_PREFIXES,
@@ -24,7 +27,9 @@ from sync_generated.errors import (
     InvalidUniqueNameError,
     ListNotFoundError,
     MapNotFoundError,
+    PermissionNotFoundError,
     RateLimitExceededError,
+    ServiceNotFoundError,
     StreamNotFoundError,
     SyncError,
     UniqueNameExistsError,
@@ -35,16 +40,19 @@ from sync_sdk.validation import check_unique_name as check_name
 
 from . import wire
 from .broker import Broker
-from .storage.base import (
+from .config import DEFAULT_LIMITS, Limits
+from .credentials import Credentials
+from .events import Event, StoredEvent
+from .records import (
     ItemRecord,
     ObjectKind,
     ObjectRecord,
     PageResult,
     PermissionRecord,
     ServiceRecord,
-    Storage,
-    StoredEvent,
 )
+from .storage.base import Storage
+from .tokens import TokenClaims, verify_token
 from .webhooks import WebhookDispatcher, event_params
 
 JsonObject = dict[str, Any]
@@ -94,8 +102,11 @@ def kind_of_sid(sid: str) -> ObjectKind:
 
 
 def check_unique_name(kind: ObjectKind, name: str) -> str:
-    """The SDK's rule (54302), and no SID-shaped name of another kind of object."""
+    """The SDK's rule (54302), no SID-shaped name of another kind of object, and no "/" (a
+    name must work as one path segment of the REST API and the client API)."""
     check_name(name)
+    if "/" in name:
+        raise InvalidUniqueNameError(f"unique name {name!r:.80} may not contain '/'")
     if SID_RE.fullmatch(name) and name[:2] != PREFIX_BY_KIND[kind]:
         raise InvalidUniqueNameError(
             f"unique name {name!r} looks like the SID of another kind of object"
@@ -135,16 +146,19 @@ class SyncService:
         storage: Storage,
         broker: Broker,
         *,
-        write_rate: float = 0.0,
-        write_burst: int = 100,
+        credentials: Credentials,
+        limits: Limits = DEFAULT_LIMITS,
         webhooks: WebhookDispatcher | None = None,
     ) -> None:
         self.storage = storage
         self.broker = broker
         broker.bind(storage)
         broker.on_broadcast = self._on_broadcast
+        self.credentials = credentials
+        self.limits = limits
+        self._api_keys = {credentials.api_key_sid: credentials.api_secret}
         self.webhooks = webhooks
-        self.limiter = WriteRateLimiter(write_rate, write_burst)
+        self.limiter = WriteRateLimiter(limits.write_rate, limits.write_burst)
         self.acl_listeners: set[AclListener] = set()
         self._services: dict[str, ServiceRecord | None] = {}
         self._permissions: dict[tuple[str, str], PermissionRecord | None] = {}
@@ -152,6 +166,12 @@ class SyncService:
         # dropped when the stream's `removed` event (delete or expiry) is published.
         self._live_streams: set[tuple[str, str]] = set()
         self._streams_removed = 0  # bumped on every stream removal (see publish_message)
+
+    # ---- tokens ------------------------------------------------------------------------
+    def verify_token(self, token: str) -> TokenClaims:
+        """The claims of a client's access token, signed with this server's API key
+        (20101...20107 otherwise)."""
+        return verify_token(token, keys=self._api_keys, account_sid=self.credentials.account_sid)
 
     # ---- access control ------------------------------------------------------------------
     async def authorize(self, caller: Caller, object_sid: str, access: Access) -> None:
@@ -184,15 +204,13 @@ class SyncService:
         svc = await self.settings(service_sid)
         return bool(svc and svc.acl_enabled)
 
-    def service_changed(self, svc: ServiceRecord | None, *, sid: str | None = None) -> None:
-        """A service was updated or deleted over REST: forget cached settings, recheck access
-        (here and on every other node)."""
-        service_sid = svc.sid if svc is not None else sid
-        if service_sid is not None:
-            self._forget_service(service_sid)
-            self.broker.broadcast({"type": "service", "service_sid": service_sid})
+    def _service_changed(self, service_sid: str) -> None:
+        """A service was updated or deleted: forget cached settings, recheck access (here and
+        on every other node)."""
+        self._forget_service(service_sid)
+        self.broker.broadcast({"type": "service", "service_sid": service_sid})
 
-    def permission_changed(self, service_sid: str, object_sid: str, identity: str) -> None:
+    def _permission_changed(self, service_sid: str, object_sid: str, identity: str) -> None:
         self._forget_permission(service_sid, object_sid, identity)
         self.broker.broadcast(
             {
@@ -238,18 +256,16 @@ class SyncService:
             case "reset":
                 self._forget_service(None)
 
-    async def _publish(self, event: StoredEvent, caller: Caller | None = None) -> None:
+    async def _publish(self, event: Event, caller: Caller | None = None) -> None:
         """Fan the event out to subscribers, then queue the service's webhook (if any)."""
-        await self.broker.publish(
-            event.service_sid, event.sid, event.event_id, event.frame, final=event.final
-        )
+        await self.broker.publish(event)
         if event.sid[:2] == PREFIX_BY_KIND["stream"]:
             self._forget_stream(event.service_sid, event.sid)
             self.broker.broadcast(
                 {"type": "stream_removed", "service_sid": event.service_sid, "sid": event.sid}
             )
         if caller is not None and await self._wants_webhook(caller):
-            frame = orjson.loads(event.frame)
+            frame = event.record
             item = frame.get("item") or {}
             kind = frame["kind"]
             await self._webhook(
@@ -308,6 +324,77 @@ class SyncService:
         )
         self.webhooks.enqueue(svc.webhook_url, sid, params)
 
+    # ---- services ----------------------------------------------------------------------
+    async def get_service(self, sid_or_name: str) -> ServiceRecord:
+        """The service with this SID or unique name, read from storage (54050 if none)."""
+        svc = await self.storage.get_service(sid_or_name)
+        if svc is None:
+            raise ServiceNotFoundError(f"service {sid_or_name!r:.80} not found")
+        return svc
+
+    async def list_services(self, *, after_sid: str | None, limit: int) -> list[ServiceRecord]:
+        return await self.storage.list_services(after_sid=after_sid, limit=limit)
+
+    async def create_service(self, svc: ServiceRecord) -> ServiceRecord:
+        await self._check_service_name(svc)
+        return await self.storage.put_service(svc)
+
+    async def update_service(self, svc: ServiceRecord) -> ServiceRecord:
+        await self._check_service_name(svc)
+        svc.date_updated = wire.now()
+        await self.storage.put_service(svc)
+        self._service_changed(svc.sid)
+        return svc
+
+    async def delete_service(self, sid: str) -> None:
+        await self.storage.delete_service(sid)
+        self._service_changed(sid)
+
+    async def _check_service_name(self, svc: ServiceRecord) -> None:
+        name = svc.unique_name
+        if name is None:
+            return
+        check_name(name)
+        if SID_RE.fullmatch(name):
+            raise InvalidUniqueNameError(f"service unique name {name!r:.80} looks like a SID")
+        other = await self.storage.get_service(name)
+        if other is not None and other.sid != svc.sid:
+            raise UniqueNameExistsError(f"a service named {name!r:.80} already exists")
+
+    # ---- permissions -------------------------------------------------------------------
+    async def list_permissions(
+        self, caller: Caller, object_sid: str, *, after_identity: str | None, limit: int
+    ) -> list[PermissionRecord]:
+        await self.authorize(caller, object_sid, "manage")
+        return await self.storage.list_permissions(
+            caller.service_sid, object_sid, after_identity=after_identity, limit=limit
+        )
+
+    async def get_permission(
+        self, caller: Caller, object_sid: str, identity: str
+    ) -> PermissionRecord:
+        await self.authorize(caller, object_sid, "manage")
+        perm = await self.storage.get_permission(caller.service_sid, object_sid, identity)
+        if perm is None:
+            raise PermissionNotFoundError(
+                f"no permission for identity {identity!r:.80} on {object_sid}"
+            )
+        return perm
+
+    async def set_permission(self, caller: Caller, perm: PermissionRecord) -> PermissionRecord:
+        await self.authorize(caller, perm.object_sid, "manage")
+        await self.storage.put_permission(perm)
+        self._permission_changed(perm.service_sid, perm.object_sid, perm.identity)
+        return perm
+
+    async def delete_permission(self, caller: Caller, object_sid: str, identity: str) -> None:
+        await self.authorize(caller, object_sid, "manage")
+        if not await self.storage.delete_permission(caller.service_sid, object_sid, identity):
+            raise PermissionNotFoundError(
+                f"no permission for identity {identity!r:.80} on {object_sid}"
+            )
+        self._permission_changed(caller.service_sid, object_sid, identity)
+
     # ---- objects -----------------------------------------------------------------------
     async def open(
         self,
@@ -339,6 +426,8 @@ class SyncService:
             raise NOT_FOUND[kind](
                 f"{kind} {object_id} not found (a SID cannot be used as a new unique name)"
             )
+        if await self.settings(caller.service_sid) is None:  # deleted under a live session
+            raise ServiceNotFoundError(f"service {caller.service_sid} not found")
         if kind != "stream" and not caller.trusted and await self._acl_on(caller.service_sid):
             raise ForbiddenError(
                 f"identity {caller.identity!r} may not create a {kind}: the service has ACL enabled; "
@@ -381,6 +470,31 @@ class SyncService:
             raise NOT_FOUND[kind](f"{kind} {sid} not found")
         await self.authorize(caller, obj.sid, "read")
         return obj
+
+    async def find_object(self, caller: Caller, kind: ObjectKind, sid_or_name: str) -> ObjectRecord:
+        """The object of this kind with this SID or unique name (its kind's 404 if none)."""
+        obj = await self.storage.get_object(caller.service_sid, kind, sid_or_name)
+        if obj is None:
+            raise NOT_FOUND[kind](f"{kind} {sid_or_name!r:.80} not found")
+        await self.authorize(caller, obj.sid, "read")
+        return obj
+
+    async def list_objects(
+        self, caller: Caller, kind: ObjectKind, *, after_sid: str | None, limit: int
+    ) -> list[ObjectRecord]:
+        if not caller.trusted:
+            raise ForbiddenError("listing objects needs the REST API's credentials")
+        return await self.storage.list_objects(
+            caller.service_sid, kind, after_sid=after_sid, limit=limit
+        )
+
+    async def events_since(
+        self, caller: Caller, sid: str, since: int, limit: int
+    ) -> list[StoredEvent] | None:
+        """The stored events of `sid` after `since` (at most `limit`), None when the log no
+        longer reaches back that far."""
+        await self.authorize(caller, sid, "read")
+        return await self.storage.events_since(caller.service_sid, sid, since, limit)
 
     async def set_document(
         self,
@@ -473,6 +587,33 @@ class SyncService:
         ttl: int | None,
         if_absent: bool = False,
     ) -> ItemRecord:
+        item, _ = await self.upsert_item(
+            caller,
+            sid,
+            index,
+            key,
+            data,
+            merge=merge,
+            if_match=if_match,
+            ttl=ttl,
+            if_absent=if_absent,
+        )
+        return item
+
+    async def upsert_item(
+        self,
+        caller: Caller,
+        sid: str,
+        index: int | None,
+        key: str | None,
+        data: JsonObject,
+        *,
+        merge: bool,
+        if_match: str | None,
+        ttl: int | None,
+        if_absent: bool = False,
+    ) -> tuple[ItemRecord, bool]:
+        """`set_item`, and whether the item was added (True) or updated."""
         kind = kind_of_sid(sid)
         ref = self._item_ref(kind, index, key)
         check_data(data)
@@ -492,7 +633,7 @@ class SyncService:
             if_absent=if_absent,
         )
         await self._publish(event, caller)
-        return item
+        return item, event.name == "item_added"
 
     async def set_item_ttl(
         self, caller: Caller, sid: str, index: int | None, key: str | None, ttl: int
@@ -505,7 +646,8 @@ class SyncService:
 
     async def remove_item(
         self, caller: Caller, sid: str, index: int | None, key: str | None, if_match: str | None
-    ) -> None:
+    ) -> int:
+        """Remove an item; the id of its `item_removed` event."""
         kind = kind_of_sid(sid)
         await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
@@ -518,6 +660,7 @@ class SyncService:
             origin=caller.origin,
         )
         await self._publish(event, caller)
+        return event.event_id
 
     async def items_page(
         self,
@@ -547,6 +690,21 @@ class SyncService:
             order=order,
         )
 
+    async def all_items(self, caller: Caller, sid: str) -> list[ItemRecord]:
+        """Every item of a list or map, in order (a snapshot)."""
+        items: list[ItemRecord] = []
+        start: int | str | None = None
+        inclusive = True
+        while True:
+            page = await self.items_page(
+                caller, sid, start, inclusive=inclusive, page_size=100, order="asc"
+            )
+            items.extend(page.items)
+            if not page.has_next or not page.items:
+                return items
+            last = page.items[-1]
+            start, inclusive = (last.index if last.index is not None else last.key), False
+
     # ---- streams -----------------------------------------------------------------------
     async def publish_message(self, caller: Caller, sid: str, data: JsonObject) -> JsonObject:
         if kind_of_sid(sid) != "stream":
@@ -560,10 +718,17 @@ class SyncService:
             if removals == self._streams_removed:  # no removal raced with the read
                 self._live_streams.add((caller.service_sid, sid))
         message = {"sid": wire.new_sid(SID_PREFIXES["StreamMessage"]), "data": data}
-        frame = wire.event_frame(
-            "stream", sid, "message_published", None, caller.origin, message=message
+        await self.broker.publish(
+            Event.create(
+                caller.service_sid,
+                "stream",
+                sid,
+                "message_published",
+                None,
+                caller.origin,
+                message=message,
+            )
         )
-        await self.broker.publish(caller.service_sid, sid, None, frame)
         await self._webhook(caller, "stream_message_published", "stream", sid, data=data)
         return message
 

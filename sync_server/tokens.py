@@ -59,6 +59,7 @@ TOKEN_CONTENT_TYPE = "twilio-fpa;v=1"
 
 _ALGORITHM = "HS256"
 _SEGMENT_RE = re.compile(r"[A-Za-z0-9_-]*")
+_SERVICE_SID = re.compile(r"IS[0-9a-f]{32}")
 _MALFORMED = "Access token is malformed"
 
 
@@ -249,6 +250,12 @@ def verify_token(
         raise TokenGrantsError(
             "Access token Sync grant service SID (grants.data_sync.service_sid) must be a "
             f"non-empty string, got {_show(service_sid)}"
+        )
+    if not _SERVICE_SID.fullmatch(service_sid):
+        # A unique name would resolve to the service only by luck; Twilio requires the SID.
+        raise TokenGrantsError(
+            "Access token Sync grant service SID (grants.data_sync.service_sid) must be a "
+            f"service SID (IS and 32 hex digits), not a name: got {_show(service_sid)}"
         )
 
     return TokenClaims(

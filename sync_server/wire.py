@@ -1,6 +1,6 @@
-"""Wire encoding shared by every part of the server: JSON via orjson, timestamps, and the
-dict shapes of snapshots and event frames (spec/protocol.yaml ObjectSnapshot, ItemSnapshot,
-EventFrame). Frames are built as plain dicts and encoded once; no pydantic on this path."""
+"""Encoding shared by every part of the server: JSON via orjson, timestamps, SIDs, and the
+dict shapes of object and item snapshots (spec/protocol.yaml ObjectSnapshot, ItemSnapshot).
+Built as plain dicts and encoded once; no pydantic on this path. Events: `events.py`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from .storage.base import ItemRecord, ObjectKind, ObjectRecord
+from .records import ItemRecord, ObjectRecord
 
 JsonObject = dict[str, Any]
 
@@ -75,79 +75,6 @@ def item_snapshot(item: ItemRecord) -> JsonObject:
         last_event_id=item.last_event_id,
     )
     return snap
-
-
-def event_frame(
-    kind: ObjectKind, sid: str, name: str, event_id: int | None, origin: str | None, **fields: Any
-) -> bytes:
-    """Encode one EventFrame: {type: event, sid, kind, name, event_id, origin, ...fields}."""
-    frame: JsonObject = {
-        "type": "event",
-        "sid": sid,
-        "kind": kind,
-        "name": name,
-        "event_id": event_id,
-        "origin": origin,
-    }
-    frame.update(fields)
-    return orjson.dumps(frame)
-
-
-def document_updated_frame(
-    doc: ObjectRecord, previous_data: JsonObject | None, origin: str | None
-) -> bytes:
-    return event_frame(
-        "document",
-        doc.sid,
-        "updated",
-        doc.last_event_id,
-        origin,
-        data=doc.data,
-        previous_data=previous_data,
-        revision=doc.revision,
-        date_updated=iso(doc.date_updated),
-        date_expires=iso(doc.date_expires),
-    )
-
-
-def item_changed_frame(
-    kind: ObjectKind,
-    sid: str,
-    name: str,
-    item: ItemRecord,
-    previous_data: JsonObject | None,
-    origin: str | None,
-) -> bytes:
-    """`item_added` or `item_updated`; event_id is the item's last_event_id."""
-    return event_frame(
-        kind,
-        sid,
-        name,
-        item.last_event_id,
-        origin,
-        item=item_snapshot(item),
-        previous_data=previous_data,
-    )
-
-
-def item_removed_frame(
-    kind: ObjectKind,
-    sid: str,
-    event_id: int,
-    item: int | str,
-    previous_data: JsonObject | None,
-    origin: str | None,
-) -> bytes:
-    ref: JsonObject = {"index": item} if isinstance(item, int) else {"key": item}
-    return event_frame(
-        kind, sid, "item_removed", event_id, origin, previous_data=previous_data, **ref
-    )
-
-
-def object_removed_frame(
-    kind: ObjectKind, sid: str, event_id: int, previous_data: JsonObject | None, origin: str | None
-) -> bytes:
-    return event_frame(kind, sid, "removed", event_id, origin, previous_data=previous_data)
 
 
 def new_sid(prefix: str) -> str:

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sync_server.broker import InProcessBroker
-from sync_server.storage.base import ObjectKind, StoredEvent
+from sync_server.events import Event, StoredEvent
+from sync_server.storage.base import ObjectKind
 from sync_server.storage.sqlite import SQLiteStorage
 
 SVC = "IS" + "0" * 32
@@ -26,9 +27,9 @@ class Recorder:
         self.frames: list[str] = []
         self.resyncs: list[str] = []
 
-    def deliver(self, sid: str, event_id: int | None, frame: str) -> None:
-        self.ids.append(event_id)
-        self.frames.append(frame)
+    def deliver(self, event: Event) -> None:
+        self.ids.append(event.event_id)
+        self.frames.append(event.text)
 
     def resync(self, sid: str) -> None:
         self.resyncs.append(sid)
@@ -93,7 +94,7 @@ async def test_out_of_order_and_duplicates_are_delivered_once_in_order(
     await broker.subscribe(SVC, sid, rec)  # baseline: event 0
     events = await map_events(storage, 4, sid)
     for event in (events[2], events[0], events[0], events[3], events[1], events[2]):
-        await broker.publish(SVC, sid, event.event_id, event.frame)
+        await broker.publish(event)
     assert rec.ids == [1, 2, 3, 4]
     assert rec.frames == [e.frame.decode() for e in events]
     assert broker.repairs == 0
@@ -106,8 +107,8 @@ async def test_a_lost_event_is_repaired_from_storage(
     rec = Recorder()
     await broker.subscribe(SVC, sid, rec)
     events = await map_events(storage, 3, sid)
-    await broker.publish(SVC, sid, 1, events[0].frame)
-    await broker.publish(SVC, sid, 3, events[2].frame)  # event 2 never arrives
+    await broker.publish(events[0])
+    await broker.publish(events[2])  # event 2 never arrives
     assert rec.ids == [1]
     await wait_for(lambda: rec.ids == [1, 2, 3])
     assert rec.frames[1] == events[1].frame.decode()
@@ -132,11 +133,11 @@ async def test_a_gap_older_than_the_log_makes_subscribers_resync(
     rec = Recorder()
     await broker.subscribe(SVC, sid, rec)
     events = await map_events(storage, 8, sid)  # the log keeps the last 5
-    await broker.publish(SVC, sid, 8, events[7].frame)
+    await broker.publish(events[7])
     await wait_for(lambda: rec.resyncs == [sid])
     assert rec.ids == []  # the subscriber catches up by itself (snapshot)
     nxt = await map_events(storage, 1, sid)
-    await broker.publish(SVC, sid, 9, nxt[0].frame)
+    await broker.publish(nxt[0])
     assert rec.ids == [9]  # live again from where storage is
 
 
@@ -158,7 +159,8 @@ async def test_a_delivered_removal_ends_the_topic(
     rec = Recorder()
     await broker.subscribe(SVC, sid, rec)
     removal = await storage.remove_object(SVC, "map", sid, origin=None)
-    await broker.publish(SVC, sid, removal.event_id, removal.frame, final=True)
+    assert removal.final
+    await broker.publish(removal)
     await broker.audit()
     await asyncio.sleep(0.2)
     assert rec.ids == [1] and rec.resyncs == []
@@ -171,10 +173,10 @@ async def test_stream_messages_pass_straight_through(
     rec = Recorder()
     await broker.subscribe(SVC, sid, rec)
     for n in range(3):
-        await broker.publish(SVC, sid, None, b'{"n":%d}' % n)
+        await broker.publish(Event(SVC, sid, None, b'{"n":%d}' % n))
     assert rec.ids == [None, None, None] and rec.frames == ['{"n":0}', '{"n":1}', '{"n":2}']
     broker.unsubscribe(sid, rec)
-    await broker.publish(SVC, sid, None, b"{}")
+    await broker.publish(Event(SVC, sid, None, b"{}"))
     assert len(rec.ids) == 3 and broker.subscriber_count(sid) == 0
 
 
@@ -220,7 +222,7 @@ async def _deliver_scrambled(
         if i in dropped:
             continue
         for _ in range(2 if i in repeated else 1):
-            await broker.publish(SVC, sid, events[i].event_id, events[i].frame)
+            await broker.publish(events[i])
     if dropped:
         await broker.audit()  # a lost last event is only noticed by the audit
     await wait_for(lambda: len(rec.ids) >= 12)

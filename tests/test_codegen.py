@@ -48,6 +48,9 @@ EXPECTED_SOURCES = {
     "client.py": ["spec/client.yaml", "spec/entities.yaml"],
     "errors.py": ["spec/errors.yaml"],
     "rest.py": ["spec/http.yaml"],
+    "twilsock.py": ["spec/twilsock.yaml"],
+    "cds.py": ["spec/cds.yaml"],
+    "cds_types.py": ["spec/cds.yaml"],
 }
 
 

@@ -9,10 +9,12 @@ import re
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import BaseModel
 from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import SyncGrant
+from websockets.asyncio.client import connect
 
 from sync_sdk import (
     AccessError,
@@ -234,6 +236,43 @@ async def test_bad_tokens_are_denied_with_a_clear_error(server: ServerProcess) -
         assert ConnectionState.DENIED in states
         assert errors and errors[0].code == code and not errors[0].terminal
         assert client.connection_state is ConnectionState.DISCONNECTED
+
+
+async def test_a_token_update_cannot_change_identity_or_service(server: ServerProcess) -> None:
+    """update_token must keep the identity and service (Twilio's rule): another one is refused
+    with 20106 and changes nothing; the same identity is accepted."""
+    creds = server.credentials
+    assert creds is not None
+
+    def token(identity: str, service_sid: str = creds.service_sid, ttl: int = 3600) -> str:
+        return mint_token(
+            account_sid=creds.account_sid,
+            api_key_sid=creds.api_key_sid,
+            api_secret=creds.api_secret,
+            service_sid=service_sid,
+            identity=identity,
+            ttl=ttl,
+        )
+
+    url = f"ws://127.0.0.1:{server.port}/v1/realtime"
+    async with connect(url, compression=None) as ws:
+
+        async def call(id_: int, type_: str, **params: Any) -> dict[str, Any]:
+            await ws.send(orjson.dumps({"id": id_, "type": type_, **params}).decode())
+            reply: dict[str, Any] = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert reply["id"] == id_, reply
+            return reply
+
+        hello = await call(1, "hello", token=token("alice", ttl=600), client_id="c1")
+        assert hello["result"]["identity"] == "alice"
+        expires = hello["result"]["token_expires_at"]
+        for n, bad in enumerate([token("mallory"), token("alice", "IS" + "1" * 32)], start=2):
+            reply = await call(n, "update_token", token=bad)
+            assert reply["error"]["code"] == 20106, reply
+        renewed = await call(9, "update_token", token=token("alice", ttl=3600))
+        assert renewed["result"]["identity"] == "alice"
+        assert renewed["result"]["token_expires_at"] > expires + 2000
+        assert "result" in await call(10, "ping")
 
 
 async def test_twilio_minted_token_is_accepted(server: ServerProcess) -> None:

@@ -1,7 +1,7 @@
 """spec/protocol.yaml's EventFrame union against the frames the server builds: every frame
 parses into the model of its `name`, and carries exactly that model's fields. Pure
-in-memory: the server's own frame builders (sync_server.wire, sync_server.storage.common),
-no server process."""
+in-memory: the server's own event builders (sync_server.events, sync_server.storage.common,
+called as SyncService and Session call them), no server process."""
 
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ from sync_generated.protocol import (
     UpdatedFrame,
 )
 
-from sync_server import wire
+from sync_server import events, wire
+from sync_server.events import Event
+from sync_server.records import ObjectKind, ObjectRecord
 from sync_server.storage import common
-from sync_server.storage.base import ObjectKind, ObjectRecord
 
 SVC = "IS" + "0" * 32
 AT = 1_790_000_000.0
@@ -111,7 +112,12 @@ def server_frames() -> list[tuple[type[BaseModel], bytes]]:
         ),
         (RemovedFrame, common.object_removed_event("list", SVC, lst.sid, 5, None, None).frame),
         (RemovedFrame, common.expired_object_event((mp.sid, SVC, "map", None, 7)).frame),
-        (RemovedFrame, wire.object_removed_frame("map", mp.sid, 8, None, None)),
+        (  # a removal noticed late (Session)
+            RemovedFrame,
+            Event.create(
+                SVC, "map", mp.sid, "removed", 8, None, final=True, previous_data=None
+            ).frame,
+        ),
         (ItemAddedFrame, added),
         (ItemAddedFrame, map_added),
         (ItemUpdatedFrame, map_updated),
@@ -122,7 +128,7 @@ def server_frames() -> list[tuple[type[BaseModel], bytes]]:
         (ItemRemovedFrame, expired[0].frame),
         (
             MessagePublishedFrame,
-            wire.event_frame(
+            events.encode(
                 "stream",
                 "TO" + "1" * 32,
                 "message_published",
@@ -133,17 +139,17 @@ def server_frames() -> list[tuple[type[BaseModel], bytes]]:
         ),
         (
             SnapshotFrame,
-            wire.event_frame(
+            events.encode(
                 "map", mp.sid, "snapshot", mp.last_event_id, None, object=obj, items=items
             ),
         ),
         (
             SnapshotFrame,
-            wire.event_frame(
+            events.encode(
                 "document", doc.sid, "snapshot", 9, None, object=wire.object_snapshot(doc), items=[]
             ),
         ),
-        (RevokedFrame, wire.event_frame("map", mp.sid, "revoked", None, None, error=error)),
+        (RevokedFrame, events.encode("map", mp.sid, "revoked", None, None, error=error)),
     ]
 
 

@@ -655,9 +655,10 @@ def check_server_frame(frame: Any) -> None:
 class RawConn:
     """A bare protocol connection that reconnects (and says hello) on demand."""
 
-    def __init__(self, server: ServerProcess, client_id: str) -> None:
+    def __init__(self, server: ServerProcess, client_id: str, identity: str | None = None) -> None:
         self.server = server
         self.client_id = client_id
+        self.identity = identity or client_id
         self.ws: ClientConnection | None = None
         self._next_id = CONTROL_IDS
         # The last event_id seen per object: each object's events come in increasing
@@ -678,7 +679,7 @@ class RawConn:
         )
         if hello:
             reply = await self.request(
-                "hello", token=self.server.token(self.client_id), client_id=self.client_id
+                "hello", token=self.server.token(self.identity), client_id=self.client_id
             )
             assert "result" in reply, reply
         return self
@@ -1229,7 +1230,9 @@ async def test_fuzz_wire_protocol(fresh_server: ServerProcess) -> None:
     async with writer_client as writer, observer_client as observer:
         canary = await Canary.create(writer, observer)
         control = await RawConn(server, "control").open()
-        fuzzers = [await RawConn(server, f"fuzz{i}").open() for i in range(2)]
+        # As "mallory", the identity of the generator's tokens: a token update must keep the
+        # identity, so those updates can succeed.
+        fuzzers = [await RawConn(server, f"fuzz{i}", "mallory").open() for i in range(2)]
         pool = await ObjectPool(control).fill()
         canary_before = await canary.state(control)
         fuzz = Fuzz(server, pool, fuzzers)

@@ -37,6 +37,7 @@ from sync_generated.errors import (
     UniqueNameExistsError,
 )
 
+from sync_server.events import StoredEvent
 from sync_server.storage import postgres as postgres_module
 from sync_server.storage import sqlite as sqlite_module
 from sync_server.storage.base import (
@@ -44,7 +45,6 @@ from sync_server.storage.base import (
     PermissionRecord,
     ServiceRecord,
     Storage,
-    StoredEvent,
 )
 from sync_server.storage.postgres import MIGRATIONS, PostgresStorage
 from sync_server.storage.sqlite import SQLiteStorage

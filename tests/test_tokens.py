@@ -427,6 +427,15 @@ def test_invalid_nbf() -> None:
             {"identity": "alice", "data_sync": {"service_sid": ""}},
             "grants.data_sync.service_sid) must be",
         ),
+        # A service's unique name is not enough (it would open a shadow set of objects).
+        (
+            {"identity": "alice", "data_sync": {"service_sid": "shared"}},
+            "must be a service SID (IS and 32 hex digits), not a name",
+        ),
+        (
+            {"identity": "alice", "data_sync": {"service_sid": SERVICE.upper()}},
+            "must be a service SID",
+        ),
     ],
 )
 def test_bad_grants(grants: Any, reason: str) -> None:

@@ -25,12 +25,12 @@ from .errors import CommandTimeoutError, ConnectFailedError, SyncError, error_fo
 
 
 class Health(BaseModel):
+    """
+    Liveness; needs no credentials, so it names nothing of the deployment but its version.
+    """
+
     status: Literal["ok"]
     version: str
-    service_sid: str
-    """
-    SID of the default service.
-    """
 
 
 class Status(StrEnum):

@@ -20,89 +20,30 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Collection
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-ObjectKind = Literal["document", "list", "map", "stream"]
-JsonObject = dict[str, Any]
+from ..events import StoredEvent
+from ..records import (
+    ItemRecord,
+    JsonObject,
+    ObjectKind,
+    ObjectRecord,
+    PageResult,
+    PermissionRecord,
+    ServiceRecord,
+)
 
-
-@dataclass(slots=True)
-class ServiceRecord:
-    sid: str
-    account_sid: str
-    unique_name: str | None = None
-    friendly_name: str | None = None
-    webhook_url: str | None = None
-    webhooks_from_rest_enabled: bool = False
-    reachability_webhooks_enabled: bool = False
-    acl_enabled: bool = False
-    reachability_debouncing_enabled: bool = False
-    reachability_debouncing_window: int = 5000
-    date_created: float = 0.0
-    date_updated: float = 0.0
-
-
-@dataclass(slots=True)
-class ObjectRecord:
-    kind: ObjectKind
-    sid: str
-    service_sid: str
-    unique_name: str | None
-    data: JsonObject | None  # documents only
-    last_event_id: int
-    date_created: float
-    date_updated: float
-    date_expires: float | None
-    created_by: str
-
-    @property
-    def revision(self) -> str:
-        return str(self.last_event_id)
-
-
-@dataclass(slots=True)
-class ItemRecord:
-    index: int | None  # lists
-    key: str | None  # maps
-    data: JsonObject
-    last_event_id: int
-    date_created: float
-    date_updated: float
-    date_expires: float | None
-    created_by: str
-
-    @property
-    def revision(self) -> str:
-        return str(self.last_event_id)
-
-
-@dataclass(slots=True)
-class StoredEvent:
-    service_sid: str
-    sid: str
-    event_id: int
-    frame: bytes  # the encoded EventFrame (spec/protocol.yaml), sent to subscribers as is
-    final: bool = False  # the object's removal: no event follows
-
-
-@dataclass(slots=True)
-class PermissionRecord:
-    """Per-identity access to one document, list or map (services with acl_enabled)."""
-
-    service_sid: str
-    object_sid: str
-    identity: str
-    read: bool
-    write: bool
-    manage: bool
-
-
-@dataclass(slots=True)
-class PageResult:
-    items: list[ItemRecord]
-    has_next: bool
-    has_prev: bool
+__all__ = [
+    "ItemRecord",
+    "JsonObject",
+    "ObjectKind",
+    "ObjectRecord",
+    "PageResult",
+    "PermissionRecord",
+    "ServiceRecord",
+    "Storage",
+    "StoredEvent",
+]
 
 
 class Storage(abc.ABC):

@@ -29,16 +29,8 @@ from sync_generated.errors import (
     SyncError,
 )
 
-from ..wire import (
-    document_updated_frame,
-    dumps,
-    expires_at,
-    item_changed_frame,
-    item_removed_frame,
-    loads,
-    new_sid,
-    object_removed_frame,
-)
+from .. import events
+from ..wire import dumps, expires_at, loads, new_sid
 from .base import (
     ItemRecord,
     JsonObject,
@@ -257,7 +249,7 @@ def update_document(
     doc.date_updated = at
     if ttl is not None:
         doc.date_expires = expires_at(ttl, at)
-    return document_updated_frame(doc, previous_data=old, origin=origin)
+    return events.document_updated(doc, previous_data=old, origin=origin)
 
 
 def push_item(
@@ -283,7 +275,7 @@ def push_item(
         date_expires=expires_at(ttl, at),
         created_by=created_by,
     )
-    return item, item_changed_frame("list", lst.sid, "item_added", item, None, origin)
+    return item, events.item_changed("list", lst.sid, "item_added", item, None, origin)
 
 
 def write_item(
@@ -324,7 +316,7 @@ def write_item(
             date_expires=expires_at(ttl, at),
             created_by=created_by,
         )
-        frame = item_changed_frame(kind, obj.sid, "item_added", record, None, origin)
+        frame = events.item_changed(kind, obj.sid, "item_added", record, None, origin)
         return record, frame
     record = ItemRecord(
         index=existing.index,
@@ -336,7 +328,7 @@ def write_item(
         date_expires=existing.date_expires if ttl is None else expires_at(ttl, at),
         created_by=existing.created_by,
     )
-    frame = item_changed_frame(kind, obj.sid, "item_updated", record, existing.data, origin)
+    frame = events.item_changed(kind, obj.sid, "item_updated", record, existing.data, origin)
     return record, frame
 
 
@@ -357,7 +349,7 @@ def remove_item(
         raise item_mismatch(kind, found, if_match)
     obj.last_event_id += 1
     obj.date_updated = at
-    return item_removed_frame(kind, obj.sid, obj.last_event_id, item, found.data, origin)
+    return events.item_removed(kind, obj.sid, obj.last_event_id, item, found.data, origin)
 
 
 def object_removed_event(
@@ -371,7 +363,7 @@ def object_removed_event(
     """The `removed` event of an object (deleted with its log, so never stored)."""
     event_id = last_event_id + 1
     previous = data if kind == "document" else None
-    frame = object_removed_frame(kind, sid, event_id, previous, origin)
+    frame = events.object_removed(kind, sid, event_id, previous, origin)
     return StoredEvent(service_sid, sid, event_id, frame, final=True)
 
 
@@ -386,13 +378,13 @@ def expired_item_events(rows: Iterable[Row]) -> tuple[list[StoredEvent], dict[st
     """The `item_removed` events of expired items, in the order of `rows`, and each object's
     new last_event_id. Row: object_sid, idx, key, data (JSON text), kind, service_sid,
     last_event_id (the object's, before these removals)."""
-    events: list[StoredEvent] = []
+    removals: list[StoredEvent] = []
     counters: dict[str, int] = {}
     for row in rows:
         sid, idx, key, data, kind, service_sid, last_event_id = (row[i] for i in range(7))
         event_id = counters.get(sid, int(last_event_id)) + 1
         counters[sid] = event_id
         ref: int | str = idx if kind == "list" else key
-        frame = item_removed_frame(kind, sid, event_id, ref, loads(data), None)
-        events.append(StoredEvent(service_sid, sid, event_id, frame))
-    return events, counters
+        frame = events.item_removed(kind, sid, event_id, ref, loads(data), None)
+        removals.append(StoredEvent(service_sid, sid, event_id, frame))
+    return removals, counters

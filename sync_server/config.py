@@ -1,0 +1,48 @@
+"""One home for the server's settings and their defaults.
+
+`Limits` are the rules the core and every front door apply (frame size, subscriptions,
+outgoing queue, rates, timeouts); `ServerConfig` is everything `create_app` needs. The
+command line (`sync-server serve --help`) takes its defaults from here, so the CLI, the app,
+the core and the tests cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .credentials import Credentials
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_frame_bytes: int = 256 * 1024  # over it: 51001; over twice it the socket is closed
+    max_request_bytes: int = 1024 * 1024  # a REST request body (413 over it)
+    max_subscriptions: int = 1000  # per connection (51002)
+    max_outbox_frames: int = 10_000  # queued for a slow client before it is disconnected
+    hello_timeout: float = 10.0  # seconds a new connection has to authenticate
+    heartbeat_interval: float = 5.0  # seconds between WebSocket pings
+    replay_batch: int = 1000  # events read from the log at a time during catch-up
+    write_rate: float = 100.0  # sustained writes/s per object, 0 = unlimited (Twilio: 20)
+    write_burst: int = 200  # burst of writes per object above the rate
+    event_retention: int = 10_000  # events kept per object for catch-up
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    data_dir: Path
+    credentials: Credentials
+    limits: Limits = field(default_factory=Limits)
+    sqlite_synchronous: str = "NORMAL"
+    expiry_interval: float = 1.0
+    storage: Literal["sqlite", "postgres"] = "sqlite"
+    database_url: str | None = None
+    database_pool_size: int = 10
+    broker: Literal["local", "redis"] = "local"
+    redis_url: str | None = None
+    redis_prefix: str = "sync"
+    audit_interval: float = 2.0
