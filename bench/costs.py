@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from sync_generated import protocol as p
 
-from sync_sdk._protocol import ClientProtocol
+from sync_sdk._protocol import UNNUMBERED, ClientProtocol
 from sync_server import wire
 from sync_server.broker import InProcessBroker
 from sync_server.credentials import load_credentials
@@ -107,8 +107,18 @@ async def measure(pad: str, n: int = 3000) -> dict[str, float]:
 
         def sdk_codec() -> Any:
             client.encode_request(
-                "item_set",
-                {"sid": obj.sid, "key": "k", "data": data, "merge": False, "ttl": None},
+                {
+                    "id": UNNUMBERED,
+                    "type": "item_set",
+                    "sid": obj.sid,
+                    "index": None,
+                    "key": "k",
+                    "data": data,
+                    "merge": False,
+                    "ttl": None,
+                    "if_match": None,
+                    "if_absent": False,
+                }
             )
             return client.decode(reply)
 

@@ -3,7 +3,9 @@
     python -m codegen.generate [--spec spec] [--out generated/sync_generated]
 
 Pydantic v2 models come from datamodel-code-generator (entities.yaml, protocol.yaml, and
-the components/schemas of http.yaml); the client surface (states, transition table,
+the components/schemas of http.yaml), and so do TypedDicts of protocol.yaml's payloads
+(`protocol_dicts.py`, for building frames with no runtime cost); the discriminated unions
+of protocol.yaml (`Request`, `EventFrame`), the client surface (states, transition table,
 options, events, typed `on()` overloads), the error classes and the typed REST client
 (`SyncRestApi`, one method per operationId of http.yaml) come from jinja2 templates.
 Output is deterministic and formatted with ruff, so `make check-generated` can compare it
@@ -68,30 +70,58 @@ def _rewrite_refs(node: Any, old: str, new: str) -> Any:
     return node
 
 
-def _strip_discriminator(node: Any) -> Any:
-    # datamodel-code-generator expects OpenAPI-style discriminators only in OpenAPI input;
-    # the tagged union is built in the jinja template instead.
-    if isinstance(node, dict):
-        return {k: _strip_discriminator(v) for k, v in node.items() if k != "discriminator"}
-    if isinstance(node, list):
-        return [_strip_discriminator(v) for v in node]
-    return node
+def discriminated_unions(schemas: JsonDict) -> list[JsonDict]:
+    """Every schema that is a `oneOf` with a discriminator, in spec order: its name, a
+    docstring, the tag property and the member model of each tag value."""
+    unions = []
+    for name, schema in schemas.items():
+        if "oneOf" not in schema:
+            continue
+        discriminator = schema.get("discriminator")
+        if not isinstance(discriminator, dict) or "mapping" not in discriminator:
+            raise SystemExit(f"{name}: a oneOf needs a discriminator with a mapping")
+        tag = discriminator["propertyName"]
+        members = {value: ref.rsplit("/", 1)[-1] for value, ref in discriminator["mapping"].items()}
+        listed = [member["$ref"].rsplit("/", 1)[-1] for member in schema["oneOf"]]
+        if sorted(listed) != sorted(members.values()):
+            raise SystemExit(f"{name}: oneOf and discriminator.mapping list different schemas")
+        for value, member in members.items():
+            if schemas[member]["properties"][tag] != {"const": value}:
+                raise SystemExit(f"{name}: {member}.{tag} must be {{const: {value}}}")
+        unions.append(
+            {
+                "name": name,
+                "constant": re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper(),
+                "description": " ".join(str(schema.get("description", "")).split()),
+                "tag": tag,
+                "members": members,
+            }
+        )
+    return unions
 
 
-def json_schema_from_asyncapi(doc: JsonDict) -> JsonDict:
+def json_schema_from_asyncapi(doc: JsonDict, *, typed_dicts: bool = False) -> JsonDict:
+    """components/schemas as JSON Schema `$defs`, without the discriminated unions (their
+    templates render them). For TypedDicts, without `additionalProperties: false`, which
+    would make them `closed=True` (typing_extensions >= 4.10 only); mypy rejects unknown
+    keys in a TypedDict literal anyway."""
     schemas = copy.deepcopy(doc["components"]["schemas"])
     schemas = _rewrite_refs(schemas, "#/components/schemas/", "#/$defs/")
-    schemas.pop("Request")  # the tagged union is rendered by protocol_union.py.j2
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$defs": _strip_discriminator(schemas),
-    }
+    for union in discriminated_unions(schemas):
+        schemas.pop(union["name"])
+    if typed_dicts:
+        for schema in schemas.values():
+            if schema.get("additionalProperties") is False:
+                del schema["additionalProperties"]
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$defs": schemas}
 
 
 def pydantic_models(
     schema: JsonDict,
     source: str,
     model_type: DataModelType = DataModelType.PydanticV2BaseModel,
+    *,
+    docstring: str | None = None,
 ) -> str:
     # Only $defs matter; the root is an empty placeholder object.
     schema = {k: v for k, v in schema.items() if not k.startswith("x-")}
@@ -109,9 +139,12 @@ def pydantic_models(
         use_field_description=True,
         field_constraints=True,
         use_annotated=True,
-        enum_field_as_literal=LiteralType.One,
+        # TypedDicts describe plain JSON, so every enum is a Literal there.
+        enum_field_as_literal=(
+            LiteralType.All if model_type == DataModelType.TypingTypedDict else LiteralType.One
+        ),
         strict_nullable=True,
-        custom_file_header=header(source),
+        custom_file_header=header(source) + (f"\n{docstring}" if docstring else ""),
         formatters=[],  # ruff formats everything afterwards
         collapse_root_models=True,
         set_default_enum_member=True,
@@ -120,6 +153,33 @@ def pydantic_models(
     # The placeholder root model carries nothing.
     out = re.sub(r"\nclass \w+\((BaseModel|TypedDict)\):\n    pass\n", "\n", out, count=1)
     return out
+
+
+def protocol_module(protocol: JsonDict) -> str:
+    """Pydantic models of every protocol.yaml payload, then its discriminated unions with a
+    TypeAdapter each (`REQUEST_ADAPTER`, `EVENT_FRAME_ADAPTER`)."""
+    unions = discriminated_unions(protocol["components"]["schemas"])
+    return pydantic_models(json_schema_from_asyncapi(protocol), "protocol.yaml") + render(
+        "protocol_union.py.j2", unions=unions
+    )
+
+
+def protocol_dicts_module(protocol: JsonDict) -> str:
+    """TypedDicts of every protocol.yaml payload and its unions: the same frames as plain
+    dicts, for code that builds frames and wants them typed at no runtime cost."""
+    docstring = (
+        '"""The frames of spec/protocol.yaml as TypedDicts: build a frame as a plain dict,\n'
+        "checked by the type checker against the spec, at no runtime cost. `protocol.py` has\n"
+        'the same payloads as pydantic models, to validate frames received."""'
+    )
+    models = pydantic_models(
+        json_schema_from_asyncapi(protocol, typed_dicts=True),
+        "protocol.yaml",
+        DataModelType.TypingTypedDict,
+        docstring=docstring,
+    )
+    unions = discriminated_unions(protocol["components"]["schemas"])
+    return models + render("protocol_dicts_union.py.j2", unions=unions)
 
 
 def split_models(doc: JsonDict, source: str) -> tuple[str, str]:
@@ -475,8 +535,8 @@ def generate_all(spec_dir: Path, out_dir: Path) -> list[Path]:
     files: dict[str, str] = {
         "__init__.py": render("init.py.j2", header=header("*.yaml")),
         "entities.py": pydantic_models(entities, "entities.yaml"),
-        "protocol.py": pydantic_models(json_schema_from_asyncapi(protocol), "protocol.yaml")
-        + render("protocol_union.py.j2", request=protocol["components"]["schemas"]["Request"]),
+        "protocol.py": protocol_module(protocol),
+        "protocol_dicts.py": protocol_dicts_module(protocol),
         "client.py": render(
             "client.py.j2",
             header=header("client.yaml", "entities.yaml"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, cast
 
 from pydantic import BaseModel, ValidationError
@@ -59,3 +59,12 @@ def parse_time(value: object) -> datetime:
 
 def parse_optional_time(value: object) -> datetime | None:
     return None if value is None else parse_time(value)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A timestamp parsed by pydantic, with the tzinfo `parse_time` gives (datetime.UTC)."""
+    return value.astimezone(UTC)
+
+
+def as_optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)

@@ -1,9 +1,11 @@
 """Sans-I/O core of the realtime protocol (spec/protocol.yaml).
 
-`ClientProtocol` turns calls into frames and frames into `Reply` / `Event` values; it
-tracks the last event id per subscribed object to drop duplicates and detect gaps. It
-does no I/O, so it is unit-tested without a network; `sync_sdk.client` drives it over
-a WebSocket.
+`ClientProtocol` numbers and encodes requests (the TypedDicts of
+`sync_generated.protocol_dicts`: typed against the spec, plain dicts at run time), turns
+frames into `Reply` values and the generated event models (`sync_generated.protocol`'s
+`EventFrame`: one model per event name, each frame validated once), and tracks the last
+event id per subscribed object to drop duplicates and detect gaps. It does no I/O, so it
+is unit-tested without a network; `sync_sdk.client` drives it over a WebSocket.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
+from pydantic import ValidationError
 from sync_generated.errors import InvalidRequestError, SyncError, error_for_code
+from sync_generated.protocol import EVENT_FRAME_ADAPTER, EventFrame
+from sync_generated.protocol_dicts import Request
 
 JsonObject = dict[str, Any]
 
@@ -24,15 +29,14 @@ class Reply:
     error: SyncError | None
 
 
-@dataclass(slots=True)
-class Event:
-    sid: str
-    name: str
-    event_id: int | None
-    frame: JsonObject
-
-
 EventVerdict = Literal["deliver", "duplicate", "gap", "unknown"]
+
+UNNUMBERED = 0
+"""The `id` a request is built with; `ClientProtocol.encode_request` numbers it when sent."""
+
+# The server (orjson) writes an event frame's `type` first, so one is recognised by its
+# first bytes and validated straight from the text; any other frame is parsed first.
+_EVENT_FRAME_START = '{"type":"event"'
 
 
 class ClientProtocol:
@@ -45,18 +49,22 @@ class ClientProtocol:
         self._last_event_id: dict[str, int] = {}
 
     # ---- outgoing ----------------------------------------------------------------------
-    def encode_request(self, type_: str, params: JsonObject) -> tuple[int, bytes]:
+    def encode_request(self, request: Request) -> tuple[int, bytes]:
+        """The next request id and the frame of `request` with that id."""
         request_id = self._next_id
         self._next_id += 1
-        frame = {**params, "id": request_id, "type": type_}
         try:
-            return request_id, orjson.dumps(frame)
+            return request_id, orjson.dumps({**request, "id": request_id})
         except TypeError as exc:
-            raise InvalidRequestError(f"{type_}: data is not JSON-serializable: {exc}") from None
+            raise InvalidRequestError(
+                f"{request['type']}: data is not JSON-serializable: {exc}"
+            ) from None
 
     # ---- incoming ----------------------------------------------------------------------
-    def decode(self, data: str | bytes) -> Reply | Event:
+    def decode(self, data: str | bytes) -> Reply | EventFrame:
         """Parse one server frame; raises InvalidRequestError on a frame that breaks the protocol."""
+        if isinstance(data, str) and data.startswith(_EVENT_FRAME_START):
+            return self._event(data)
         try:
             frame = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
@@ -74,13 +82,22 @@ class ClientProtocol:
             result = frame.get("result")
             return Reply(request_id, result if isinstance(result, dict) else {}, None)
         if kind == "event":
-            sid = frame.get("sid")
-            name = frame.get("name")
-            if not isinstance(sid, str) or not isinstance(name, str):
-                raise InvalidRequestError("event frame without sid or name")
-            event_id = frame.get("event_id")
-            return Event(sid, name, event_id if isinstance(event_id, int) else None, frame)
+            return self._event(frame)
         raise InvalidRequestError(f"unknown server frame type {kind!r}")
+
+    @staticmethod
+    def _event(frame: str | JsonObject) -> EventFrame:
+        """The event model of a frame (its text, or the frame parsed by orjson)."""
+        try:
+            if isinstance(frame, str):
+                return EVENT_FRAME_ADAPTER.validate_json(frame)
+            return EVENT_FRAME_ADAPTER.validate_python(frame)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise InvalidRequestError(
+                f"server sent a malformed event frame: {where}: {first['msg']}"
+            ) from None
 
     @staticmethod
     def _error(err: object) -> SyncError:
@@ -105,7 +122,7 @@ class ClientProtocol:
     def last_event_id(self, sid: str) -> int | None:
         return self._last_event_id.get(sid)
 
-    def classify(self, event: Event) -> EventVerdict:
+    def classify(self, event: EventFrame) -> EventVerdict:
         """deliver (and advance), duplicate (already seen), gap (events missing before it)
         or unknown (object not tracked). Events without an id (stream messages) are delivered."""
         last = self._last_event_id.get(event.sid)

@@ -50,17 +50,19 @@ from sync_generated.errors import (
     SyncError,
     TokenExpiredError,
 )
+from sync_generated.protocol_dicts import OpenRequest, Request
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from . import _validate
+from . import validation
+from ._cache import CachedObject, ObjectCache, ObjectHandle, ObjectKind
 from ._codec import DataCodec
 from ._emitter import EventEmitter
 from ._logging import TRACE, apply_log_level, logger
-from ._protocol import ClientProtocol, Event, Reply
+from ._protocol import UNNUMBERED, ClientProtocol, Reply
 from ._state import ConnectionStateMachine
 from ._version import __version__
-from .objects import ObjectKind, SyncDocument, SyncList, SyncMap, SyncStream, _Entry, _Handle
+from .objects import SyncDocument, SyncList, SyncMap, SyncStream, _Handle
 
 M = TypeVar("M", bound=BaseModel)
 H = TypeVar("H", bound=_Handle)
@@ -149,6 +151,21 @@ class _NodeRotation:
         self._tried.clear()
 
 
+class _HandleChannel:
+    """The client as the handles it opens see it (objects.ObjectChannel)."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
+        return await self._client._call(request, idempotent=idempotent)
+
+    async def release(self, obj: CachedObject, handle: ObjectHandle) -> None:
+        await self._client._release(obj, handle)
+
+
 def _realtime_url(base: str) -> str:
     url = base.rstrip("/")
     for http, ws in (("https://", "wss://"), ("http://", "ws://")):
@@ -175,7 +192,8 @@ class Client(ClientEvents):
         self._emitter = EventEmitter("Client")
         self._machine = ConnectionStateMachine(self._on_state_changed)
         self._protocol = ClientProtocol()
-        self._entries: dict[str, _Entry] = {}
+        self._objects = ObjectCache(self._protocol, self.client_id)
+        self._channel = _HandleChannel(self)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._ws: ClientConnection | None = None
         self._connected = asyncio.Event()
@@ -255,11 +273,7 @@ class Client(ClientEvents):
         self._closing = True
         if self._machine.state != ConnectionState.DISCONNECTED:
             self._machine.move_to(ConnectionState.DISCONNECTING)
-        for entry in builtins.list(self._entries.values()):
-            for handle in entry.handles:
-                handle._closed = True
-                handle._emitter.clear()
-        self._entries.clear()
+        self._objects.close_all()
         ws = self._ws
         if ws is not None:
             with contextlib.suppress(Exception):
@@ -279,7 +293,7 @@ class Client(ClientEvents):
         self._token_changed.set()
         state = self._machine.state
         if state == ConnectionState.CONNECTED:
-            result = await self._call("update_token", {"token": token})
+            result = await self._call({"id": UNNUMBERED, "type": "update_token", "token": token})
             self._set_expiry(result)
         elif state == ConnectionState.DENIED:
             self._machine.move_to(ConnectionState.CONNECTING)
@@ -315,7 +329,7 @@ class Client(ClientEvents):
     ) -> SyncDocument[Any]:
         """Open a document by SID or unique name (None creates one with a random SID)."""
         codec: DataCodec[Any] = DataCodec(data_type)
-        initial = None if data is None else _validate.check_data(codec.encode(data))
+        initial = None if data is None else validation.check_data(codec.encode(data))
         return await self._open("document", SyncDocument, id, mode, ttl, codec, initial)
 
     @overload
@@ -419,75 +433,62 @@ class Client(ClientEvents):
         codec: DataCodec[Any],
         data: JsonObject | None,
     ) -> H:
-        params: JsonObject = {
+        request: OpenRequest = {
+            "id": UNNUMBERED,
+            "type": "open",
             "kind": kind,
-            "object_id": _validate.check_unique_name(object_id),
-            "mode": _validate.check_mode(mode),
-            "ttl": _validate.check_ttl(ttl),
+            "object_id": validation.check_unique_name(object_id),
+            "mode": validation.check_mode(mode),
+            "ttl": validation.check_ttl(ttl),
+            "data": data,
         }
-        if data is not None:
-            params["data"] = data
-        snap = await self._call("open", params, idempotent=mode != "create_new")
-        sid = str(snap["sid"])
-        entry = self._entries.get(sid)
-        new_entry = entry is None
+        snap = await self._call(request, idempotent=mode != "create_new")
+        obj, created = self._objects.open(kind, snap)
         # A failed subscription (e.g. read access revoked, then granted again) is retried.
-        resubscribe = entry is None or entry.subscription_state is SubscriptionState.FAILED
-        if entry is None:
-            entry = _Entry(kind, sid, snap)
-            self._entries[sid] = entry
-            self._protocol.track(sid, entry.last_event_id)
-        else:
-            entry.apply_snapshot(snap)
-        handle = cls(self, entry, codec)
-        entry.handles.append(handle)
+        resubscribe = created or obj.subscription_state is SubscriptionState.FAILED
+        handle = cls(self._channel, obj, codec)
+        obj.handles.append(handle)
         if resubscribe:
             try:
-                await self._subscribe(entry)
+                await self._subscribe(obj)
             except BaseException:
-                entry.handles.remove(handle)
-                if new_entry:
-                    self._drop_entry(entry)
+                obj.handles.remove(handle)
+                if created:
+                    self._objects.drop(obj)
                 raise
         return handle
 
-    async def _subscribe(self, entry: _Entry) -> None:
+    async def _subscribe(self, obj: CachedObject) -> None:
         """(Re-)subscribe from the last event seen: the server replays what was missed."""
-        entry.set_subscription_state(SubscriptionState.PENDING)
-        since = self._protocol.last_event_id(entry.sid)
+        obj.set_subscription_state(SubscriptionState.PENDING)
+        since = self._protocol.last_event_id(obj.sid)
         try:
-            await self._call("subscribe", {"sid": entry.sid, "since": since}, idempotent=True)
+            await self._call(
+                {"id": UNNUMBERED, "type": "subscribe", "sid": obj.sid, "since": since},
+                idempotent=True,
+            )
         except NotFoundError:
             raise
         except SyncError:
-            entry.set_subscription_state(SubscriptionState.FAILED)
+            obj.set_subscription_state(SubscriptionState.FAILED)
             raise
-        if self._entries.get(entry.sid) is entry:
-            entry.set_subscription_state(SubscriptionState.ESTABLISHED)
+        if self._objects.is_cached(obj):
+            obj.set_subscription_state(SubscriptionState.ESTABLISHED)
 
-    async def _release(self, handle: _Handle) -> None:
-        entry = handle._entry
-        if handle in entry.handles:
-            entry.handles.remove(handle)
-        if not entry.handles and self._entries.get(entry.sid) is entry:
-            self._drop_entry(entry)
-            if self._machine.state == ConnectionState.CONNECTED:
-                with contextlib.suppress(SyncError):
-                    await self._call("unsubscribe", {"sid": entry.sid}, idempotent=True)
-
-    def _drop_entry(self, entry: _Entry) -> None:
-        if self._entries.get(entry.sid) is entry:
-            del self._entries[entry.sid]
-            self._protocol.untrack(entry.sid)
+    async def _release(self, obj: CachedObject, handle: ObjectHandle) -> None:
+        if self._objects.release(obj, handle) and self._machine.state == ConnectionState.CONNECTED:
+            with contextlib.suppress(SyncError):
+                await self._call(
+                    {"id": UNNUMBERED, "type": "unsubscribe", "sid": obj.sid}, idempotent=True
+                )
 
     # ---- requests ----------------------------------------------------------------------
-    async def _call(
-        self, type_: str, params: JsonObject, *, idempotent: bool = False
-    ) -> JsonObject:
+    async def _call(self, request: Request, *, idempotent: bool = False) -> JsonObject:
         """Send a request and await its reply, waiting for a connection if needed.
 
         Raises ConnectionLostError if never sent (not applied) and CommandTimeoutError if the
         outcome is unknown (sent, but no reply in time or the connection dropped)."""
+        type_ = request["type"]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.command_timeout
         throttled = 0
@@ -505,7 +506,7 @@ class Client(ClientEvents):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._connected.wait(), remaining)
                 continue
-            request_id, frame = self._protocol.encode_request(type_, params)
+            request_id, frame = self._protocol.encode_request(request)
             if len(frame) > _MAX_FRAME:
                 raise InvalidRequestError(
                     f"{type_}: request of {len(frame)} bytes exceeds {_MAX_FRAME}"
@@ -618,8 +619,8 @@ class Client(ClientEvents):
                 self._connected.clear()
                 self._ws = None
                 self._fail_pending(_Dropped())
-                for entry in builtins.list(self._entries.values()):
-                    entry.set_subscription_state(SubscriptionState.PENDING)
+                for obj in self._objects:
+                    obj.set_subscription_state(SubscriptionState.PENDING)
             if self._closing:
                 return
             if ws.close_code == _CLOSE_TOKEN_EXPIRED:
@@ -670,7 +671,13 @@ class Client(ClientEvents):
 
     async def _handshake(self, ws: ClientConnection) -> JsonObject:
         request_id, frame = self._protocol.encode_request(
-            "hello", {"token": self._token, "client_id": self.client_id, "protocol": 1}
+            {
+                "id": UNNUMBERED,
+                "type": "hello",
+                "token": self._token,
+                "client_id": self.client_id,
+                "protocol": 1,
+            }
         )
         await ws.send(frame, text=True)
         async with asyncio.timeout(self._attempt_timeout):
@@ -682,16 +689,16 @@ class Client(ClientEvents):
                     return message.result or {}
 
     async def _resubscribe_all(self) -> None:
-        for entry in builtins.list(self._entries.values()):
-            if self._entries.get(entry.sid) is not entry:
+        for obj in self._objects:
+            if not self._objects.is_cached(obj):
                 continue
             try:
-                await self._subscribe(entry)
+                await self._subscribe(obj)
             except NotFoundError:
                 # Removed while we were away: tell the handles, as a live `removed` would.
-                self._deliver_removed(entry)
+                self._objects.remove(obj)
             except SyncError as err:
-                logger.error("re-subscribing %s failed: %s", entry.sid, err)
+                logger.error("re-subscribing %s failed: %s", obj.sid, err)
 
     async def _read_loop(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -710,121 +717,13 @@ class Client(ClientEvents):
                         logger.warning("server error without a pending request: %s", message.error)
                 else:
                     try:
-                        self._on_event(message)
+                        behind = self._objects.receive(message)
+                        if behind is not None:
+                            self._spawn(self._subscribe(behind))
                     except Exception:
                         logger.exception(
                             "failed to apply event %s of %s", message.name, message.sid
                         )
-
-    def _on_event(self, event: Event) -> None:
-        entry = self._entries.get(event.sid)
-        verdict = self._protocol.classify(event)
-        if entry is None or verdict == "unknown":
-            return
-        if verdict == "duplicate":
-            logger.log(TRACE, "dropping duplicate event %s of %s", event.event_id, event.sid)
-            return
-        if verdict == "gap":
-            logger.info("event gap on %s (got %s); catching up", event.sid, event.event_id)
-            self._spawn(self._subscribe(entry))
-            return
-        frame = event.frame
-        if event.name == "snapshot":
-            for synthetic in self._catch_up_frames(entry, frame):
-                self._dispatch(entry, synthetic)
-            return
-        if event.name == "revoked":
-            # The identity lost read access (ACL): no more events for this object.
-            reason = (frame.get("error") or {}).get("message")
-            logger.warning("subscription to %s revoked: %s", entry.sid, reason)
-            entry.set_subscription_state(SubscriptionState.FAILED)
-            return
-        if event.name == "updated":
-            entry.touch(
-                event.event_id,
-                data=frame.get("data"),
-                date_updated=frame.get("date_updated"),
-                date_expires=frame.get("date_expires"),
-            )
-        elif event.name in ("item_added", "item_updated"):
-            entry.touch(event.event_id)
-            entry.remember(frame["item"])
-        elif event.name == "item_removed":
-            entry.touch(event.event_id)
-            entry.items.pop(frame["index"] if entry.kind == "list" else frame["key"], None)
-        elif event.name == "removed":
-            self._deliver_removed(entry, frame)
-            return
-        self._dispatch(entry, frame)
-
-    def _dispatch(self, entry: _Entry, frame: JsonObject) -> None:
-        is_local = frame.get("origin") == self.client_id
-        for handle in builtins.list(entry.handles):
-            handle._dispatch(frame, is_local)
-
-    @staticmethod
-    def _catch_up_frames(entry: _Entry, frame: JsonObject) -> builtins.list[JsonObject]:
-        """Turn a snapshot (sent when the server's history no longer reaches back to our last
-        event) into the events that bring this client level: `updated` for a document; for a
-        list or map, `item_removed` / `item_added` / `item_updated` against the items we knew."""
-        obj = frame.get("object") or {}
-        event_id = int(obj.get("last_event_id", 0))
-        base = {
-            "type": "event",
-            "sid": entry.sid,
-            "kind": entry.kind,
-            "event_id": event_id,
-            "origin": None,
-        }
-        previous_data = entry.snapshot.get("data")
-        entry.snapshot = obj
-        if entry.kind == "document":
-            return [
-                {
-                    **base,
-                    "name": "updated",
-                    "data": obj.get("data") or {},
-                    "previous_data": previous_data,
-                    "revision": obj.get("revision"),
-                    "date_updated": obj.get("date_updated"),
-                    "date_expires": obj.get("date_expires"),
-                }
-            ]
-        field_name = "index" if entry.kind == "list" else "key"
-        known = entry.items
-        current = {item[field_name]: item for item in frame.get("items") or []}
-        out: builtins.list[JsonObject] = []
-        for ref in sorted(set(known) - set(current), key=str):
-            out.append(
-                {
-                    **base,
-                    "name": "item_removed",
-                    field_name: ref,
-                    "previous_data": known[ref]["data"],
-                }
-            )
-        for ref, item in current.items():
-            old = known.get(ref)
-            if old is None:
-                out.append({**base, "name": "item_added", "item": item, "previous_data": None})
-            elif old.get("revision") != item.get("revision"):
-                out.append(
-                    {**base, "name": "item_updated", "item": item, "previous_data": old["data"]}
-                )
-        entry.items = current
-        return out
-
-    def _deliver_removed(self, entry: _Entry, frame: JsonObject | None = None) -> None:
-        frame = frame or {
-            "name": "removed",
-            "sid": entry.sid,
-            "previous_data": entry.snapshot.get("data"),
-        }
-        is_local = frame.get("origin") == self.client_id
-        self._drop_entry(entry)
-        for handle in builtins.list(entry.handles):
-            handle._dispatch(frame, is_local)
-            handle._closed = True
 
     # ---- state, errors and token timers --------------------------------------------------
     def _on_state_changed(self, state: ConnectionState) -> None:

@@ -1,18 +1,18 @@
 """SyncDocument, SyncList, SyncMap, SyncStream and Paginator: handles on server objects.
 
 Each handle is opened by `Client.document()` / `list()` / `map()` / `stream()`. Handles
-of the same object share one subscription and one cached snapshot (`_Entry`); each handle
-has its own data type and its own event handlers. The typed `on()` overloads come from
-the generated `Sync*Events` bases.
+of the same object share one subscription and one cached state (`_cache.CachedObject`);
+each handle has its own data type and its own event handlers. A handle sends requests
+through the `ObjectChannel` it was given, not through the client itself. The typed `on()`
+overloads come from the generated `Sync*Events` bases.
 """
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from sync_generated.client import (
     MAX_STREAM_MESSAGE_BYTES,
@@ -41,12 +41,26 @@ from sync_generated.client import (
 from sync_generated.errors import (
     ClientClosedError,
     ConflictError,
+    InvalidRequestError,
     MapItemNotFoundError,
 )
+from sync_generated.protocol import (
+    EventFrame,
+    ItemAddedFrame,
+    ItemRemovedFrame,
+    ItemSnapshot,
+    ItemUpdatedFrame,
+    MessagePublishedFrame,
+    RemovedFrame,
+    UpdatedFrame,
+)
+from sync_generated.protocol_dicts import Request
 
-from ._codec import DataCodec, parse_optional_time, parse_time
+from ._cache import CachedObject, ObjectHandle, ObjectKind
+from ._codec import DataCodec, as_optional_utc, as_utc, parse_optional_time, parse_time
 from ._emitter import EventEmitter
-from ._validate import (
+from ._protocol import UNNUMBERED
+from .validation import (
     check_data,
     check_index,
     check_map_key,
@@ -55,59 +69,24 @@ from ._validate import (
     check_ttl,
 )
 
-if TYPE_CHECKING:
-    from .client import Client
-
 JsonObject = dict[str, Any]
-ObjectKind = Literal["document", "list", "map", "stream"]
 Order = Literal["asc", "desc"]
 I = TypeVar("I")  # noqa: E741
 
 _MAX_MUTATE_ATTEMPTS = 50
 
 
-@dataclass(eq=False)
-class _Entry:
-    """The client's shared state of one open object: snapshot and the handles on it."""
+class ObjectChannel(Protocol):
+    """What a handle needs from the client that opened it."""
 
-    kind: ObjectKind
-    sid: str
-    snapshot: JsonObject
-    handles: builtins.list[_Handle] = field(default_factory=builtins.list)
-    subscription_state: SubscriptionState = SubscriptionState.PENDING
-    # Every list/map item this client has seen (ref -> ItemSnapshot), so that a snapshot sent
-    # when the server's history is gone can be turned into the item events that were missed.
-    items: dict[int | str, JsonObject] = field(default_factory=dict)
+    async def request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
+        """Send a request and return its result (see `Client`: waits for a connection,
+        retries an idempotent request, raises the reply's error)."""
+        ...
 
-    def set_subscription_state(self, state: SubscriptionState) -> None:
-        if state == self.subscription_state:
-            return
-        self.subscription_state = state
-        for handle in builtins.list(self.handles):
-            handle._emitter.emit("subscription_state_changed", state)
-
-    def remember(self, item: JsonObject) -> None:
-        ref = item.get("index") if self.kind == "list" else item.get("key")
-        if ref is not None:
-            self.items[ref] = item
-
-    @property
-    def last_event_id(self) -> int:
-        return int(self.snapshot["last_event_id"])
-
-    def apply_snapshot(self, snap: JsonObject) -> None:
-        if int(snap.get("last_event_id", -1)) >= self.last_event_id:
-            self.snapshot = snap
-
-    def touch(self, event_id: int | None, **fields: Any) -> None:
-        """Advance the cached metadata (and document data) from an event."""
-        if event_id is None or event_id < self.last_event_id:
-            return
-        updated = dict(self.snapshot)
-        updated.update(fields)
-        updated["last_event_id"] = event_id
-        updated["revision"] = str(event_id)
-        self.snapshot = updated
+    async def release(self, obj: CachedObject, handle: ObjectHandle) -> None:
+        """A handle on `obj` was closed (the last one ends the subscription)."""
+        ...
 
 
 class _Handle:
@@ -115,47 +94,46 @@ class _Handle:
 
     _kind: ObjectKind
 
-    def __init__(self, client: Client, entry: _Entry, codec: DataCodec[Any]) -> None:
-        self._client = client
-        self._entry = entry
+    def __init__(self, channel: ObjectChannel, obj: CachedObject, codec: DataCodec[Any]) -> None:
+        self._channel = channel
+        self._object = obj
         self._codec = codec
-        self._emitter = EventEmitter(f"{type(self).__name__}({entry.sid})")
+        self._emitter = EventEmitter(f"{type(self).__name__}({obj.sid})")
         self._closed = False
 
     # ---- metadata ----------------------------------------------------------------------
     @property
     def sid(self) -> str:
         """The object's SID."""
-        return self._entry.sid
+        return self._object.sid
 
     @property
     def unique_name(self) -> str | None:
         """The object's unique name, if it has one."""
-        name = self._entry.snapshot.get("unique_name")
-        return name if isinstance(name, str) else None
+        return self._object.state.unique_name
 
     @property
     def revision(self) -> str:
         """Current revision (changes on every write)."""
-        return str(self._entry.snapshot["revision"])
+        return self._object.state.revision
 
     @property
     def last_event_id(self) -> int:
         """Id of the last event applied to this object."""
-        return self._entry.last_event_id
+        return self._object.last_event_id
 
     @property
     def date_created(self) -> datetime:
-        return parse_time(self._entry.snapshot["date_created"])
+        return self._object.state.date_created
 
     @property
     def date_updated(self) -> datetime:
-        return parse_time(self._entry.snapshot["date_updated"])
+        return self._object.state.date_updated
 
     @property
     def date_expires(self) -> datetime | None:
         """When the object expires, or None if it never does."""
-        return parse_optional_time(self._entry.snapshot.get("date_expires"))
+        return self._object.state.date_expires
 
     @property
     def closed(self) -> bool:
@@ -164,7 +142,7 @@ class _Handle:
     @property
     def subscription_state(self) -> SubscriptionState:
         """pending (subscribing or catching up), established (live) or failed."""
-        return self._entry.subscription_state
+        return self._object.subscription_state
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} sid={self.sid} unique_name={self.unique_name!r} revision={self.revision}>"
@@ -174,18 +152,23 @@ class _Handle:
         """Stop receiving events on this handle (the object itself is kept)."""
         if self._closed:
             return
-        self._closed = True
-        self._emitter.clear()
-        await self._client._release(self)
+        self._detach()
+        await self._channel.release(self._object, self)
 
     async def set_ttl(self, ttl: int) -> None:
         """Expire the object `ttl` seconds from now (0 = never)."""
-        ttl_ = check_ttl(ttl, optional=False)
-        snap = await self._call("set_ttl", ttl=ttl_)
-        self._entry.apply_snapshot(snap)
+        snap = await self._request(
+            {
+                "id": UNNUMBERED,
+                "type": "set_ttl",
+                "sid": self.sid,
+                "ttl": check_ttl(ttl, optional=False),
+            }
+        )
+        self._object.apply_reply(snap)
 
     async def _remove(self) -> None:
-        await self._call("remove")
+        await self._request({"id": UNNUMBERED, "type": "remove", "sid": self.sid})
 
     # ---- plumbing ----------------------------------------------------------------------
     def _add_listener(self, event: str, handler: Handler[Any]) -> Unsubscribe:
@@ -193,18 +176,25 @@ class _Handle:
             raise ClientClosedError(f"{type(self).__name__} {self.sid} is closed")
         return self._emitter.on(event, handler)
 
-    async def _call(self, type_: str, *, idempotent: bool = False, **params: Any) -> JsonObject:
+    async def _request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
         if self._closed:
             raise ClientClosedError(f"{type(self).__name__} {self.sid} is closed")
-        return await self._client._call(
-            type_, {"sid": self._entry.sid, **params}, idempotent=idempotent
-        )
+        return await self._channel.request(request, idempotent=idempotent)
 
-    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
+    def _dispatch_removed(self, is_local: bool) -> None:
+        self._emitter.emit("removed", CollectionRemovedEvent(is_local=is_local))
+
+    # ---- what the object cache calls (_cache.ObjectHandle) --------------------------------
+    def _dispatch(self, event: EventFrame, is_local: bool) -> None:
+        """Turn an event of this object into the typed event handlers receive."""
         raise NotImplementedError
 
-    def _dispatch_removed(self, frame: JsonObject, is_local: bool) -> None:
-        self._emitter.emit("removed", CollectionRemovedEvent(is_local=is_local))
+    def _subscription_state_changed(self, state: SubscriptionState) -> None:
+        self._emitter.emit("subscription_state_changed", state)
+
+    def _detach(self) -> None:
+        self._closed = True
+        self._emitter.clear()
 
 
 class SyncDocument(_Handle, SyncDocumentEvents[T]):
@@ -212,17 +202,17 @@ class SyncDocument(_Handle, SyncDocumentEvents[T]):
 
     _kind = "document"
 
-    def __init__(self, client: Client, entry: _Entry, codec: DataCodec[T]) -> None:
-        super().__init__(client, entry, codec)
+    def __init__(self, channel: ObjectChannel, obj: CachedObject, codec: DataCodec[T]) -> None:
+        super().__init__(channel, obj, codec)
         self._codec: DataCodec[T] = codec
         self._data_cache: tuple[int, T] | None = None
 
     @property
     def data(self) -> T:
         """The document's current data."""
-        eid = self._entry.last_event_id
+        eid = self._object.last_event_id
         if self._data_cache is None or self._data_cache[0] != eid:
-            self._data_cache = (eid, self._codec.decode(self._entry.snapshot.get("data") or {}))
+            self._data_cache = (eid, self._codec.decode(self._object.state.data or {}))
         return self._data_cache[1]
 
     async def set(self, data: T, *, ttl: int | None = None) -> T:
@@ -262,39 +252,51 @@ class SyncDocument(_Handle, SyncDocumentEvents[T]):
         self, data: JsonObject, *, merge: bool, ttl: int | None, if_match: str | None
     ) -> T:
         check_data(data)
-        snap = await self._call(
-            "document_set", data=data, merge=merge, ttl=check_ttl(ttl), if_match=if_match
+        snap = await self._request(
+            {
+                "id": UNNUMBERED,
+                "type": "document_set",
+                "sid": self.sid,
+                "data": data,
+                "merge": merge,
+                "ttl": check_ttl(ttl),
+                "if_match": if_match,
+            }
         )
-        self._entry.apply_snapshot(snap)
+        self._object.apply_reply(snap)
         return self._codec.decode(snap.get("data") or {})
 
     async def _refresh(self) -> None:
-        snap = await self._client._call(
-            "open",
-            {"kind": "document", "object_id": self.sid, "mode": "open_existing"},
+        snap = await self._request(
+            {
+                "id": UNNUMBERED,
+                "type": "open",
+                "kind": "document",
+                "object_id": self.sid,
+                "mode": "open_existing",
+            },
             idempotent=True,
         )
-        self._entry.apply_snapshot(snap)
+        self._object.apply_reply(snap)
 
-    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
-        name = frame["name"]
-        if name == "updated" and self._emitter.has_listeners("updated"):
-            prev = frame.get("previous_data")
-            self._emitter.emit(
-                "updated",
-                DocumentUpdatedEvent(
-                    data=self._codec.decode(frame.get("data") or {}),
-                    previous_data=self._codec.decode_optional(prev),
-                    is_local=is_local,
-                    revision=str(frame.get("revision")),
-                    event_id=int(frame.get("event_id") or 0),
-                ),
-            )
-        elif name == "removed":
+    def _dispatch(self, event: EventFrame, is_local: bool) -> None:
+        if isinstance(event, UpdatedFrame):
+            if self._emitter.has_listeners("updated"):
+                self._emitter.emit(
+                    "updated",
+                    DocumentUpdatedEvent(
+                        data=self._codec.decode(event.data),
+                        previous_data=self._codec.decode(event.previous_data),
+                        is_local=is_local,
+                        revision=event.revision,
+                        event_id=event.event_id,
+                    ),
+                )
+        elif isinstance(event, RemovedFrame):
             self._emitter.emit(
                 "removed",
                 DocumentRemovedEvent(
-                    previous_data=self._codec.decode_optional(frame.get("previous_data")),
+                    previous_data=self._codec.decode_optional(event.previous_data),
                     is_local=is_local,
                 ),
             )
@@ -344,54 +346,83 @@ class Paginator(Generic[I]):
 class _Collection(_Handle, Generic[T]):
     """What lists and maps share: item conversion, paging, item TTL, mutate."""
 
-    _item_field: str
+    _item_field: Literal["index", "key"]
     _added_event: type[Any]
     _updated_event: type[Any]
-    _removed_event: type[Any]
 
-    def __init__(self, client: Client, entry: _Entry, codec: DataCodec[T]) -> None:
-        super().__init__(client, entry, codec)
+    def __init__(self, channel: ObjectChannel, obj: CachedObject, codec: DataCodec[T]) -> None:
+        super().__init__(channel, obj, codec)
         self._codec: DataCodec[T] = codec
 
-    def _ref(self, item: Any) -> JsonObject:
-        return {self._item_field: item}
+    def _index_and_key(self, item: Any) -> tuple[int | None, str | None]:
+        """A request's `index` and `key` for an item: a list names it by index, a map by key."""
+        return (item, None) if self._item_field == "index" else (None, item)
 
-    def _item(self, snap: JsonObject) -> Any:
+    def _item(
+        self,
+        ref: Any,
+        data: JsonObject,
+        revision: str,
+        date_updated: datetime,
+        date_expires: datetime | None,
+        last_event_id: int,
+    ) -> Any:
+        """The SyncListItem / SyncMapItem of an item at `ref` (index or key)."""
         raise NotImplementedError
 
-    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
-        name = frame["name"]
-        if name == "removed":
-            self._dispatch_removed(frame, is_local)
-            return
-        previous = frame.get("previous_data")
-        if name == "item_removed":
-            payload: Any = self._removed_event(
-                previous_item_data=self._codec.decode_optional(previous),
-                is_local=is_local,
-                event_id=int(frame.get("event_id") or 0),
-                **{self._item_field: frame[self._item_field]},
-            )
-        elif not self._emitter.has_listeners(name):
+    def _item_removed(self, event: ItemRemovedFrame, is_local: bool) -> Any:
+        """The ListItemRemovedEvent / MapItemRemovedEvent of an `item_removed` frame."""
+        raise NotImplementedError
+
+    def _event_item(self, snap: ItemSnapshot) -> Any:
+        """The item an `item_added` / `item_updated` event carries."""
+        return self._item(
+            getattr(snap, self._item_field),
+            snap.data,
+            snap.revision,
+            as_utc(snap.date_updated),
+            as_optional_utc(snap.date_expires),
+            snap.last_event_id,
+        )
+
+    def _dispatch(self, event: EventFrame, is_local: bool) -> None:
+        if isinstance(event, RemovedFrame):
+            self._dispatch_removed(is_local)
+        elif not self._emitter.has_listeners(event.name):
             return  # nobody listens: skip decoding
-        elif name == "item_added":
-            payload = self._added_event(item=self._item(frame["item"]), is_local=is_local)
-        elif name == "item_updated":
+        elif isinstance(event, ItemRemovedFrame):
+            self._emitter.emit(event.name, self._item_removed(event, is_local))
+        elif isinstance(event, ItemAddedFrame):
+            payload = self._added_event(item=self._event_item(event.item), is_local=is_local)
+            self._emitter.emit(event.name, payload)
+        elif isinstance(event, ItemUpdatedFrame):
             payload = self._updated_event(
-                item=self._item(frame["item"]),
-                previous_item_data=self._codec.decode_optional(previous),
+                item=self._event_item(event.item),
+                previous_item_data=self._codec.decode(event.previous_data),
                 is_local=is_local,
             )
-        else:
-            return
-        self._emitter.emit(name, payload)
+            self._emitter.emit(event.name, payload)
 
     def _remembered(self, snap: JsonObject) -> Any:
-        self._entry.remember(snap)
-        return self._item(snap)
+        """The item a reply carries (an ItemSnapshot), remembered for catching up later."""
+        ref, revision = snap[self._item_field], str(snap["revision"])
+        self._object.remember(ref, revision, snap["data"])
+        return self._item(
+            ref,
+            snap["data"],
+            revision,
+            parse_time(snap["date_updated"]),
+            parse_optional_time(snap.get("date_expires")),
+            int(snap["last_event_id"]),
+        )
 
     async def _get(self, item: Any) -> Any:
-        return self._remembered(await self._call("item_get", idempotent=True, **self._ref(item)))
+        index, key = self._index_and_key(item)
+        snap = await self._request(
+            {"id": UNNUMBERED, "type": "item_get", "sid": self.sid, "index": index, "key": key},
+            idempotent=True,
+        )
+        return self._remembered(snap)
 
     async def _set(
         self,
@@ -404,30 +435,59 @@ class _Collection(_Handle, Generic[T]):
         if_absent: bool = False,
     ) -> Any:
         check_data(data)
-        snap = await self._call(
-            "item_set",
-            data=data,
-            merge=merge,
-            ttl=check_ttl(ttl),
-            if_match=if_match,
-            if_absent=if_absent,
-            **self._ref(item),
+        index, key = self._index_and_key(item)
+        snap = await self._request(
+            {
+                "id": UNNUMBERED,
+                "type": "item_set",
+                "sid": self.sid,
+                "index": index,
+                "key": key,
+                "data": data,
+                "merge": merge,
+                "ttl": check_ttl(ttl),
+                "if_match": if_match,
+                "if_absent": if_absent,
+            }
         )
         return self._remembered(snap)
 
     async def _remove_item(self, item: Any) -> None:
-        await self._call("item_remove", **self._ref(item))
+        index, key = self._index_and_key(item)
+        await self._request(
+            {"id": UNNUMBERED, "type": "item_remove", "sid": self.sid, "index": index, "key": key}
+        )
 
     async def _set_item_ttl(self, item: Any, ttl: int) -> None:
-        await self._call("item_set_ttl", ttl=check_ttl(ttl, optional=False), **self._ref(item))
+        index, key = self._index_and_key(item)
+        await self._request(
+            {
+                "id": UNNUMBERED,
+                "type": "item_set_ttl",
+                "sid": self.sid,
+                "index": index,
+                "key": key,
+                "ttl": check_ttl(ttl, optional=False),
+            }
+        )
 
     async def _page(
         self, start: Any, inclusive: bool, order: Order, page_size: int
     ) -> Paginator[Any]:
-        params: JsonObject = {"page_size": page_size, "order": order, "inclusive": inclusive}
-        if start is not None:
-            params["from_" + self._item_field] = start
-        result = await self._call("items_page", idempotent=True, **params)
+        from_index, from_key = self._index_and_key(start)
+        result = await self._request(
+            {
+                "id": UNNUMBERED,
+                "type": "items_page",
+                "sid": self.sid,
+                "from_index": from_index,
+                "from_key": from_key,
+                "inclusive": inclusive,
+                "page_size": page_size,
+                "order": order,
+            },
+            idempotent=True,
+        )
 
         async def fetch(cursor: Any, incl: bool, o: Order) -> Paginator[Any]:
             return await self._page(cursor, incl, o, page_size)
@@ -481,23 +541,48 @@ class SyncList(_Collection[T], SyncListEvents[T]):
     _item_field = "index"
     _added_event = ListItemAddedEvent
     _updated_event = ListItemUpdatedEvent
-    _removed_event = ListItemRemovedEvent
 
-    def _item(self, snap: JsonObject) -> SyncListItem[T]:
+    def _item(
+        self,
+        ref: Any,
+        data: JsonObject,
+        revision: str,
+        date_updated: datetime,
+        date_expires: datetime | None,
+        last_event_id: int,
+    ) -> SyncListItem[T]:
         return SyncListItem(
-            index=int(snap["index"]),
-            data=self._codec.decode(snap["data"]),
-            revision=str(snap["revision"]),
-            date_updated=parse_time(snap["date_updated"]),
-            date_expires=parse_optional_time(snap.get("date_expires")),
-            last_event_id=int(snap["last_event_id"]),
+            index=int(ref),
+            data=self._codec.decode(data),
+            revision=revision,
+            date_updated=date_updated,
+            date_expires=date_expires,
+            last_event_id=last_event_id,
+        )
+
+    def _item_removed(self, event: ItemRemovedFrame, is_local: bool) -> ListItemRemovedEvent[T]:
+        if event.index is None:
+            raise InvalidRequestError(f"item_removed event of list {self.sid} without an index")
+        return ListItemRemovedEvent(
+            index=event.index,
+            previous_item_data=self._codec.decode(event.previous_data),
+            is_local=is_local,
+            event_id=event.event_id,
         )
 
     async def push(self, data: T, *, ttl: int | None = None) -> SyncListItem[T]:
         """Append an item; returns it with its new index."""
         payload = check_data(self._codec.encode(data))
         item: SyncListItem[T] = self._remembered(
-            await self._call("list_push", data=payload, ttl=check_ttl(ttl))
+            await self._request(
+                {
+                    "id": UNNUMBERED,
+                    "type": "list_push",
+                    "sid": self.sid,
+                    "data": payload,
+                    "ttl": check_ttl(ttl),
+                }
+            )
         )
         return item
 
@@ -559,16 +644,33 @@ class SyncMap(_Collection[T], SyncMapEvents[T]):
     _item_field = "key"
     _added_event = MapItemAddedEvent
     _updated_event = MapItemUpdatedEvent
-    _removed_event = MapItemRemovedEvent
 
-    def _item(self, snap: JsonObject) -> SyncMapItem[T]:
+    def _item(
+        self,
+        ref: Any,
+        data: JsonObject,
+        revision: str,
+        date_updated: datetime,
+        date_expires: datetime | None,
+        last_event_id: int,
+    ) -> SyncMapItem[T]:
         return SyncMapItem(
-            key=str(snap["key"]),
-            data=self._codec.decode(snap["data"]),
-            revision=str(snap["revision"]),
-            date_updated=parse_time(snap["date_updated"]),
-            date_expires=parse_optional_time(snap.get("date_expires")),
-            last_event_id=int(snap["last_event_id"]),
+            key=str(ref),
+            data=self._codec.decode(data),
+            revision=revision,
+            date_updated=date_updated,
+            date_expires=date_expires,
+            last_event_id=last_event_id,
+        )
+
+    def _item_removed(self, event: ItemRemovedFrame, is_local: bool) -> MapItemRemovedEvent[T]:
+        if event.key is None:
+            raise InvalidRequestError(f"item_removed event of map {self.sid} without a key")
+        return MapItemRemovedEvent(
+            key=event.key,
+            previous_item_data=self._codec.decode(event.previous_data),
+            is_local=is_local,
+            event_id=event.event_id,
         )
 
     async def set(self, key: str, data: T, *, ttl: int | None = None) -> SyncMapItem[T]:
@@ -627,8 +729,8 @@ class SyncStream(_Handle, SyncStreamEvents[T]):
 
     _kind = "stream"
 
-    def __init__(self, client: Client, entry: _Entry, codec: DataCodec[T]) -> None:
-        super().__init__(client, entry, codec)
+    def __init__(self, channel: ObjectChannel, obj: CachedObject, codec: DataCodec[T]) -> None:
+        super().__init__(channel, obj, codec)
         self._codec: DataCodec[T] = codec
 
     async def publish_message(self, data: T) -> SyncStreamMessage[T]:
@@ -636,26 +738,27 @@ class SyncStream(_Handle, SyncStreamEvents[T]):
         payload = check_data(
             self._codec.encode(data), limit=MAX_STREAM_MESSAGE_BYTES, what="stream message"
         )
-        result = await self._call("stream_publish", data=payload)
+        result = await self._request(
+            {"id": UNNUMBERED, "type": "stream_publish", "sid": self.sid, "data": payload}
+        )
         return SyncStreamMessage(sid=str(result["sid"]), data=self._codec.decode(result["data"]))
 
     async def remove_stream(self) -> None:
         """Delete the stream; every subscriber gets `removed`."""
         await self._remove()
 
-    def _dispatch(self, frame: JsonObject, is_local: bool) -> None:
-        name = frame["name"]
-        if name == "message_published":
-            if self._emitter.has_listeners(name):
-                msg = frame["message"]
+    def _dispatch(self, event: EventFrame, is_local: bool) -> None:
+        if isinstance(event, MessagePublishedFrame):
+            if self._emitter.has_listeners(event.name):
+                message = event.message
                 self._emitter.emit(
-                    name,
+                    event.name,
                     StreamMessagePublishedEvent(
                         message=SyncStreamMessage(
-                            sid=str(msg["sid"]), data=self._codec.decode(msg["data"])
+                            sid=message.sid, data=self._codec.decode(message.data)
                         ),
                         is_local=is_local,
                     ),
                 )
-        elif name == "removed":
-            self._dispatch_removed(frame, is_local)
+        elif isinstance(event, RemovedFrame):
+            self._dispatch_removed(is_local)

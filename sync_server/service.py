@@ -35,8 +35,8 @@ from sync_generated.errors import (
     UniqueNameExistsError,
 )
 
-from sync_sdk._validate import check_data, check_map_key
-from sync_sdk._validate import check_unique_name as check_name
+from sync_sdk.validation import check_data, check_map_key
+from sync_sdk.validation import check_unique_name as check_name
 
 from . import wire
 from .broker import Broker

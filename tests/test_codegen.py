@@ -44,6 +44,7 @@ EXPECTED_SOURCES = {
     "__init__.py": ["spec/*.yaml"],
     "entities.py": ["spec/entities.yaml"],
     "protocol.py": ["spec/protocol.yaml"],
+    "protocol_dicts.py": ["spec/protocol.yaml"],
     "client.py": ["spec/client.yaml", "spec/entities.yaml"],
     "errors.py": ["spec/errors.yaml"],
     "rest.py": ["spec/http.yaml"],

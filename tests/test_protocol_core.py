@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from sync_generated import protocol_dicts
 from sync_generated.client import CONNECTION_STATE_TRANSITIONS, ClientOptions, LogLevel
 from sync_generated.errors import (
     DocumentNotFoundError,
@@ -19,13 +20,16 @@ from sync_generated.errors import (
 )
 from sync_generated.protocol import (
     REQUEST_ADAPTER,
+    EventFrame,
+    ItemAddedFrame,
     ItemSetRequest,
     ItemsPageRequest,
+    MessagePublishedFrame,
     PingRequest,
 )
 
 from sync_sdk import ConnectionState
-from sync_sdk._protocol import ClientProtocol, Event, Reply
+from sync_sdk._protocol import UNNUMBERED, ClientProtocol, Reply
 from sync_sdk._state import ConnectionStateMachine, InvalidTransition
 
 CS = ConnectionState
@@ -36,26 +40,82 @@ def frame(**fields: Any) -> bytes:
     return json.dumps(fields).encode()
 
 
+NOW = "2026-01-01T00:00:00Z"
+
+
+def event_frame(sid: str, name: str, event_id: int | None, **fields: Any) -> dict[str, Any]:
+    """A complete event frame as the server sends it: `name` decides which other fields."""
+    base = {"type": "event", "sid": sid, "name": name, "event_id": event_id, "origin": None}
+    item = {
+        "key": "k",
+        "revision": str(event_id),
+        "data": {"n": 1},
+        "date_created": NOW,
+        "date_updated": NOW,
+        "date_expires": None,
+        "created_by": "alice",
+        "last_event_id": event_id,
+    }
+    by_name: dict[str, dict[str, Any]] = {
+        "updated": {
+            "kind": "document",
+            "data": {"n": 2},
+            "previous_data": {"n": 1},
+            "revision": str(event_id),
+            "date_updated": NOW,
+            "date_expires": None,
+        },
+        "item_added": {"kind": "map", "item": item, "previous_data": None},
+        "message_published": {"kind": "stream", "message": {"sid": "TZ1", "data": {"m": 1}}},
+        "snapshot": {
+            "kind": "map",
+            "items": [item],
+            "object": {
+                "kind": "map",
+                "sid": sid,
+                "unique_name": None,
+                "revision": str(event_id),
+                "data": None,
+                "date_created": NOW,
+                "date_updated": NOW,
+                "date_expires": None,
+                "created_by": "alice",
+                "last_event_id": event_id,
+            },
+        },
+    }
+    return {**base, **by_name[name], **fields}
+
+
 # ---- encode_request ----------------------------------------------------------------------
 
 
-def test_encode_request_ids_increase_and_frame_is_json() -> None:
+def test_encode_request_numbers_each_request_and_leaves_it_unchanged() -> None:
     proto = ClientProtocol()
-    params = {"sid": MAP_SID, "key": "k", "data": {"n": 1, "nested": [1, "two", None]}}
+    request: protocol_dicts.ItemSetRequest = {
+        "id": UNNUMBERED,
+        "type": "item_set",
+        "sid": MAP_SID,
+        "key": "k",
+        "data": {"n": 1, "nested": [1, "two", None]},
+    }
     ids = []
     for _ in range(3):
-        request_id, raw = proto.encode_request("item_set", params)
+        request_id, raw = proto.encode_request(request)
         ids.append(request_id)
-        assert json.loads(raw) == {"id": request_id, "type": "item_set", **params}
+        assert json.loads(raw) == {**request, "id": request_id}
     assert ids == [1, 2, 3]
-    request_id, raw = proto.encode_request("ping", {})
+    assert request["id"] == UNNUMBERED  # a retry encodes the same request again
+    request_id, raw = proto.encode_request({"id": UNNUMBERED, "type": "ping"})
     assert request_id == 4
     assert json.loads(raw) == {"id": 4, "type": "ping"}
 
 
 def test_encoded_request_passes_server_validation() -> None:
     proto = ClientProtocol()
-    _, raw = proto.encode_request("item_set", {"sid": MAP_SID, "key": "k", "data": {"a": 1}})
+    _, raw = proto.encode_request(
+        {"id": UNNUMBERED, "type": "item_set", "sid": MAP_SID, "key": "k", "data": {"a": 1}}
+    )
     assert isinstance(REQUEST_ADAPTER.validate_json(raw), ItemSetRequest)
 
 
@@ -67,12 +127,14 @@ def test_encoded_request_passes_server_validation() -> None:
 def test_encode_request_rejects_non_json(data: dict[Any, Any]) -> None:
     proto = ClientProtocol()
     with pytest.raises(InvalidRequestError) as exc_info:
-        proto.encode_request("document_set", {"sid": "ET" + "0" * 32, "data": data})
+        proto.encode_request(
+            {"id": UNNUMBERED, "type": "document_set", "sid": "ET" + "0" * 32, "data": data}
+        )
     assert exc_info.value.code == 51000
     assert exc_info.value.status == 400
     assert "document_set" in exc_info.value.message
     # The protocol stays usable and ids keep increasing.
-    request_id, _ = proto.encode_request("ping", {})
+    request_id, _ = proto.encode_request({"id": UNNUMBERED, "type": "ping"})
     assert request_id == 2
 
 
@@ -116,19 +178,48 @@ def test_decode_reply_with_error(code: int, status: int, cls: type[Exception]) -
     assert (reply.error.code, reply.error.status, reply.error.message) == (code, status, "nope")
 
 
-def test_decode_event() -> None:
-    raw = frame(type="event", sid=MAP_SID, name="item_added", event_id=12, origin=None)
+def test_decode_event_into_the_model_of_its_name() -> None:
+    raw = frame(**event_frame(MAP_SID, "item_added", 12, origin="c1"))
     event = ClientProtocol().decode(raw)
-    assert isinstance(event, Event)
-    assert (event.sid, event.name, event.event_id) == (MAP_SID, "item_added", 12)
-    assert event.frame["origin"] is None
-    assert event.frame["type"] == "event"
+    assert isinstance(event, ItemAddedFrame)
+    assert (event.sid, event.name, event.event_id, event.origin) == (
+        MAP_SID,
+        "item_added",
+        12,
+        "c1",
+    )
+    assert (event.item.key, event.item.data, event.item.last_event_id) == ("k", {"n": 1}, 12)
+
+
+def test_decode_event_from_compact_text_as_the_server_writes_it() -> None:
+    # orjson's compact text (no spaces) is validated straight from the string.
+    text = json.dumps(event_frame(MAP_SID, "item_added", 3), separators=(",", ":"))
+    assert text.startswith('{"type":"event"')
+    event = ClientProtocol().decode(text)
+    assert isinstance(event, ItemAddedFrame)
+    assert event.item.revision == "3"
 
 
 def test_decode_event_without_id() -> None:
-    event = ClientProtocol().decode(frame(type="event", sid="TO1", name="message_published"))
-    assert isinstance(event, Event)
+    event = ClientProtocol().decode(frame(**event_frame("TO1", "message_published", None)))
+    assert isinstance(event, MessagePublishedFrame)
     assert event.event_id is None
+    assert event.message.data == {"m": 1}
+
+
+@pytest.mark.parametrize("compact", [True, False], ids=["compact", "spaced"])
+@pytest.mark.parametrize(
+    "change",
+    [{"item": None}, {"event_id": "twelve"}, {"name": "renamed"}, {"sid": 5}],
+    ids=["no-item", "bad-id", "unknown-name", "bad-sid"],
+)
+def test_decode_rejects_event_that_breaks_the_spec(change: dict[str, Any], compact: bool) -> None:
+    fields = {**event_frame(MAP_SID, "item_added", 12), **change}
+    text = json.dumps(fields, separators=(",", ":") if compact else None)
+    with pytest.raises(InvalidRequestError) as exc_info:
+        ClientProtocol().decode(text)
+    assert exc_info.value.code == 51000
+    assert "malformed event frame" in exc_info.value.message
 
 
 def test_decode_accepts_str() -> None:
@@ -178,8 +269,10 @@ def test_decode_error_without_status_keeps_default_status() -> None:
 # ---- event ordering ----------------------------------------------------------------------
 
 
-def event(sid: str, event_id: int | None, name: str = "updated") -> Event:
-    return Event(sid, name, event_id, {})
+def event(sid: str, event_id: int | None, name: str = "updated") -> EventFrame:
+    decoded = ClientProtocol().decode(frame(**event_frame(sid, name, event_id)))
+    assert not isinstance(decoded, Reply)
+    return decoded
 
 
 def test_in_order_events_are_delivered_and_advance() -> None:
@@ -221,7 +314,7 @@ def test_untracked_sid_is_unknown() -> None:
     proto = ClientProtocol()
     proto.track("ET1", 1)
     assert proto.classify(event("ET2", 1)) == "unknown"
-    assert proto.classify(event("ET2", None)) == "unknown"
+    assert proto.classify(event("TO2", None, "message_published")) == "unknown"
     assert proto.last_event_id("ET2") is None
     proto.untrack("ET1")
     assert proto.classify(event("ET1", 2)) == "unknown"

@@ -330,33 +330,128 @@ class StreamMessageResult(BaseModel):
     data: dict[str, Any]
 
 
-class EventFrame(BaseModel):
+class UpdatedFrame(BaseModel):
     """
-    A change pushed to subscribers. `origin` is the writer's client_id (null for REST and expiry). Document `updated`: data, previous_data, revision, date_updated, date_expires. `removed`: previous_data (documents). Item events: item (ItemSnapshot), previous_data; item_removed: index|key, previous_data. `message_published`: message (StreamMessageResult). `snapshot`: object (ObjectSnapshot) and items (all items) when history needed for catch-up is gone. `revoked`: the identity lost read access (ACL); the subscription ended; `error` says why.
-
+    A document's data changed (set, update, or a TTL given with them).
     """
 
     type: Literal["event"]
     sid: str
-    kind: ObjectKind | None = None
-    name: EventName
-    event_id: int | None = None
-    origin: str | None = None
-    data: dict[str, Any] | None = None
-    previous_data: dict[str, Any] | None = None
-    revision: str | None = None
-    date_updated: AwareDatetime | None = None
-    date_expires: AwareDatetime | None = None
-    item: ItemSnapshot | None = None
-    index: int | None = None
+    kind: Literal["document"]
+    name: Literal["updated"]
+    event_id: int
+    origin: str | None
+    data: dict[str, Any]
+    previous_data: dict[str, Any]
+    revision: str
+    date_updated: AwareDatetime
+    date_expires: AwareDatetime | None
+
+
+class RemovedFrame(BaseModel):
+    """
+    The object was removed (or expired); its last event. `previous_data` is a document's last data, null for lists, maps and streams and when the removal was noticed late.
+    """
+
+    type: Literal["event"]
+    sid: str
+    kind: ObjectKind
+    name: Literal["removed"]
+    event_id: int
+    origin: str | None
+    previous_data: dict[str, Any] | None
+
+
+class ItemAddedFrame(BaseModel):
+    """
+    A list or map item was created; `event_id` is the item's last_event_id.
+    """
+
+    type: Literal["event"]
+    sid: str
+    kind: ObjectKind
+    name: Literal["item_added"]
+    event_id: int
+    origin: str | None
+    item: ItemSnapshot
+    previous_data: None
+
+
+class ItemUpdatedFrame(BaseModel):
+    """
+    A list or map item was overwritten or merged; `previous_data` is its data before.
+    """
+
+    type: Literal["event"]
+    sid: str
+    kind: ObjectKind
+    name: Literal["item_updated"]
+    event_id: int
+    origin: str | None
+    item: ItemSnapshot
+    previous_data: dict[str, Any]
+
+
+class ItemRemovedFrame(BaseModel):
+    """
+    A list or map item was removed (or expired). Exactly one of `index` (lists) and `key` (maps) names it; `previous_data` is its last data.
+    """
+
+    type: Literal["event"]
+    sid: str
+    kind: ObjectKind
+    name: Literal["item_removed"]
+    event_id: int
+    origin: str | None
+    index: Annotated[int | None, Field(ge=0)] = None
     key: str | None = None
-    message: StreamMessageResult | None = None
-    object: ObjectSnapshot | None = None
-    items: list[ItemSnapshot] | None = None
-    error: ErrorBody | None = None
+    previous_data: dict[str, Any]
 
 
-# ---- tagged union of every request (rendered by codegen/templates/protocol_union.py.j2) ----
+class MessagePublishedFrame(BaseModel):
+    """
+    A message was published to a stream (streams keep no history, so no event_id).
+    """
+
+    type: Literal["event"]
+    sid: str
+    kind: Literal["stream"]
+    name: Literal["message_published"]
+    event_id: None
+    origin: str | None
+    message: StreamMessageResult
+
+
+class SnapshotFrame(BaseModel):
+    """
+    Sent instead of the replay when the history needed to catch up is gone: the object's full current state, `items` holding every item of a list or map (empty otherwise). `event_id` is the object's last_event_id.
+    """
+
+    type: Literal["event"]
+    sid: str
+    kind: ObjectKind
+    name: Literal["snapshot"]
+    event_id: int
+    origin: None
+    object: ObjectSnapshot
+    items: list[ItemSnapshot]
+
+
+class RevokedFrame(BaseModel):
+    """
+    The identity lost read access (ACL); the subscription ended and `error` says why.
+    """
+
+    type: Literal["event"]
+    sid: str
+    kind: ObjectKind
+    name: Literal["revoked"]
+    event_id: None
+    origin: None
+    error: ErrorBody
+
+
+# ---- discriminated unions (rendered by codegen/templates/protocol_union.py.j2) ----------
 from typing import Annotated as _Annotated  # noqa: E402
 
 from pydantic import Field as _Field  # noqa: E402
@@ -381,9 +476,10 @@ Request = _Annotated[
     | StreamPublishRequest,
     _Field(discriminator="type"),
 ]
-"""Any client -> server request, discriminated by its `type` field."""
+"""Any client -> server request, discriminated by its `type`."""
 
 REQUEST_ADAPTER: _TypeAdapter[Request] = _TypeAdapter(Request)
+"""Parses one Request (`validate_json(text)`) into the model of its `type`."""
 
 REQUEST_TYPES: dict[str, type[BaseModel]] = {
     "hello": HelloRequest,
@@ -403,4 +499,32 @@ REQUEST_TYPES: dict[str, type[BaseModel]] = {
     "items_page": ItemsPageRequest,
     "stream_publish": StreamPublishRequest,
 }
-"""Request model by its `type` tag."""
+"""Request model by its `type`."""
+
+EventFrame = _Annotated[
+    UpdatedFrame
+    | RemovedFrame
+    | ItemAddedFrame
+    | ItemUpdatedFrame
+    | ItemRemovedFrame
+    | MessagePublishedFrame
+    | SnapshotFrame
+    | RevokedFrame,
+    _Field(discriminator="name"),
+]
+"""A change pushed to subscribers, discriminated by its `name`."""
+
+EVENT_FRAME_ADAPTER: _TypeAdapter[EventFrame] = _TypeAdapter(EventFrame)
+"""Parses one EventFrame (`validate_json(text)`) into the model of its `name`."""
+
+EVENT_FRAME_TYPES: dict[str, type[BaseModel]] = {
+    "updated": UpdatedFrame,
+    "removed": RemovedFrame,
+    "item_added": ItemAddedFrame,
+    "item_updated": ItemUpdatedFrame,
+    "item_removed": ItemRemovedFrame,
+    "message_published": MessagePublishedFrame,
+    "snapshot": SnapshotFrame,
+    "revoked": RevokedFrame,
+}
+"""EventFrame model by its `name`."""

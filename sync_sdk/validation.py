@@ -1,8 +1,13 @@
-"""Client-side validation of call arguments, with the server's error codes."""
+"""Validation of names, keys, data, TTLs and paging arguments, with the service's error codes.
+
+Shared by the SDK and the server: the SDK checks a call's arguments with these before
+sending it, and the server (realtime protocol and REST API) applies the same functions to
+every request, so both reject the same input with the same error.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import orjson
 from sync_generated.client import (
@@ -21,6 +26,17 @@ from sync_generated.errors import (
     InvalidTtlError,
     InvalidUniqueNameError,
 )
+
+__all__ = [
+    "check_data",
+    "check_index",
+    "check_map_key",
+    "check_mode",
+    "check_order",
+    "check_page_size",
+    "check_ttl",
+    "check_unique_name",
+]
 
 JsonObject = dict[str, Any]
 
@@ -55,8 +71,12 @@ def _check_depth(data: JsonObject, what: str) -> None:
     raise InvalidDocumentDataError(f"{what} is nested more than {MAX_DATA_DEPTH} levels deep")
 
 
+@overload
+def check_ttl(ttl: object, *, optional: Literal[False]) -> int: ...
+@overload
+def check_ttl(ttl: object, *, optional: bool = True) -> int | None: ...
 def check_ttl(ttl: object, *, optional: bool = True) -> int | None:
-    """0 (never expires) to 31,536,000 seconds (54011)."""
+    """0 (never expires) to 31,536,000 seconds (54011); None too if `optional`."""
     if ttl is None and optional:
         return None
     if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 <= ttl <= MAX_TTL_SECONDS:
@@ -125,9 +145,9 @@ def check_order(order: object) -> Literal["asc", "desc"]:
     raise InvalidRequestError(f"order must be 'asc' or 'desc', got {order!r}")
 
 
-def check_mode(mode: object) -> str:
-    if mode not in ("open_or_create", "open_existing", "create_new"):
-        raise InvalidRequestError(
-            f"mode must be 'open_or_create', 'open_existing' or 'create_new', got {mode!r}"
-        )
-    return str(mode)
+def check_mode(mode: object) -> Literal["open_or_create", "open_existing", "create_new"]:
+    if mode == "open_or_create" or mode == "open_existing" or mode == "create_new":
+        return mode
+    raise InvalidRequestError(
+        f"mode must be 'open_or_create', 'open_existing' or 'create_new', got {mode!r}"
+    )
