@@ -318,7 +318,9 @@ def _allow(method: str, *allowed: str) -> None:
 
 def _body(model: type[M], body: bytes) -> M:
     try:
-        return model.model_validate_json(body or b"{}", strict=True)
+        parsed = model.model_validate_json(body or b"{}", strict=True)
+        wire.refuse_non_finite(body)
+        return parsed
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .config import DEFAULT_LIMITS
 from .credentials import Credentials, describe, load_credentials
+from .http_guard import guarded_http
 from .tokens import mint_token
 
 DEFAULT_DATA_DIR = "./.sync-data"
@@ -86,6 +87,8 @@ def _serve(args: argparse.Namespace) -> int:
             event_retention=args.event_retention,
             write_rate=args.write_rate,
             write_burst=args.write_burst,
+            create_rate=args.create_rate,
+            create_burst=args.create_burst,
         ),
         sqlite_synchronous=args.sqlite_synchronous,
         storage=args.storage,
@@ -113,12 +116,13 @@ def _serve(args: argparse.Namespace) -> int:
         loop = "uvloop"
     except ImportError:
         loop = "asyncio"
+    max_connections = _connection_limit(args.max_connections)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             ws="websockets-sansio",
             loop=loop,
-            http="httptools" if _has("httptools") else "h11",
+            http=guarded_http(max_connections, args.head_timeout) if _has("httptools") else "h11",
             # Frames up to twice the limit get a 51001 reply; larger ones close the socket (1009).
             ws_max_size=args.max_frame_bytes * 2,
             ws_ping_interval=args.heartbeat_interval,
@@ -138,6 +142,26 @@ def _serve(args: argparse.Namespace) -> int:
     )
     server.run(sockets=[sock])
     return 0
+
+
+def _connection_limit(wanted: int) -> int:
+    """Raise the open-file limit as far as the OS allows (logged), and keep the connection
+    cap below it, so a flood of sockets is refused with a 503 instead of exhausting files."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = wanted + 256 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            logging.getLogger("sync_server").warning("cannot raise the open-file limit: %s", exc)
+    limit = min(wanted, max(soft - 256, 16))
+    logging.getLogger("sync_server").info(
+        "open-file limit %d; at most %d connections (--max-connections %d)", soft, limit, wanted
+    )
+    return limit
 
 
 def _has(module: str) -> bool:
@@ -219,6 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="burst of writes per object above the rate (default %(default)s)",
     )
     serve.add_argument(
+        "--create-rate",
+        type=float,
+        default=limits.create_rate,
+        help="objects created/s per identity and per connection, 0 = unlimited; over it: 54009",
+    )
+    serve.add_argument(
+        "--create-burst",
+        type=int,
+        default=limits.create_burst,
+        help="burst of creations above the rate (default %(default)s)",
+    )
+    serve.add_argument(
         "--event-retention",
         type=int,
         default=limits.event_retention,
@@ -229,6 +265,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=limits.max_outbox_frames,
         help="frames queued for a slow client before it is disconnected (4008) to catch up later",
+    )
+    serve.add_argument(
+        "--head-timeout",
+        type=float,
+        default=limits.head_timeout,
+        help="seconds a connection has to send a request's headers (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=limits.max_connections,
+        help="open connections per node (HTTP and WebSocket); more are refused with a 503 "
+        "(kept below the open-file limit, which is raised at start as far as allowed)",
     )
     serve.add_argument(
         "--max-outbox-bytes",

@@ -24,10 +24,14 @@ class Limits:
     max_outbox_bytes: int = 8 * 1024 * 1024  # the same in bytes; reading pauses at half
     max_requests_in_flight: int = 32  # per connection; reading pauses at the limit
     hello_timeout: float = 10.0  # seconds a new connection has to authenticate
+    max_connections: int = 10_000  # per node, HTTP and WebSocket; more get a 503
+    head_timeout: float = 10.0  # seconds to send a request's headers (idle and dribbling sockets)
     heartbeat_interval: float = 5.0  # seconds between WebSocket pings
     replay_batch: int = 1000  # events read from the log at a time during catch-up
     write_rate: float = 100.0  # sustained writes/s per object, 0 = unlimited (Twilio: 20)
     write_burst: int = 200  # burst of writes per object above the rate
+    create_rate: float = 20.0  # objects created/s per identity and per connection, 0 = unlimited
+    create_burst: int = 200  # burst of creations above the rate
     event_retention: int = 10_000  # events kept per object for catch-up
 
 

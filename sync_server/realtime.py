@@ -136,6 +136,7 @@ class Connection:
             try:
                 # Strict: no coercion ("7" or true is not an int), straight from the JSON text.
                 request = p.REQUEST_ADAPTER.validate_json(raw, strict=True)
+                wire.refuse_non_finite(raw)
             except ValidationError as exc:
                 request_id = _request_id(raw)
                 if exc.errors()[0]["type"] == "json_invalid":

@@ -114,28 +114,29 @@ def check_unique_name(kind: ObjectKind, name: str) -> str:
     return name
 
 
-class WriteRateLimiter:
-    """Token bucket per object: `rate` writes/s sustained, bursts of up to `burst`
-    (Twilio: about 20/s per object). rate <= 0 disables it. Over the limit: 54009 / 429,
-    and the write is not applied."""
+class RateLimiter:
+    """Token buckets by key: `rate` actions/s sustained, bursts of up to `burst`. rate <= 0
+    disables it. Over the limit: 54009 / 429, and the action is not taken."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int, action: str) -> None:
         self.rate = rate
         self.burst = max(burst, 1)
+        self.action = action  # for the message, e.g. "writes to"
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def check(self, sid: str) -> None:
+    def check(self, key: str) -> None:
         if self.rate <= 0:
             return
         now = time.monotonic()
-        tokens, last = self._buckets.get(sid, (float(self.burst), now))
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - last) * self.rate)
         if tokens < 1.0:
             retry = (1.0 - tokens) / self.rate
             raise RateLimitExceededError(
-                f"more than {self.rate:g} writes/s to {sid} (bursts of {self.burst}); retry in {retry:.2f}s"
+                f"more than {self.rate:g} {self.action} {key} per second "
+                f"(bursts of {self.burst}); retry in {retry:.2f}s"
             )
-        self._buckets[sid] = (tokens - 1.0, now)
+        self._buckets[key] = (tokens - 1.0, now)
         if len(self._buckets) > 100_000:
             self._buckets.clear()
 
@@ -158,7 +159,10 @@ class SyncService:
         self.limits = limits
         self._api_keys = {credentials.api_key_sid: credentials.api_secret}
         self.webhooks = webhooks
-        self.limiter = WriteRateLimiter(limits.write_rate, limits.write_burst)
+        # Writes per object (Twilio: about 20/s); objects created per identity and per
+        # connection, so one client cannot fill the database.
+        self.limiter = RateLimiter(limits.write_rate, limits.write_burst, "writes to")
+        self.creations = RateLimiter(limits.create_rate, limits.create_burst, "objects created by")
         self.acl_listeners: set[AclListener] = set()
         self._services: dict[str, ServiceRecord | None] = {}
         self._permissions: dict[tuple[str, str], PermissionRecord | None] = {}
@@ -428,6 +432,10 @@ class SyncService:
             )
         if await self.settings(caller.service_sid) is None:  # deleted under a live session
             raise ServiceNotFoundError(f"service {caller.service_sid} not found")
+        if not caller.trusted:
+            self.creations.check(f"identity {caller.identity!r:.80}")
+            if caller.origin is not None:
+                self.creations.check(f"connection {caller.origin!r:.80}")
         if kind != "stream" and not caller.trusted and await self._acl_on(caller.service_sid):
             raise ForbiddenError(
                 f"identity {caller.identity!r} may not create a {kind}: the service has ACL enabled; "

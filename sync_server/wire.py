@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from sync_generated.errors import InvalidDocumentDataError
 
 from .records import ItemRecord, ObjectRecord
 
@@ -24,6 +25,24 @@ def dumps(obj: Any) -> bytes:
 
 def loads(data: str | bytes) -> Any:
     return orjson.loads(data)
+
+
+def refuse_non_finite(raw: str | bytes) -> None:
+    """JSON has no NaN or Infinity, but pydantic's parser reads them (and orjson would then
+    store null): a request with one outside a string is refused (54101)."""
+    found = (
+        ("NaN" in raw or "Infinity" in raw)
+        if isinstance(raw, str)
+        else (b"NaN" in raw or b"Infinity" in raw)
+    )
+    if not found:
+        return
+    try:
+        orjson.loads(raw)  # strict JSON: fails on a bare NaN / Infinity, not on "NaN" in a string
+    except orjson.JSONDecodeError:
+        raise InvalidDocumentDataError(
+            "data must be JSON: NaN and Infinity are not JSON numbers"
+        ) from None
 
 
 def now() -> float:

@@ -204,3 +204,119 @@ async def test_reply_amplification_is_bounded_by_back_pressure(make_server: Any)
     assert growth <= 300, f"server RSS grew by {growth:.0f} MiB"
     assert pings[len(pings) // 2] <= 0.1, f"probe ping p50 {pings[len(pings) // 2] * 1000:.0f} ms"
     assert server.proc.poll() is None
+
+
+async def native(server: ServerProcess, identity: str) -> Any:
+    """A bare native connection that said hello as `identity`."""
+    ws = await connect(f"ws://127.0.0.1:{server.port}/v1/realtime", compression=None)
+    hello = {"id": 0, "type": "hello", "token": server.token(identity), "client_id": identity}
+    await ws.send(orjson.dumps(hello).decode())
+    assert "result" in orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    return ws
+
+
+async def test_object_creation_is_rate_limited_per_identity(make_server: Any) -> None:
+    server: ServerProcess = make_server(["--create-rate", "5", "--create-burst", "20"])
+    ws = await native(server, "creator")
+    codes = []
+    for n in range(1, 41):
+        request = {"id": n, "type": "open", "kind": "document", "mode": "create_new"}
+        await ws.send(orjson.dumps(request).decode())
+        reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        codes.append(reply["error"]["code"] if "error" in reply else 0)
+    assert codes[:20] == [0] * 20, codes
+    assert codes.count(54009) >= 15, codes  # a few may pass as the bucket refills
+    # A second connection of the same identity shares the identity's budget...
+    other = await native(server, "creator")
+    await other.send(
+        orjson.dumps({"id": 1, "type": "open", "kind": "map", "mode": "create_new"}).decode()
+    )
+    assert orjson.loads(await asyncio.wait_for(other.recv(), 5))["error"]["code"] == 54009
+    # ...while another identity has its own, and opening existing objects is never limited.
+    bystander = await native(server, "bystander")
+    await bystander.send(
+        orjson.dumps({"id": 1, "type": "open", "kind": "map", "object_id": "m"}).decode()
+    )
+    assert "result" in orjson.loads(await asyncio.wait_for(bystander.recv(), 5))
+    for conn in (ws, other, bystander):
+        await conn.close()
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+async def test_nan_and_infinity_are_refused_not_stored_as_null(
+    server: ServerProcess, literal: str
+) -> None:
+    ws = await native(server, "alice")
+    await ws.send(
+        orjson.dumps(
+            {"id": 1, "type": "open", "kind": "map", "object_id": f"nan-{uuid.uuid4().hex}"}
+        ).decode()
+    )
+    sid = orjson.loads(await asyncio.wait_for(ws.recv(), 5))["result"]["sid"]
+    prefix = '{"type":"item_set","sid":"' + sid + '","key":"k","id":'
+    await ws.send(prefix + '2,"data":{"x":' + literal + "}}")
+    reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert reply["error"]["code"] == 54101, reply
+    await ws.send(prefix + '3,"data":{"x":"NaN Infinity"}}')
+    reply = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert reply["result"]["data"] == {"x": "NaN Infinity"}, reply  # in a string: just text
+    await ws.close()
+
+
+async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
+    """Everything the server sends until it closes the socket (fails after `seconds`)."""
+    return await asyncio.wait_for(reader.read(), seconds)
+
+
+async def test_idle_and_dribbling_sockets_are_closed(make_server: Any) -> None:
+    server: ServerProcess = make_server(["--head-timeout", "1.5"])
+    idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", server.port)
+    drib_reader, drib_writer = await asyncio.open_connection("127.0.0.1", server.port)
+    started = asyncio.get_running_loop().time()
+
+    async def dribble() -> None:
+        with contextlib.suppress(ConnectionError):
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+                drib_writer.write(bytes([byte]))
+                await drib_writer.drain()
+                await asyncio.sleep(0.1)
+
+    dribbling = asyncio.create_task(dribble())
+    assert await closed_within(idle_reader, 5) == b""
+    assert await closed_within(drib_reader, 5) == b""
+    assert asyncio.get_running_loop().time() - started < 4
+    dribbling.cancel()
+    for writer in (idle_writer, drib_writer):
+        writer.close()
+    async with httpx.AsyncClient() as http:  # a real request is still served
+        assert (await http.get(f"{server.url}/healthz", timeout=5)).status_code == 200
+
+
+async def test_an_oversize_request_head_is_a_431(server: ServerProcess) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    for _ in range(200):  # 200 KB of headers, never finished
+        writer.write(b"X-Big: " + b"a" * 1000 + b"\r\n")
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+    try:
+        answer = await closed_within(reader, 5)
+    except ConnectionResetError:
+        answer = b"reset"  # closed with our unread headers in its buffer: a TCP reset
+    assert answer.startswith(b"HTTP/1.1 431 ") or answer == b"reset", answer[:100]
+    writer.close()
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{server.url}/healthz", timeout=5)).status_code == 200
+
+
+async def test_connections_past_the_cap_are_refused_with_a_503(make_server: Any) -> None:
+    server: ServerProcess = make_server(["--max-connections", "20"])
+    url = f"ws://127.0.0.1:{server.port}/v1/realtime"
+    held = [await connect(url, compression=None) for _ in range(20)]
+    async with httpx.AsyncClient() as http:
+        refused = await http.get(f"{server.url}/healthz", timeout=5)
+        assert refused.status_code == 503 and "too many connections" in refused.text
+        for ws in held:
+            await ws.close()
+        await asyncio.sleep(0.2)
+        assert (await http.get(f"{server.url}/healthz", timeout=5)).status_code == 200

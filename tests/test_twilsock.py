@@ -290,6 +290,12 @@ async def test_text_frames_unknown_methods_and_oversize_bodies(
     assert (status, err["code"]) == (413, 51001)
     status, err = await twilsock.request("POST", "/v3/Documents", {"data": [1, 2]})
     assert (status, err["code"]) == (400, 51000)
+    frame_id = await twilsock.send(
+        {"method": "message", "http_request": {"path": "/v3/Documents", "method": "POST"}},
+        b'{"data":{"x":NaN}}',
+    )
+    header, err = await twilsock.reply_to(frame_id)
+    assert (header["http_status"]["code"], err["code"]) == (400, 54101)
     status, err = await twilsock.request("PUT", "/v3/Documents")
     assert (status, err["status"]) == (405, 405), err
     status, err = await twilsock.request("GET", "/v3/Nothing/here")

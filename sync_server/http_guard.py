@@ -1,0 +1,95 @@
+"""uvicorn's HTTP protocol, guarded against clients that hold sockets without finishing a
+request: each request's head (request line and headers, WebSocket handshakes included)
+must arrive within `head_timeout` seconds of the connection or of the previous response
+and be at most `MAX_HEAD_BYTES`; otherwise the socket is closed (431 for a head too large).
+An idle keep-alive connection is closed by uvicorn itself (`timeout_keep_alive`). Past
+`max_connections` open connections (HTTP and WebSocket) a new one is refused at once with
+a 503, before it can hold a file descriptor for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("sync_server.http")
+
+MAX_HEAD_BYTES = 64 * 1024
+
+
+def _plain(status: bytes, text: bytes) -> bytes:
+    """A complete HTTP/1.1 response with a short text body, closing the connection."""
+    head = b"HTTP/1.1 %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+    return head % (status, len(text)) + b"connection: close\r\n\r\n" + text
+
+
+_UNAVAILABLE = _plain(b"503 Service Unavailable", b"too many connections; retry later")
+_TOO_LARGE = _plain(b"431 Request Header Fields Too Large", b"request header fields too large")
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol with a deadline and a size limit on every request head."""
+
+    max_connections = 10_000
+    head_timeout = 10.0
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = 0
+    _in_head = True
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            log.warning("refusing %s: %d connections open", self.client, len(self.connections))
+            transport.write(_UNAVAILABLE)
+            transport.close()
+            return
+        self._expect_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        in_head = self._in_head
+        super().data_received(data)  # at most one read of the transport (256 KiB) per call
+        if in_head and self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+                log.warning("closing %s: request head over %d bytes", self.client, MAX_HEAD_BYTES)
+                self.transport.write(_TOO_LARGE)
+                self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._expect_head()
+
+    def _expect_head(self) -> None:
+        self._in_head = True
+        self._head_bytes = 0
+        self._stop_head_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_too_slow)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self.transport.is_closing():
+            log.info("closing %s: no request head in %.0f s", self.client, self.head_timeout)
+            self.transport.close()
+
+
+def guarded_http(max_connections: int, head_timeout: float) -> type[GuardedHttpToolsProtocol]:
+    """The guarded protocol class, for uvicorn.Config(http=...)."""
+    settings = {"max_connections": max_connections, "head_timeout": head_timeout}
+    return type("GuardedHttp", (GuardedHttpToolsProtocol,), settings)
