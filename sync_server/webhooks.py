@@ -23,7 +23,9 @@ Guarantees of `WebhookDispatcher`:
 * **Never blocks writes.** `WebhookDispatcher.enqueue` is synchronous, does no I/O and returns
   at once; it may be called from any thread once the dispatcher is started. Memory is bounded:
   when an object's backlog exceeds ``max_queue_per_object``, its oldest pending delivery is
-  dropped with a warning (counted in ``dropped``).
+  dropped with a warning, and while ``max_pending`` deliveries are pending in all (a receiver
+  that never answers, many busy objects), new ones are dropped with a warning (both counted
+  in ``dropped``).
 * **Not persisted.** The queues live in memory only: deliveries still pending when the process
   stops (or when `WebhookDispatcher.close` runs out of ``drain_timeout``) are lost, and
   counted in ``dropped``.
@@ -207,12 +209,13 @@ class WebhookDispatcher:
         max_backoff: float = 30.0,
         timeout: float = 10.0,
         max_queue_per_object: int = 10_000,
+        max_pending: int = 20_000,
         max_concurrency: int = 32,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if max_queue_per_object < 1:
-            raise ValueError("max_queue_per_object must be at least 1")
+        if max_queue_per_object < 1 or max_pending < 1:
+            raise ValueError("max_queue_per_object and max_pending must be at least 1")
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         if initial_backoff < 0 or max_backoff < 0 or timeout <= 0:
@@ -225,6 +228,7 @@ class WebhookDispatcher:
         self._max_backoff = max_backoff
         self._timeout = timeout
         self._max_queue = max_queue_per_object
+        self._max_pending = max_pending
         self._semaphore = asyncio.Semaphore(max_concurrency)
 
         self._queues: dict[str, deque[_Delivery]] = {}
@@ -362,6 +366,15 @@ class WebhookDispatcher:
                 delivery.params.get("EventType", "a"),
                 delivery.object_sid,
             )
+            return
+        if self._pending >= self._max_pending:
+            self._dropped += 1
+            if self._dropped % 1000 == 1:  # a warning per thousand, not a flood
+                logger.warning(
+                    "webhooks: %d deliveries pending in all, dropping new ones (%d so far)",
+                    self._pending,
+                    self._dropped,
+                )
             return
         queue = self._queues.get(delivery.object_sid)
         if queue is None:

@@ -525,6 +525,27 @@ async def test_queue_overflow_drops_the_oldest(
     assert d.delivered == 4
 
 
+async def test_the_whole_backlog_is_bounded(
+    receiver: Receiver,
+    make_dispatcher: Callable[..., WebhookDispatcher],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Many busy objects, no one delivering: past max_pending in all, new deliveries are
+    dropped (counted, one warning per thousand), and the earlier ones still go out."""
+    d = make_dispatcher(start=False, max_pending=50, max_queue_per_object=10)
+    with caplog.at_level(logging.WARNING, logger="sync_server.webhooks"):
+        for obj in range(20):
+            for i in range(5):
+                d.enqueue(receiver.url(), f"ET{obj:02}", seq_params(f"ET{obj:02}", i))
+    assert (d.pending, d.dropped) == (50, 50)
+    assert sum("pending in all" in r.getMessage() for r in caplog.records) == 1
+    d.start()
+    await idle(d)
+    assert d.delivered == 50
+    assert seqs(receiver.by(DocumentSid="ET00")) == [0, 1, 2, 3, 4]
+    assert receiver.by(DocumentSid="ET10") == []  # enqueued after the bound was reached
+
+
 async def test_enqueue_from_another_thread_and_a_caller_owned_client(
     receiver: Receiver, make_dispatcher: Callable[..., WebhookDispatcher]
 ) -> None:
@@ -548,7 +569,13 @@ async def test_enqueue_from_another_thread_and_a_caller_owned_client(
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"max_attempts": 0}, {"max_queue_per_object": 0}, {"max_concurrency": 0}, {"timeout": 0}],
+    [
+        {"max_attempts": 0},
+        {"max_queue_per_object": 0},
+        {"max_pending": 0},
+        {"max_concurrency": 0},
+        {"timeout": 0},
+    ],
 )
 def test_constructor_rejects_nonsense(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
