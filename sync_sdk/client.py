@@ -288,14 +288,19 @@ class Client(ClientEvents):
             self._machine.move_to(ConnectionState.DISCONNECTED)
 
     async def update_token(self, token: str) -> None:
-        """Replace the access token on the live connection (subscriptions are kept)."""
-        self._token = _check_token(token)
-        self._token_changed.set()
+        """Replace the access token on the live connection (subscriptions are kept). A token
+        the server refuses (e.g. for another identity: 20106) raises and changes nothing."""
+        token = _check_token(token)
         state = self._machine.state
         if state == ConnectionState.CONNECTED:
             result = await self._call({"id": UNNUMBERED, "type": "update_token", "token": token})
+            self._token = token
+            self._token_changed.set()
             self._set_expiry(result)
-        elif state == ConnectionState.DENIED:
+            return
+        self._token = token
+        self._token_changed.set()
+        if state == ConnectionState.DENIED:
             self._machine.move_to(ConnectionState.CONNECTING)
 
     @overload

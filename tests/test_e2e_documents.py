@@ -313,6 +313,14 @@ async def test_update_token_keeps_subscriptions(server: ServerProcess, bob: Clie
                     identity="alice",
                 )
             )
+        # Another identity's token is refused, and the client keeps its own.
+        with pytest.raises(AccessError) as refused:
+            await alice.update_token(server.token("mallory"))
+        assert refused.value.code == 20106
+        assert alice._token != server.token("mallory")
+        assert alice.identity == "alice" and alice.connection_state is ConnectionState.CONNECTED
+        await other.set({"after": "refusal"})
+        assert (await next_event(q)).data == {"after": "refusal"}
 
 
 async def test_unreachable_server_fails_to_connect_in_time() -> None:
