@@ -68,6 +68,20 @@ M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
+class CarriedRequest:
+    """One HTTP request of the client API as it arrived over Twilsock: `path` still
+    percent-encoded, `params` decoded, and `base`, the scheme and host the SDK addresses (its
+    cdsUri), for the absolute URLs in the answer."""
+
+    base: str
+    method: str
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class HttpReply:
     """The answer to one carried request: HTTP status, JSON body (None: no body) and, for
     /v4/Subscriptions, the request the front door carries out after answering."""
@@ -75,10 +89,6 @@ class HttpReply:
     status: int
     body: object = None
     subscription: SubscriptionRequest | None = None
-
-
-class MethodNotAllowedError(InvalidRequestError):
-    """405: the path exists, the method does not."""
 
 
 def error_reply(err: SyncError) -> HttpReply:
@@ -97,36 +107,19 @@ class ClientApi:
     def __init__(self, service: SyncService) -> None:
         self.service = service
 
-    async def handle(
-        self,
-        caller: Caller,
-        base: str,
-        method: str,
-        path: str,
-        params: dict[str, str],
-        headers: dict[str, str],
-        body: bytes,
-    ) -> HttpReply:
-        """Answer one request; `base` is the scheme and host the SDK addresses (its cdsUri),
-        used for the absolute URLs in the answer. Never raises."""
+    async def handle(self, caller: Caller, request: CarriedRequest) -> HttpReply:
+        """Answer one request as `caller`. Never raises."""
         try:
-            return await self._route(caller, base, method, path, params, headers, body)
+            return await self._route(caller, request)
         except SyncError as err:
             return error_reply(err)
         except Exception:
-            log.exception("client API %s %s failed", method, path[:200])
+            log.exception("client API %s %s failed", request.method, request.path[:200])
             return error_reply(InternalServerError("internal error"))
 
-    async def _route(
-        self,
-        caller: Caller,
-        base: str,
-        method: str,
-        path: str,
-        params: dict[str, str],
-        headers: dict[str, str],
-        body: bytes,
-    ) -> HttpReply:
+    async def _route(self, caller: Caller, request: CarriedRequest) -> HttpReply:
+        base, method, path, body = request.base, request.method, request.path, request.body
+        params, headers = request.params, request.headers
         if path.split("?", 1)[0] == SUBSCRIPTIONS_PATH:
             _allow(method, "POST")
             accepted: SubscriptionsAccepted = {
@@ -313,7 +306,7 @@ def _segments(path: str) -> list[str]:
 
 def _allow(method: str, *allowed: str) -> None:
     if method not in allowed:
-        raise MethodNotAllowedError(f"method {method} is not allowed here", status=405)
+        raise InvalidRequestError(f"method {method} is not allowed here", status=405)
 
 
 def _body(model: type[M], body: bytes) -> M:

@@ -52,7 +52,7 @@ from sync_generated.twilsock import (
 )
 
 from . import wire
-from .cds import ClientApi, HttpReply, error_reply, item_url
+from .cds import CarriedRequest, ClientApi, HttpReply, error_reply, item_url
 from .events import Event
 from .outbox import Outbox, Requests, ready_for_request
 from .service import SyncService, kind_of_sid
@@ -381,15 +381,10 @@ class TwilsockConnection:
                 }
                 # The SDK sends "data_sync" as the body of a DELETE: a body is ignored there.
                 body = b"" if request.method in ("GET", "DELETE") else payload
-                reply = await self.api.handle(
-                    caller,
-                    self.base,
-                    request.method,
-                    request.path,
-                    params,
-                    request.headers or {},
-                    body,
+                carried = CarriedRequest(
+                    self.base, request.method, request.path, params, request.headers or {}, body
                 )
+                reply = await self.api.handle(caller, carried)
             self._send_reply(header.id, reply)
         finally:
             if write:
