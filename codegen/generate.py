@@ -2,8 +2,8 @@
 
     python -m codegen.generate [--spec spec] [--out generated/sync_generated]
 
-Pydantic v2 models come from datamodel-code-generator (entities.yaml, protocol.yaml, and
-the components/schemas of http.yaml), and so do TypedDicts of protocol.yaml's payloads
+Pydantic v2 models come from datamodel-code-generator (protocol.yaml, twilsock.yaml, the
+components/schemas of http.yaml, and cds.yaml's request bodies), and so do TypedDicts of protocol.yaml's payloads
 (`protocol_dicts.py`, for building frames with no runtime cost); the discriminated unions
 of protocol.yaml (`Request`, `EventFrame`), the client surface (states, transition table,
 options, events, typed `on()` overloads), the error classes and the typed REST client
@@ -534,7 +534,6 @@ def generate_all(spec_dir: Path, out_dir: Path) -> list[Path]:
 
     files: dict[str, str] = {
         "__init__.py": render("init.py.j2", header=header("*.yaml")),
-        "entities.py": pydantic_models(entities, "entities.yaml"),
         "protocol.py": protocol_module(protocol),
         "protocol_dicts.py": protocol_dicts_module(protocol),
         "client.py": render(

@@ -42,7 +42,6 @@ IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 # Which spec file(s) each generated module names in its header.
 EXPECTED_SOURCES = {
     "__init__.py": ["spec/*.yaml"],
-    "entities.py": ["spec/entities.yaml"],
     "protocol.py": ["spec/protocol.yaml"],
     "protocol_dicts.py": ["spec/protocol.yaml"],
     "client.py": ["spec/client.yaml", "spec/entities.yaml"],
@@ -116,30 +115,28 @@ def fresh(snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_spec_change_reaches_generated_model(snapshot: Path, tmp_path: Path) -> None:
     spec = tmp_path / "spec"
     shutil.copytree(snapshot / "spec", spec)
-    entities_path = spec / "entities.yaml"
-    entities = load_yaml(entities_path)
-    map_item = entities["$defs"]["MapItem"]
-    assert "priority" not in map_item["properties"]
-    map_item["properties"]["priority"] = {"type": "integer"}
-    entities_path.write_text(yaml.safe_dump(entities, sort_keys=False), encoding="utf-8")
+    cds_path = spec / "cds.yaml"
+    cds = load_yaml(cds_path)
+    item_write = cds["components"]["schemas"]["ItemWrite"]
+    assert "priority" not in item_write["properties"]
+    item_write["properties"]["priority"] = {"type": "integer"}
+    cds_path.write_text(yaml.safe_dump(cds, sort_keys=False), encoding="utf-8")
 
     out = generate(spec, tmp_path / "out" / "sync_generated")
-    entities_py = out / "entities.py"
-    assert "priority" in entities_py.read_text(encoding="utf-8")
-    assert (
-        entities_py.read_bytes() != (snapshot / "committed/sync_generated/entities.py").read_bytes()
-    )
+    cds_py = out / "cds.py"
+    assert "priority" in cds_py.read_text(encoding="utf-8")
+    assert cds_py.read_bytes() != (snapshot / "committed/sync_generated/cds.py").read_bytes()
 
-    module = import_from_path(entities_py)
-    fields = module.MapItem.model_fields
+    module = import_from_path(cds_py)
+    fields = module.ItemWrite.model_fields
     assert "priority" in fields
     assert fields["priority"].annotation == int | None
     assert fields["priority"].default is None
     assert not fields["priority"].is_required()
     # Untouched schemas stay as they were.
-    assert "priority" not in module.ListItem.model_fields
+    assert "priority" not in module.DocumentUpdate.model_fields
     assert set(fields) - {"priority"} == set(
-        import_from_path(snapshot / "committed/sync_generated/entities.py").MapItem.model_fields
+        import_from_path(snapshot / "committed/sync_generated/cds.py").ItemWrite.model_fields
     )
 
 
