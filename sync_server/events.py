@@ -20,9 +20,22 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
+from sync_generated.errors import SyncError
+from sync_generated.protocol_dicts import (
+    EventFrame,
+    ItemAddedFrame,
+    ItemRemovedFrame,
+    ItemUpdatedFrame,
+    MessagePublishedFrame,
+    RemovedFrame,
+    RevokedFrame,
+    SnapshotFrame,
+    StreamMessageResult,
+    UpdatedFrame,
+)
 
 from .records import ItemRecord, JsonObject, ObjectKind, ObjectRecord
-from .wire import iso, item_snapshot
+from .wire import iso, item_snapshot, object_snapshot
 
 T = TypeVar("T")
 
@@ -45,21 +58,9 @@ class Event:
         self._encoded: dict[Callable[[Event], Any], Any] | None = None
 
     @classmethod
-    def create(
-        cls,
-        service_sid: str,
-        kind: ObjectKind,
-        sid: str,
-        name: str,
-        event_id: int | None,
-        origin: str | None,
-        *,
-        final: bool = False,
-        **fields: Any,
-    ) -> Event:
-        return cls(
-            service_sid, sid, event_id, encode(kind, sid, name, event_id, origin, **fields), final
-        )
+    def of(cls, service_sid: str, frame: EventFrame, *, final: bool = False) -> Event:
+        """An event not from the log (a stream message, a snapshot, a revocation)."""
+        return cls(service_sid, frame["sid"], frame["event_id"], orjson.dumps(frame), final)
 
     @property
     def text(self) -> str:
@@ -116,60 +117,56 @@ class StoredEvent(Event):
         super().__init__(service_sid, sid, event_id, frame, final)
 
 
-# ---- the canonical record of each kind of event ---------------------------------------
-
-
-def encode(
-    kind: ObjectKind, sid: str, name: str, event_id: int | None, origin: str | None, **fields: Any
-) -> bytes:
-    """The canonical encoding: {type: event, sid, kind, name, event_id, origin, ...fields}."""
-    record: JsonObject = {
-        "type": "event",
-        "sid": sid,
-        "kind": kind,
-        "name": name,
-        "event_id": event_id,
-        "origin": origin,
-    }
-    record.update(fields)
-    return orjson.dumps(record)
+# ---- the canonical record of each kind of event (spec/protocol.yaml EventFrame) ---------
+# The generated TypedDicts, so mypy checks every field against the spec; the caller encodes
+# each once (`orjson.dumps`) where the event is stored or published.
 
 
 def document_updated(
-    doc: ObjectRecord, previous_data: JsonObject | None, origin: str | None
-) -> bytes:
-    return encode(
-        "document",
-        doc.sid,
-        "updated",
-        doc.last_event_id,
-        origin,
-        data=doc.data,
-        previous_data=previous_data,
-        revision=doc.revision,
-        date_updated=iso(doc.date_updated),
-        date_expires=iso(doc.date_expires),
-    )
+    doc: ObjectRecord, previous_data: JsonObject, origin: str | None
+) -> UpdatedFrame:
+    return {
+        "type": "event",
+        "sid": doc.sid,
+        "kind": "document",
+        "name": "updated",
+        "event_id": doc.last_event_id,
+        "origin": origin,
+        "data": doc.data or {},
+        "previous_data": previous_data,
+        "revision": doc.revision,
+        "date_updated": iso(doc.date_updated),
+        "date_expires": iso(doc.date_expires),
+    }
 
 
-def item_changed(
-    kind: ObjectKind,
-    sid: str,
-    name: str,
-    item: ItemRecord,
-    previous_data: JsonObject | None,
-    origin: str | None,
-) -> bytes:
-    """`item_added` or `item_updated`; event_id is the item's last_event_id."""
-    return encode(
-        kind,
-        sid,
-        name,
-        item.last_event_id,
-        origin,
-        item=item_snapshot(item),
-        previous_data=previous_data,
-    )
+def item_added(kind: ObjectKind, sid: str, item: ItemRecord, origin: str | None) -> ItemAddedFrame:
+    """event_id is the item's last_event_id (item_updated's too)."""
+    return {
+        "type": "event",
+        "sid": sid,
+        "kind": kind,
+        "name": "item_added",
+        "event_id": item.last_event_id,
+        "origin": origin,
+        "item": item_snapshot(item),
+        "previous_data": None,
+    }
+
+
+def item_updated(
+    kind: ObjectKind, sid: str, item: ItemRecord, previous_data: JsonObject, origin: str | None
+) -> ItemUpdatedFrame:
+    return {
+        "type": "event",
+        "sid": sid,
+        "kind": kind,
+        "name": "item_updated",
+        "event_id": item.last_event_id,
+        "origin": origin,
+        "item": item_snapshot(item),
+        "previous_data": previous_data,
+    }
 
 
 def item_removed(
@@ -177,14 +174,72 @@ def item_removed(
     sid: str,
     event_id: int,
     item: int | str,
-    previous_data: JsonObject | None,
+    previous_data: JsonObject,
     origin: str | None,
-) -> bytes:
-    ref: JsonObject = {"index": item} if isinstance(item, int) else {"key": item}
-    return encode(kind, sid, "item_removed", event_id, origin, previous_data=previous_data, **ref)
+) -> ItemRemovedFrame:
+    frame: ItemRemovedFrame = {
+        "type": "event",
+        "sid": sid,
+        "kind": kind,
+        "name": "item_removed",
+        "event_id": event_id,
+        "origin": origin,
+        "previous_data": previous_data,
+    }
+    if isinstance(item, int):
+        frame["index"] = item
+    else:
+        frame["key"] = item
+    return frame
 
 
 def object_removed(
     kind: ObjectKind, sid: str, event_id: int, previous_data: JsonObject | None, origin: str | None
-) -> bytes:
-    return encode(kind, sid, "removed", event_id, origin, previous_data=previous_data)
+) -> RemovedFrame:
+    return {
+        "type": "event",
+        "sid": sid,
+        "kind": kind,
+        "name": "removed",
+        "event_id": event_id,
+        "origin": origin,
+        "previous_data": previous_data,
+    }
+
+
+def message_published(sid: str, message: StreamMessageResult, origin: str | None) -> EventFrame:
+    frame: MessagePublishedFrame = {
+        "type": "event",
+        "sid": sid,
+        "kind": "stream",
+        "name": "message_published",
+        "event_id": None,
+        "origin": origin,
+        "message": message,
+    }
+    return frame
+
+
+def snapshot(obj: ObjectRecord, items: list[ItemRecord]) -> SnapshotFrame:
+    return {
+        "type": "event",
+        "sid": obj.sid,
+        "kind": obj.kind,
+        "name": "snapshot",
+        "event_id": obj.last_event_id,
+        "origin": None,
+        "object": object_snapshot(obj),
+        "items": [item_snapshot(item) for item in items],
+    }
+
+
+def revoked(kind: ObjectKind, sid: str, error: SyncError) -> RevokedFrame:
+    return {
+        "type": "event",
+        "sid": sid,
+        "kind": kind,
+        "name": "revoked",
+        "event_id": None,
+        "origin": None,
+        "error": {"code": error.code, "status": error.status, "message": error.message},
+    }

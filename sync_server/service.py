@@ -34,11 +34,12 @@ from sync_generated.errors import (
     SyncError,
     UniqueNameExistsError,
 )
+from sync_generated.protocol_dicts import StreamMessageResult
 
 from sync_sdk.validation import check_data, check_map_key
 from sync_sdk.validation import check_unique_name as check_name
 
-from . import wire
+from . import events, wire
 from .broker import Broker
 from .config import DEFAULT_LIMITS, Limits
 from .credentials import Credentials
@@ -714,7 +715,9 @@ class SyncService:
             start, inclusive = (last.index if last.index is not None else last.key), False
 
     # ---- streams -----------------------------------------------------------------------
-    async def publish_message(self, caller: Caller, sid: str, data: JsonObject) -> JsonObject:
+    async def publish_message(
+        self, caller: Caller, sid: str, data: JsonObject
+    ) -> StreamMessageResult:
         if kind_of_sid(sid) != "stream":
             raise InvalidRequestError(f"{sid} is not a stream")
         check_data(data, MAX_STREAM_MESSAGE_BYTES)
@@ -725,18 +728,12 @@ class SyncService:
                 raise StreamNotFoundError(f"stream {sid} not found")
             if removals == self._streams_removed:  # no removal raced with the read
                 self._live_streams.add((caller.service_sid, sid))
-        message = {"sid": wire.new_sid(SID_PREFIXES["StreamMessage"]), "data": data}
-        await self.broker.publish(
-            Event.create(
-                caller.service_sid,
-                "stream",
-                sid,
-                "message_published",
-                None,
-                caller.origin,
-                message=message,
-            )
-        )
+        message: StreamMessageResult = {
+            "sid": wire.new_sid(SID_PREFIXES["StreamMessage"]),
+            "data": data,
+        }
+        frame = events.message_published(sid, message, caller.origin)
+        await self.broker.publish(Event.of(caller.service_sid, frame))
         await self._webhook(caller, "stream_message_published", "stream", sid, data=data)
         return message
 

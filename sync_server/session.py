@@ -36,7 +36,7 @@ from sync_generated.errors import (
     TooManySubscriptionsError,
 )
 
-from . import wire
+from . import events, wire
 from .events import Event
 from .records import ObjectRecord
 from .service import NOT_FOUND, Caller, SyncService, kind_of_sid
@@ -211,21 +211,8 @@ class Session:
         return replayed
 
     async def _snapshot(self, caller: Caller, obj: ObjectRecord) -> Event:
-        items = (
-            [wire.item_snapshot(i) for i in await self.service.all_items(caller, obj.sid)]
-            if obj.kind in ("list", "map")
-            else []
-        )
-        return Event.create(
-            obj.service_sid,
-            obj.kind,
-            obj.sid,
-            "snapshot",
-            obj.last_event_id,
-            None,
-            object=wire.object_snapshot(obj),
-            items=items,
-        )
+        items = await self.service.all_items(caller, obj.sid) if obj.kind in ("list", "map") else []
+        return Event.of(obj.service_sid, events.snapshot(obj, items))
 
     # ---- from the broker (Subscriber) --------------------------------------------------
     def deliver(self, event: Event) -> None:
@@ -257,18 +244,8 @@ class Session:
             # Removed or expired, and its `removed` event was missed: say so now.
             if self.subscriptions.get(sid) is sub:
                 self.unsubscribe(sid)
-                self.outlet.send_event(
-                    Event.create(
-                        caller.service_sid,
-                        kind_of_sid(sid),
-                        sid,
-                        "removed",
-                        sub.last + 1,
-                        None,
-                        final=True,
-                        previous_data=None,
-                    )
-                )
+                removed = events.object_removed(kind_of_sid(sid), sid, sub.last + 1, None, None)
+                self.outlet.send_event(Event.of(caller.service_sid, removed, final=True))
         except Exception:
             log.exception("session %s: could not resync %s", self.id, sid)
             self.outlet.broken()
@@ -306,12 +283,8 @@ class Session:
     def _revoke(self, sid: str, err: SyncError) -> None:
         caller = self._caller()
         self.unsubscribe(sid)
-        body = {"code": err.code, "status": err.status, "message": err.message}
-        self.outlet.send_event(
-            Event.create(
-                caller.service_sid, kind_of_sid(sid), sid, "revoked", None, None, error=body
-            )
-        )
+        revoked = events.revoked(kind_of_sid(sid), sid, err)
+        self.outlet.send_event(Event.of(caller.service_sid, revoked))
 
     # ---- lifetime ----------------------------------------------------------------------
     def close(self) -> None:

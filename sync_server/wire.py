@@ -9,10 +9,11 @@ import math
 import secrets
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import orjson
 from sync_generated.errors import InvalidDocumentDataError
+from sync_generated.protocol_dicts import ItemSnapshot, ObjectSnapshot
 
 from .records import ItemRecord, ObjectRecord
 
@@ -49,6 +50,12 @@ def now() -> float:
     return time.time()
 
 
+@overload
+def iso(ts: float) -> str: ...
+@overload
+def iso(ts: None) -> None: ...
+@overload
+def iso(ts: float | None) -> str | None: ...
 def iso(ts: float | None) -> str | None:
     """Unix seconds -> Twilio's date format, `%Y-%m-%dT%H:%M:%SZ`."""
     if ts is None:
@@ -67,7 +74,7 @@ def expires_at(ttl: int | None, at: float) -> float | None:
     return None if not ttl else at + ttl
 
 
-def object_snapshot(obj: ObjectRecord) -> JsonObject:
+def object_snapshot(obj: ObjectRecord) -> ObjectSnapshot:
     return {
         "kind": obj.kind,
         "sid": obj.sid,
@@ -82,17 +89,20 @@ def object_snapshot(obj: ObjectRecord) -> JsonObject:
     }
 
 
-def item_snapshot(item: ItemRecord) -> JsonObject:
-    snap: JsonObject = {"index": item.index} if item.index is not None else {"key": item.key}
-    snap.update(
-        revision=item.revision,
-        data=item.data,
-        date_created=iso(item.date_created),
-        date_updated=iso(item.date_updated),
-        date_expires=iso(item.date_expires),
-        created_by=item.created_by,
-        last_event_id=item.last_event_id,
-    )
+def item_snapshot(item: ItemRecord) -> ItemSnapshot:
+    snap: ItemSnapshot = {
+        "revision": item.revision,
+        "data": item.data,
+        "date_created": iso(item.date_created),
+        "date_updated": iso(item.date_updated),
+        "date_expires": iso(item.date_expires),
+        "created_by": item.created_by,
+        "last_event_id": item.last_event_id,
+    }
+    if item.index is not None:
+        snap["index"] = item.index
+    else:
+        snap["key"] = item.key
     return snap
 
 

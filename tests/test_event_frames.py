@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any, get_args
 
+import orjson
 import pytest
 from pydantic import BaseModel, ValidationError
 from sync_generated import protocol_dicts
+from sync_generated.errors import ForbiddenError
 from sync_generated.protocol import (
     EVENT_FRAME_ADAPTER,
     EVENT_FRAME_TYPES,
@@ -25,7 +27,7 @@ from sync_generated.protocol import (
     UpdatedFrame,
 )
 
-from sync_server import events, wire
+from sync_server import events
 from sync_server.events import Event
 from sync_server.records import ObjectKind, ObjectRecord
 from sync_server.storage import common
@@ -90,9 +92,6 @@ def server_frames() -> list[tuple[type[BaseModel], bytes]]:
     expired, _ = common.expired_item_events(
         [(mp.sid, None, "k", '{"v": 2}', "map", SVC, mp.last_event_id)]
     )
-    obj = wire.object_snapshot(mp)
-    items = [wire.item_snapshot(new_item)]
-    error = {"code": 54007, "status": 403, "message": "no read access"}
     return [
         (
             UpdatedFrame,
@@ -114,9 +113,7 @@ def server_frames() -> list[tuple[type[BaseModel], bytes]]:
         (RemovedFrame, common.expired_object_event((mp.sid, SVC, "map", None, 7)).frame),
         (  # a removal noticed late (Session)
             RemovedFrame,
-            Event.create(
-                SVC, "map", mp.sid, "removed", 8, None, final=True, previous_data=None
-            ).frame,
+            Event.of(SVC, events.object_removed("map", mp.sid, 8, None, None), final=True).frame,
         ),
         (ItemAddedFrame, added),
         (ItemAddedFrame, map_added),
@@ -128,28 +125,24 @@ def server_frames() -> list[tuple[type[BaseModel], bytes]]:
         (ItemRemovedFrame, expired[0].frame),
         (
             MessagePublishedFrame,
-            events.encode(
-                "stream",
-                "TO" + "1" * 32,
-                "message_published",
-                None,
-                "c1",
-                message={"sid": "TZ" + "1" * 32, "data": {"m": 1}},
+            orjson.dumps(
+                events.message_published(
+                    "TO" + "1" * 32, {"sid": "TZ" + "1" * 32, "data": {"m": 1}}, "c1"
+                )
             ),
         ),
         (
             SnapshotFrame,
-            events.encode(
-                "map", mp.sid, "snapshot", mp.last_event_id, None, object=obj, items=items
-            ),
+            orjson.dumps(events.snapshot(mp, [new_item])),
         ),
         (
             SnapshotFrame,
-            events.encode(
-                "document", doc.sid, "snapshot", 9, None, object=wire.object_snapshot(doc), items=[]
-            ),
+            orjson.dumps(events.snapshot(doc, [])),
         ),
-        (RevokedFrame, events.encode("map", mp.sid, "revoked", None, None, error=error)),
+        (
+            RevokedFrame,
+            orjson.dumps(events.revoked("map", mp.sid, ForbiddenError("no read access"))),
+        ),
     ]
 
 

@@ -249,7 +249,7 @@ def update_document(
     doc.date_updated = at
     if ttl is not None:
         doc.date_expires = expires_at(ttl, at)
-    return events.document_updated(doc, previous_data=old, origin=origin)
+    return dumps(events.document_updated(doc, previous_data=old, origin=origin))
 
 
 def push_item(
@@ -275,7 +275,7 @@ def push_item(
         date_expires=expires_at(ttl, at),
         created_by=created_by,
     )
-    return item, events.item_changed("list", lst.sid, "item_added", item, None, origin)
+    return item, dumps(events.item_added("list", lst.sid, item, origin))
 
 
 def write_item(
@@ -316,7 +316,7 @@ def write_item(
             date_expires=expires_at(ttl, at),
             created_by=created_by,
         )
-        frame = events.item_changed(kind, obj.sid, "item_added", record, None, origin)
+        frame = dumps(events.item_added(kind, obj.sid, record, origin))
         return record, frame
     record = ItemRecord(
         index=existing.index,
@@ -328,7 +328,7 @@ def write_item(
         date_expires=existing.date_expires if ttl is None else expires_at(ttl, at),
         created_by=existing.created_by,
     )
-    frame = events.item_changed(kind, obj.sid, "item_updated", record, existing.data, origin)
+    frame = dumps(events.item_updated(kind, obj.sid, record, existing.data, origin))
     return record, frame
 
 
@@ -349,7 +349,7 @@ def remove_item(
         raise item_mismatch(kind, found, if_match)
     obj.last_event_id += 1
     obj.date_updated = at
-    return events.item_removed(kind, obj.sid, obj.last_event_id, item, found.data, origin)
+    return dumps(events.item_removed(kind, obj.sid, obj.last_event_id, item, found.data, origin))
 
 
 def object_removed_event(
@@ -363,7 +363,7 @@ def object_removed_event(
     """The `removed` event of an object (deleted with its log, so never stored)."""
     event_id = last_event_id + 1
     previous = data if kind == "document" else None
-    frame = events.object_removed(kind, sid, event_id, previous, origin)
+    frame = dumps(events.object_removed(kind, sid, event_id, previous, origin))
     return StoredEvent(service_sid, sid, event_id, frame, final=True)
 
 
@@ -385,6 +385,6 @@ def expired_item_events(rows: Iterable[Row]) -> tuple[list[StoredEvent], dict[st
         event_id = counters.get(sid, int(last_event_id)) + 1
         counters[sid] = event_id
         ref: int | str = idx if kind == "list" else key
-        frame = events.item_removed(kind, sid, event_id, ref, loads(data), None)
+        frame = dumps(events.item_removed(kind, sid, event_id, ref, loads(data), None))
         removals.append(StoredEvent(service_sid, sid, event_id, frame))
     return removals, counters
