@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
+from sync_generated.errors import SyncError
 
 from sync_sdk import __version__
 
@@ -19,8 +20,9 @@ from . import wire
 from .broker import Broker, InProcessBroker
 from .cds import ClientApi
 from .config import ServerConfig
+from .metrics import CONTENT_TYPE_LATEST
 from .realtime import realtime_endpoint
-from .rest import RestApi, method_not_allowed, not_found
+from .rest import RestApi, error_response, method_not_allowed, not_found
 from .service import SyncService
 from .storage.base import ServiceRecord, Storage
 from .storage.sqlite import SQLiteStorage
@@ -150,12 +152,22 @@ def create_app(
         )
 
     rest = RestApi(service, creds)
+
+    async def metrics(request: Request) -> Response:
+        if config.metrics_auth:
+            try:
+                rest.authenticate(request)
+            except SyncError as err:
+                return error_response(err)
+        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
     app = Starlette(
         routes=[
             WebSocketRoute("/v1/realtime", realtime),
             WebSocketRoute("/v3/wsconnect", twilsock),
             Route("/healthz", health),
             Route("/readyz", readiness),
+            Route("/metrics", metrics),
             *rest.routes(),
         ],
         lifespan=lifespan,

@@ -69,7 +69,9 @@ class Broker:
         self._topics: dict[str, _Topic] = {}
         self._storage: Storage | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.repairs = 0  # gaps repaired from storage (read by tests)
+        self.repairs = 0  # gaps repaired from storage (metrics, tests)
+        self.reconnects = 0  # to the other nodes (multi-node brokers)
+        self.delivered = 0  # events handed to subscribers, one per subscriber (metrics)
 
     @property
     def healthy(self) -> bool:
@@ -169,7 +171,9 @@ class Broker:
             self._drain(topic)
 
     def _fan_out(self, topic: _Topic, event: Event) -> None:
-        for subscriber in tuple(topic.subscribers):
+        subscribers = tuple(topic.subscribers)
+        self.delivered += len(subscribers)
+        for subscriber in subscribers:
             subscriber.deliver(event)
 
     def _drain(self, topic: _Topic) -> None:

@@ -91,6 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
             create_burst=args.create_burst,
         ),
         sqlite_synchronous=args.sqlite_synchronous,
+        metrics_auth=args.metrics_auth,
         storage=args.storage,
         database_url=args.database_url,
         database_pool_size=args.database_pool_size,
@@ -265,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=limits.max_outbox_frames,
         help="frames queued for a slow client before it is disconnected (4008) to catch up later",
+    )
+    serve.add_argument(
+        "--metrics-auth",
+        action="store_true",
+        help="GET /metrics needs the REST credentials (HTTP Basic)",
     )
     serve.add_argument(
         "--head-timeout",

@@ -52,3 +52,4 @@ class ServerConfig:
     redis_url: str | None = None
     redis_prefix: str = "sync"
     audit_interval: float = 2.0
+    metrics_auth: bool = False  # /metrics needs the REST credentials

@@ -39,6 +39,7 @@ class Outbox(Generic[Frame]):
     `close_socket` closes it with a WebSocket close code."""
 
     __slots__ = (
+        "__weakref__",
         "_broken",
         "_close_code",
         "_close_socket",
@@ -53,6 +54,7 @@ class Outbox(Generic[Frame]):
         "max_bytes",
         "max_frames",
         "name",
+        "on_slow",
     )
 
     def __init__(
@@ -63,6 +65,7 @@ class Outbox(Generic[Frame]):
         max_frames: int,
         max_bytes: int,
         name: str,
+        on_slow: Callable[[], None] | None = None,
     ) -> None:
         self._write: Write[Frame] = write
         self._close_socket = close_socket
@@ -71,6 +74,7 @@ class Outbox(Generic[Frame]):
         self._queued_bytes = 0
         self._writable: asyncio.Event | None = None  # exists only while a reader waits
         self.name = name  # for the log
+        self.on_slow = on_slow  # told when the client is dropped for being too slow
         self._queue: deque[Frame] = deque()
         self._writing = False  # a write is in progress (the drain task or the fast path)
         self._drainer: asyncio.Task[None] | None = None  # exists only while frames are queued
@@ -96,10 +100,16 @@ class Outbox(Generic[Frame]):
             self._queue.clear()
             self._queued_bytes = 0
             self.close(CLOSE_SLOW_CONSUMER)
+            if self.on_slow is not None:
+                self.on_slow()
             return
         self._queue.append(frame)
         self._queued_bytes += len(frame)
         self._kick()
+
+    @property
+    def queued_frames(self) -> int:
+        return len(self._queue)
 
     async def writable(self) -> None:
         """Return once the queue holds at most half its byte limit (or the outbox closed)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -90,13 +91,17 @@ class Connection:
         self.limits: Limits = service.limits
         self.session = Session(service, self)
         self.started = False  # `hello` succeeded
+        metrics = service.metrics
         self.outbox: Outbox[str] = Outbox(
             ws.send_text,
             self._close_socket,
             max_frames=self.limits.max_outbox_frames,
             max_bytes=self.limits.max_outbox_bytes,
             name=self.session.id,
+            on_slow=metrics.slow_consumer,
         )
+        metrics.outboxes.add(self.outbox)
+        metrics.connections["native"] += 1
         self.requests = Requests(self.limits.max_requests_in_flight)
 
     async def _close_socket(self, code: int) -> None:
@@ -127,7 +132,10 @@ class Connection:
 
     # ---- incoming ----------------------------------------------------------------------
     async def handle(self, raw: str) -> None:
+        started = time.perf_counter()
         request_id: int | None = None
+        type_ = "invalid"  # until the frame is read
+        code: int | None = None
         try:
             limit = self.limits.max_frame_bytes
             if len(raw) > limit or (len(raw) * 4 > limit and len(raw.encode()) > limit):
@@ -136,7 +144,6 @@ class Connection:
             try:
                 # Strict: no coercion ("7" or true is not an int), straight from the JSON text.
                 request = p.REQUEST_ADAPTER.validate_json(raw, strict=True)
-                wire.refuse_non_finite(raw)
             except ValidationError as exc:
                 request_id = _request_id(raw)
                 if exc.errors()[0]["type"] == "json_invalid":
@@ -144,19 +151,21 @@ class Connection:
                         f"frame is not valid JSON: {exc.errors()[0]['msg']}"
                     ) from None
                 raise _validation_error(exc) from None
-            request_id = request.id
+            request_id, type_ = request.id, request.type
+            wire.refuse_non_finite(raw)
             result = await self.dispatch(request)
             self.outbox.send(
                 orjson.dumps({"type": "reply", "id": request_id, "result": result}).decode()
             )
         except SyncError as err:
+            code = err.code
             self.reply_error(request_id, err)
         except Exception:
             log.exception("request failed")
-            self.reply_error(
-                request_id,
-                InternalServerError("internal error; the request may not have been applied"),
-            )
+            internal = InternalServerError("internal error; the request may not have been applied")
+            code = internal.code
+            self.reply_error(request_id, internal)
+        self.service.metrics.observe_request(type_, code, time.perf_counter() - started)
 
     async def dispatch(self, req: Any) -> Any:
         session = self.session
@@ -253,6 +262,7 @@ class Connection:
         self.outbox.closed = True
         self.session.close()
         self.requests.cancel()
+        self.service.metrics.connections["native"] -= 1
 
 
 async def realtime_endpoint(ws: WebSocket, service: SyncService) -> None:

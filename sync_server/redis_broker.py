@@ -231,6 +231,7 @@ class RedisBroker(Broker):
             return
         self.connected.set()
         if catch_up:
+            self.reconnects += 1
             log.info("Redis pub/sub reconnected; auditing %d topics", len(self._topics))
             if self.on_broadcast is not None:
                 self.on_broadcast({"type": "reset"})

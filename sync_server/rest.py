@@ -70,7 +70,7 @@ def _path_segment(value: str) -> str:
 # ---- request parsing --------------------------------------------------------------------
 
 
-def _error_response(err: SyncError) -> JSONResponse:
+def error_response(err: SyncError) -> JSONResponse:
     body = {
         "code": err.code,
         "message": err.message,
@@ -203,17 +203,18 @@ class RestApi:
     def _wrap(self, handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
             try:
-                self._authenticate(request)
+                self.authenticate(request)
                 return await handler(request)
             except SyncError as err:
-                return _error_response(err)
+                return error_response(err)
             except Exception:
                 log.exception("REST %s %s failed", request.method, request.url.path)
-                return _error_response(InternalServerError("internal error"))
+                return error_response(InternalServerError("internal error"))
 
         return endpoint
 
-    def _authenticate(self, request: Request) -> None:
+    def authenticate(self, request: Request) -> None:
+        """AuthenticationError (20003, 401) unless the request carries the REST credentials."""
         header = request.headers.get("authorization", "")
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic" or not encoded:
@@ -807,7 +808,7 @@ class RestApi:
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    return _error_response(
+    return error_response(
         ResourceNotFoundError(f"the requested resource {request.url.path} was not found")
     )
 
@@ -816,7 +817,7 @@ async def method_not_allowed(request: Request, exc: Exception) -> Response:
     err = InvalidRequestError(
         f"method {request.method} is not allowed on {request.url.path}", status=405
     )
-    response = _error_response(err)
+    response = error_response(err)
     allow = getattr(exc, "headers", None) or {}
     if "Allow" in allow:
         response.headers["Allow"] = allow["Allow"]

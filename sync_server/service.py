@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from sync_generated.client import (
     MAX_STREAM_MESSAGE_BYTES,
@@ -44,6 +45,7 @@ from .broker import Broker
 from .config import DEFAULT_LIMITS, Limits
 from .credentials import Credentials
 from .events import Event, StoredEvent
+from .metrics import Metrics
 from .records import (
     ItemRecord,
     ObjectKind,
@@ -57,6 +59,7 @@ from .tokens import TokenClaims, verify_token
 from .webhooks import WebhookDispatcher, event_params
 
 JsonObject = dict[str, Any]
+T = TypeVar("T")
 
 PREFIX_BY_KIND: dict[ObjectKind, str] = {
     "document": SID_PREFIXES["Document"],
@@ -160,6 +163,9 @@ class SyncService:
         self.limits = limits
         self._api_keys = {credentials.api_key_sid: credentials.api_secret}
         self.webhooks = webhooks
+        self.metrics = Metrics()
+        self.metrics.broker = broker
+        self.metrics.webhooks = webhooks
         # Writes per object (Twilio: about 20/s); objects created per identity and per
         # connection, so one client cannot fill the database.
         self.limiter = RateLimiter(limits.write_rate, limits.write_burst, "writes to")
@@ -171,6 +177,14 @@ class SyncService:
         # dropped when the stream's `removed` event (delete or expiry) is published.
         self._live_streams: set[tuple[str, str]] = set()
         self._streams_removed = 0  # bumped on every stream removal (see publish_message)
+
+    async def _commit(self, write: Awaitable[T]) -> T:
+        """A durable write, timed for `sync_storage_commit_seconds`."""
+        started = time.perf_counter()
+        try:
+            return await write
+        finally:
+            self.metrics.commit_seconds.observe(time.perf_counter() - started)
 
     # ---- tokens ------------------------------------------------------------------------
     def verify_token(self, token: str) -> TokenClaims:
@@ -443,13 +457,15 @@ class SyncService:
                 "create objects over the REST API and grant permissions"
             )
         try:
-            created = await self.storage.create_object(
-                caller.service_sid,
-                kind,
-                unique_name=object_id,
-                data=data,
-                ttl=ttl,
-                created_by=caller.identity,
+            created = await self._commit(
+                self.storage.create_object(
+                    caller.service_sid,
+                    kind,
+                    unique_name=object_id,
+                    data=data,
+                    ttl=ttl,
+                    created_by=caller.identity,
+                )
             )
             await self._webhook(
                 caller,
@@ -520,26 +536,32 @@ class SyncService:
         check_data(data)
         await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
-        doc, event = await self.storage.update_document(
-            caller.service_sid,
-            sid,
-            data=data,
-            merge=merge,
-            if_match=if_match,
-            ttl=ttl,
-            origin=caller.origin,
+        doc, event = await self._commit(
+            self.storage.update_document(
+                caller.service_sid,
+                sid,
+                data=data,
+                merge=merge,
+                if_match=if_match,
+                ttl=ttl,
+                origin=caller.origin,
+            )
         )
         await self._publish(event, caller)
         return doc
 
     async def set_ttl(self, caller: Caller, sid: str, ttl: int) -> ObjectRecord:
         await self.authorize(caller, sid, "write")
-        return await self.storage.set_object_ttl(caller.service_sid, kind_of_sid(sid), sid, ttl)
+        return await self._commit(
+            self.storage.set_object_ttl(caller.service_sid, kind_of_sid(sid), sid, ttl)
+        )
 
     async def remove(self, caller: Caller, sid: str) -> None:
         await self.authorize(caller, sid, "manage")
-        event = await self.storage.remove_object(
-            caller.service_sid, kind_of_sid(sid), sid, origin=caller.origin
+        event = await self._commit(
+            self.storage.remove_object(
+                caller.service_sid, kind_of_sid(sid), sid, origin=caller.origin
+            )
         )
         await self._publish(event, caller)
 
@@ -563,13 +585,15 @@ class SyncService:
         check_data(data)
         await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
-        item, event = await self.storage.list_push(
-            caller.service_sid,
-            sid,
-            data=data,
-            ttl=ttl,
-            origin=caller.origin,
-            created_by=caller.identity,
+        item, event = await self._commit(
+            self.storage.list_push(
+                caller.service_sid,
+                sid,
+                data=data,
+                ttl=ttl,
+                origin=caller.origin,
+                created_by=caller.identity,
+            )
         )
         await self._publish(event, caller)
         return item
@@ -628,18 +652,20 @@ class SyncService:
         check_data(data)
         await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
-        item, event = await self.storage.set_item(
-            caller.service_sid,
-            kind,
-            sid,
-            ref,
-            data=data,
-            merge=merge,
-            if_match=if_match,
-            ttl=ttl,
-            origin=caller.origin,
-            created_by=caller.identity,
-            if_absent=if_absent,
+        item, event = await self._commit(
+            self.storage.set_item(
+                caller.service_sid,
+                kind,
+                sid,
+                ref,
+                data=data,
+                merge=merge,
+                if_match=if_match,
+                ttl=ttl,
+                origin=caller.origin,
+                created_by=caller.identity,
+                if_absent=if_absent,
+            )
         )
         await self._publish(event, caller)
         return item, event.name == "item_added"
@@ -649,8 +675,10 @@ class SyncService:
     ) -> ItemRecord:
         kind = kind_of_sid(sid)
         await self.authorize(caller, sid, "write")
-        return await self.storage.set_item_ttl(
-            caller.service_sid, kind, sid, self._item_ref(kind, index, key), ttl
+        return await self._commit(
+            self.storage.set_item_ttl(
+                caller.service_sid, kind, sid, self._item_ref(kind, index, key), ttl
+            )
         )
 
     async def remove_item(
@@ -660,13 +688,15 @@ class SyncService:
         kind = kind_of_sid(sid)
         await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
-        event = await self.storage.remove_item(
-            caller.service_sid,
-            kind,
-            sid,
-            self._item_ref(kind, index, key),
-            if_match=if_match,
-            origin=caller.origin,
+        event = await self._commit(
+            self.storage.remove_item(
+                caller.service_sid,
+                kind,
+                sid,
+                self._item_ref(kind, index, key),
+                if_match=if_match,
+                origin=caller.origin,
+            )
         )
         await self._publish(event, caller)
         return event.event_id

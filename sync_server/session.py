@@ -105,6 +105,11 @@ class Session:
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        service.metrics.sessions.add(self)
+
+    @property
+    def subscription_count(self) -> int:
+        return len(self.subscriptions)
 
     # ---- the token -------------------------------------------------------------------
     async def start(self, token: str, client_id: str | None) -> TokenClaims:

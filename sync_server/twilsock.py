@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
@@ -192,13 +193,17 @@ class TwilsockConnection:
         self.session = Session(service, self)
         scheme = "https" if ws.url.scheme == "wss" else "http"
         self.base = f"{scheme}://{ws.url.netloc}"  # replaced by the cdsUri host on requests
+        metrics = service.metrics
         self.outbox: Outbox[bytes] = Outbox(
             ws.send_bytes,
             ws.close,
             max_frames=self.limits.max_outbox_frames,
             max_bytes=self.limits.max_outbox_bytes,
             name=self.session.id,
+            on_slow=metrics.slow_consumer,
         )
+        metrics.outboxes.add(self.outbox)
+        metrics.connections["twilsock"] += 1
         self.started = False
         self._writes_in_flight = 0
         self._held: list[bytes] = []  # frames waiting for a write's reply (see send_frame)
@@ -359,6 +364,7 @@ class TwilsockConnection:
         self.outbox.send(encode(header))
 
     async def _message(self, header: MessageHeader, payload: bytes) -> None:
+        started = time.perf_counter()
         request = header.http_request
         caller = self.session.caller
         assert caller is not None
@@ -386,6 +392,16 @@ class TwilsockConnection:
                 )
                 reply = await self.api.handle(caller, carried)
             self._send_reply(header.id, reply)
+            code = (
+                reply.body.get("code")
+                if isinstance(reply.body, dict) and reply.status >= 400
+                else None
+            )
+            self.service.metrics.observe_request(
+                request_type(request.method.value, request.path),
+                code,
+                time.perf_counter() - started,
+            )
         finally:
             if write:
                 self._writes_in_flight -= 1
@@ -453,9 +469,20 @@ class TwilsockConnection:
     def cleanup(self) -> None:
         self.outbox.closed = True
         self.session.close()
+        self.service.metrics.connections["twilsock"] -= 1
         if self._about_to_expire is not None:
             self._about_to_expire.cancel()
         self.requests.cancel()
+
+
+def request_type(method: str, path: str) -> str:
+    """The metrics label of a carried request: method and resource, from a bounded set."""
+    parts = path.split("?", 1)[0].split("/")
+    resource = parts[2] if len(parts) > 2 and parts[2] in _RESOURCES else "other"
+    return f"twilsock {method} {resource}"
+
+
+_RESOURCES = frozenset({"Documents", "Lists", "Maps", "Streams", "Subscriptions"})
 
 
 def _reason(status: int) -> str:

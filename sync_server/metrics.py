@@ -1,0 +1,168 @@
+"""Prometheus metrics of one node (`GET /metrics`, the text format of `prometheus-client`).
+
+Requests are counted and timed as they are answered (`observe_request`), and commits as they
+are made; everything else is read from the live objects when Prometheus scrapes, so the hot
+paths (fan-out, frame writes) pay nothing for it:
+
+    sync_connections{protocol}             realtime connections open (native, twilsock)
+    sync_subscriptions                     subscriptions of those connections
+    sync_requests_total{type, code}        requests answered; code is "ok" or the error code
+    sync_request_duration_seconds{type}    time to answer them
+    sync_deliveries_total                  events handed to subscribed connections
+    sync_outbox_frames                     frames queued for slow clients
+    sync_slow_consumer_disconnects_total   clients dropped for falling too far behind (4008)
+    sync_storage_commit_seconds            durable writes (storage round trip and commit)
+    sync_broker_reconnects_total           reconnections to the other nodes (Redis)
+    sync_broker_gap_repairs_total          gaps in the event stream repaired from storage
+    sync_webhook_deliveries_total{result}  delivered, failed (after every retry), dropped
+    sync_webhook_queue                     webhook deliveries pending
+plus the library's process, platform and garbage-collector collectors.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import Counter as Tally
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .broker import Broker
+    from .webhooks import WebhookDispatcher
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Queued(Protocol):
+    """An outbox, as the metrics see it."""
+
+    @property
+    def queued_frames(self) -> int: ...
+
+
+class Subscribed(Protocol):
+    """A session, as the metrics see it."""
+
+    @property
+    def subscription_count(self) -> int: ...
+
+
+class Metrics:
+    """The metrics of one app; its registry is its own (several apps in one process, as in
+    tests, do not mix)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.requests = Counter(
+            "sync_requests", "Requests answered.", ["type", "code"], registry=self.registry
+        )
+        self.request_seconds = Histogram(
+            "sync_request_duration_seconds",
+            "Time to answer a request.",
+            ["type"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.commit_seconds = Histogram(
+            "sync_storage_commit_seconds",
+            "Durable writes: the storage round trip and commit.",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.connections: Tally[str] = Tally()
+        self.slow_consumer_disconnects = 0
+        self.outboxes: weakref.WeakSet[Queued] = weakref.WeakSet()
+        self.sessions: weakref.WeakSet[Subscribed] = weakref.WeakSet()
+        self.broker: Broker | None = None
+        self.webhooks: WebhookDispatcher | None = None
+        self.registry.register(_LiveCollector(self))
+
+    def observe_request(self, type_: str, code: int | None, seconds: float) -> None:
+        """One request answered: `code` None when it succeeded."""
+        self.requests.labels(type_, "ok" if code is None else str(code)).inc()
+        self.request_seconds.labels(type_).observe(seconds)
+
+    def slow_consumer(self) -> None:
+        self.slow_consumer_disconnects += 1
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _LiveCollector(Collector):
+    """What is read from the live objects at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.m
+        connections = GaugeMetricFamily(
+            "sync_connections", "Realtime connections open.", labels=["protocol"]
+        )
+        for protocol in ("native", "twilsock"):
+            connections.add_metric([protocol], m.connections[protocol])
+        yield connections
+        yield GaugeMetricFamily(
+            "sync_subscriptions",
+            "Subscriptions of the open connections.",
+            value=sum(s.subscription_count for s in list(m.sessions)),
+        )
+        yield GaugeMetricFamily(
+            "sync_outbox_frames",
+            "Frames queued for slow clients.",
+            value=sum(o.queued_frames for o in list(m.outboxes)),
+        )
+        yield CounterMetricFamily(
+            "sync_slow_consumer_disconnects",
+            "Clients dropped for falling too far behind (4008).",
+            value=m.slow_consumer_disconnects,
+        )
+        broker = m.broker
+        yield CounterMetricFamily(
+            "sync_deliveries",
+            "Events handed to subscribed connections.",
+            value=broker.delivered if broker else 0,
+        )
+        yield CounterMetricFamily(
+            "sync_broker_reconnects",
+            "Reconnections to the other nodes.",
+            value=broker.reconnects if broker else 0,
+        )
+        yield CounterMetricFamily(
+            "sync_broker_gap_repairs",
+            "Gaps in the event stream repaired from storage.",
+            value=broker.repairs if broker else 0,
+        )
+        hooks = m.webhooks
+        deliveries = CounterMetricFamily(
+            "sync_webhook_deliveries", "Webhook deliveries by outcome.", labels=["result"]
+        )
+        for result, value in (
+            ("delivered", hooks.delivered if hooks else 0),
+            ("failed", hooks.failed if hooks else 0),
+            ("dropped", hooks.dropped if hooks else 0),
+        ):
+            deliveries.add_metric([result], value)
+        yield deliveries
+        yield GaugeMetricFamily(
+            "sync_webhook_queue", "Webhook deliveries pending.", value=hooks.pending if hooks else 0
+        )
