@@ -192,6 +192,16 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env_int(name: str, default: int) -> int:
+    """An integer from the environment; a one-line error naming the variable otherwise."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()):
+        raise SystemExit(f"sync-server: {name}={raw!r:.40} is not a whole number")
+    return int(raw)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sync-server", description="Self-hostable real-time Sync server."
@@ -204,7 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_credential_flags(serve)
     serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default="info",
+        type=lambda level: "warning" if level == "warn" else level,  # the client says "warn"
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="(default %(default)s; warn = warning)",
     )
     serve.add_argument(
         "--sqlite-synchronous",
@@ -309,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument(
         "--database-pool-size",
         type=int,
-        default=int(os.environ.get("SYNC_DATABASE_POOL_SIZE", "10")),
+        default=_env_int("SYNC_DATABASE_POOL_SIZE", 10),
         help="PostgreSQL connections per node (default %(default)s)",
     )
     cluster.add_argument(

@@ -373,6 +373,23 @@ def test_serve_rejects_a_typo_in_the_storage_variable(tmp_path: Path) -> None:
     assert "storage must be sqlite or postgres, got 'postgress'" in done.stderr
 
 
+@pytest.mark.parametrize("value", ["abc", "-3", "1.5", "１０"])
+def test_serve_names_a_bad_number_in_the_environment(tmp_path: Path, value: str) -> None:
+    done = _serve(tmp_path, [], SYNC_DATABASE_POOL_SIZE=value)
+    assert done.returncode != 0
+    assert f"SYNC_DATABASE_POOL_SIZE={value!r} is not a whole number" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_takes_the_clients_word_for_warning() -> None:
+    from sync_server.cli import build_parser
+
+    for given, taken in (("warn", "warning"), ("warning", "warning"), ("debug", "debug")):
+        assert build_parser().parse_args(["serve", "--log-level", given]).log_level == taken
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--log-level", "chatty"])
+
+
 def _serve(tmp_path: Path, flags: list[str], **env_vars: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")} | env_vars
     serve = [sys.executable, "-m", "sync_server", "serve", "--port", "0"]
