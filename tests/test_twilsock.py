@@ -366,3 +366,38 @@ async def test_fuzz_the_live_endpoint(make_server: Any) -> None:
         conn = RawTwilsock(ws)
         await conn.init(server.token("after"))
         assert (await conn.request("POST", "/v3/Documents", {"data": {"ok": True}}))[0] == 201
+
+
+async def test_a_subscription_past_the_log_gets_the_current_state(make_server: Any) -> None:
+    """The SDK has no snapshot: when the events it missed are no longer in the log, it gets
+    every current item (as item updates with their own event ids), then the establishment."""
+    server: ServerProcess = make_server(["--event-retention", "3"])
+    async with connect(f"ws://127.0.0.1:{server.port}/v3/wsconnect", compression=None) as ws:
+        client = RawTwilsock(ws)
+        await client.init(server.token("alice"))
+        _, lst = await client.request("POST", "/v3/Lists", {"unique_name": "past"})
+        for n in range(8):
+            status, _ = await client.request(
+                "POST", f"/v3/Lists/{lst['sid']}/Items", {"data": {"n": n}}
+            )
+            assert status == 201
+        await client.request("DELETE", f"/v3/Lists/{lst['sid']}/Items/0")  # event 9
+        body = {
+            "action": "establish",
+            "correlation_id": 7,
+            "requests": [{"object_sid": lst["sid"], "object_type": "list", "last_event_id": 1}],
+        }
+        await client.request("POST", "/v4/Subscriptions", body)
+        seen: list[dict[str, Any]] = []
+        while True:
+            header, payload = await client.recv()
+            assert header["method"] == "notification", header
+            if payload["event_type"] == "subscription_established":
+                break
+            seen.append(payload)
+    assert {p["event_type"] for p in seen} == {"list_item_updated"}
+    events = [p["event"] for p in seen]
+    assert [e["item_index"] for e in events] == list(range(1, 8))  # item 0 is gone
+    assert [e["item_data"] for e in events] == [{"n": n} for n in range(1, 8)]
+    assert [e["id"] for e in events] == list(range(2, 9))  # each item's own last event
+    assert payload["events"][0]["last_event_id"] == 9
