@@ -259,6 +259,8 @@ def our_server(data_dir: Path, extra_args: Sequence[str] = ()) -> ServerProc:
             "warning",
             "--write-rate",
             "0",
+            "--create-rate",
+            "0",
             *extra_args,
         ],
         health_path="/healthz",

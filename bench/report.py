@@ -580,7 +580,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
 
     out.append("## How it was measured\n")
     out.append(
-        "- Servers: ours = `python -m sync_server serve --write-rate 0` (uvicorn "
+        "- Servers: ours = `python -m sync_server serve --write-rate 0 --create-rate 0` (uvicorn "
         "websockets-sansio, uvloop, SQLite WAL, temp data dir); raw = `websockets` 17 server "
         "(uvloop, no compression; `/echo`, `/relay`, `/sub`+`/pub` with `websockets.broadcast`); "
         "socketio = python-socketio `AsyncServer` ASGI on the same uvicorn transport, "
