@@ -331,6 +331,29 @@ async def test_watch_readable_lines_and_exit_when_removed(
     assert code == 0
 
 
+async def test_watch_reconnects_across_a_server_restart(fresh_server: ServerProcess) -> None:
+    name = unique("presence")
+    async with fresh_server.client("writer") as writer:
+        mp = await writer.map(name)
+        await mp.set("before", {"n": 1})
+    proc, _ = await _start_watch(fresh_server, "map", name, "--json")
+    assert proc.stderr is not None
+    await asyncio.to_thread(fresh_server.restart)  # same port and data
+    async with fresh_server.client("writer") as writer:
+        mp = await writer.map(name, mode="open_existing")
+        await mp.set("after", {"n": 2})
+        (event,) = await _read_json_lines(proc, 1)
+    assert (event["event"], event["key"], event["data"]) == ("item_added", "after", {"n": 2})
+    notes = []
+    while "reconnected" not in "".join(notes):
+        line = await asyncio.wait_for(proc.stderr.readline(), EVENT_TIMEOUT)
+        assert line, "".join(notes)
+        notes.append(line.decode())
+    assert "reconnecting" in "".join(notes)
+    code, stderr = await _stop(proc, signal.SIGINT)
+    assert code == 130 and "Traceback" not in stderr, stderr
+
+
 async def test_watch_of_a_missing_object_fails_in_one_line(server: ServerProcess) -> None:
     proc = await asyncio.to_thread(run, ["watch", "map", unique("nope")], env=conn(server))
     assert_one_line_error(proc, "not found (54200)")
