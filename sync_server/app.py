@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from sync_generated.errors import SyncError
 
@@ -30,6 +33,7 @@ from .twilsock import twilsock_endpoint
 from .webhooks import WebhookDispatcher
 
 log = logging.getLogger("sync_server")
+access_log = logging.getLogger("sync_server.access")
 
 
 _CLUSTER_EXTRA = "the cluster extra (asyncpg, redis): pip install 'sync-sdk[cluster]'"
@@ -78,6 +82,46 @@ def make_broker(config: ServerConfig) -> Broker:
             config.redis_url, prefix=config.redis_prefix, audit_interval=config.audit_interval
         )
     return InProcessBroker()
+
+
+class AccessLog:
+    """One log line per HTTP request (sync_server.access, info): method, path, status and
+    duration, also as JSON fields. WebSocket connections pass through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            method, path = scope["method"], scope["path"]
+            access_log.info(
+                "%s %s %d %.1f ms",
+                method,
+                path,
+                status,
+                duration_ms,
+                extra={
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                },
+            )
 
 
 def create_app(
@@ -172,6 +216,7 @@ def create_app(
         ],
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed},
+        middleware=[Middleware(AccessLog)],
     )
     app.state.service = service
     return app

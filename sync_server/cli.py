@@ -68,10 +68,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
     from .config import Limits, ServerConfig
+    from .logs import configure
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure(args.log_level, args.log_format)
     creds = _credentials(args)
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +129,8 @@ def _serve(args: argparse.Namespace) -> int:
             ws_ping_timeout=args.heartbeat_interval * 2,
             ws_per_message_deflate=False,
             log_level=args.log_level,
-            access_log=False,
+            log_config=None,  # sync_server.logs configured every logger
+            access_log=False,  # REST requests get our own access log line (app.py)
             lifespan="on",
         )
     )
@@ -219,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda level: "warning" if level == "warn" else level,  # the client says "warn"
         choices=["critical", "error", "warning", "info", "debug"],
         help="(default %(default)s; warn = warning)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("SYNC_LOG_FORMAT", "text"),
+        help="text lines, or one JSON object per line; env SYNC_LOG_FORMAT (default %(default)s)",
     )
     serve.add_argument(
         "--sqlite-synchronous",

@@ -161,7 +161,15 @@ class Connection:
             code = err.code
             self.reply_error(request_id, err)
         except Exception:
-            log.exception("request failed")
+            caller = self.session.caller
+            log.exception(
+                "request failed",
+                extra={
+                    "connection": self.session.id,
+                    "identity": caller.identity if caller else None,
+                    "request": type_,
+                },
+            )
             internal = InternalServerError("internal error; the request may not have been applied")
             code = internal.code
             self.reply_error(request_id, internal)
