@@ -768,8 +768,26 @@ class SyncService:
         return message
 
     # ---- expiry ------------------------------------------------------------------------
-    async def expire(self) -> int:
-        events = await self.storage.expire(wire.now())
-        for event in events:
-            await self._publish(event)
-        return len(events)
+    async def expire(self, batch: int = 100) -> int:
+        """Sweep what has expired by now, then prune the event log, in batches of at most
+        `batch` rows that each hold the storage briefly, yielding to the loop between them.
+        Returns the number of removal events published."""
+        import asyncio
+
+        if batch < 1:
+            raise ValueError("batch must be >= 1")
+        at = wire.now()
+        total = 0
+        while True:
+            events = await self.storage.expire(at, batch)
+            for event in events:
+                await self._publish(event)
+            total += len(events)
+            if len(events) < batch:
+                break
+            await asyncio.sleep(0)
+        pruned = batch
+        while pruned >= batch:
+            await asyncio.sleep(0)
+            pruned = await self.storage.prune_events(at, batch)
+        return total

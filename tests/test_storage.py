@@ -824,9 +824,9 @@ async def test_expire_returns_removal_events(storage: Storage) -> None:
         created_by="s",
     )
 
-    assert await storage.expire(t0 + 10) == []
+    assert await storage.expire(t0 + 10, 100) == []
 
-    events = await storage.expire(t0 + 70)
+    events = await storage.expire(t0 + 70, 100)
     assert [(e.sid, e.event_id) for e in events] == [(lst.sid, 3), (m.sid, 2)]
     f0, f1 = frame(events[0]), frame(events[1])
     assert (
@@ -844,13 +844,13 @@ async def test_expire_returns_removal_events(storage: Storage) -> None:
     logged = await storage.events_since(SVC, lst.sid, 2, 10)
     assert logged is not None and [e.frame for e in logged] == [events[0].frame]
 
-    events = await storage.expire(t0 + 200)
+    events = await storage.expire(t0 + 200, 100)
     assert len(events) == 1 and events[0].sid == doc.sid and events[0].event_id == 1
     assert events[0].final
     f = frame(events[0])
     assert f["name"] == "removed" and f["previous_data"] == {"v": 1} and f["kind"] == "document"
     assert await storage.get_object(SVC, "document", doc.sid) is None
-    assert await storage.expire(t0 + 300) == []
+    assert await storage.expire(t0 + 300, 100) == []
 
 
 async def test_expired_items_invisible_before_expire(
@@ -893,6 +893,126 @@ async def test_expired_items_invisible_before_expire(
         created_by="s",
     )
     assert frame(ev)["name"] == "item_added" and frame(ev)["previous_data"] is None
+
+
+async def set_map_item(store: Storage, sid: str, key: str, ttl: int | None) -> StoredEvent:
+    _, event = await store.set_item(
+        SVC,
+        "map",
+        sid,
+        key,
+        data={"k": key},
+        merge=False,
+        if_match=None,
+        ttl=ttl,
+        origin=None,
+        created_by="s",
+    )
+    return event
+
+
+async def test_expire_works_in_bounded_batches(storage: Storage) -> None:
+    """Expired objects first, oldest first, then items, at most `limit` of each per call:
+    several calls, nothing lost, item removals gap-free and in order per object."""
+    t0 = time.time()
+    docs: list[str] = []
+    for _ in range(11):  # 1,100 documents, created 100 at a time
+        created = await asyncio.gather(
+            *(
+                storage.create_object(
+                    SVC, "document", unique_name=None, data={"n": 1}, ttl=10, created_by="s"
+                )
+                for _ in range(100)
+            )
+        )
+        docs += [d.sid for d in created]
+    lst = await storage.create_object(
+        SVC, "list", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    m = await storage.create_object(
+        SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    for n in range(400):  # every other list item expires
+        await storage.list_push(
+            SVC, lst.sid, data={"n": n}, ttl=10 if n % 2 else None, origin=None, created_by="s"
+        )
+    for n in range(400):  # every map item expires, before the list items
+        await set_map_item(storage, m.sid, f"k{n:03}", ttl=5)
+
+    calls: list[list[StoredEvent]] = []
+    for _ in range(10):  # bounded: a wrong batch condition must fail, not hang
+        events = await storage.expire(t0 + 60, 500)
+        calls.append(events)
+        if len(events) < 500:
+            break
+    removed = [[e for e in c if e.final] for c in calls]
+    items = [[e for e in c if not e.final] for c in calls]
+    assert [len(r) for r in removed] == [500, 500, 100, 0]
+    assert [len(i) for i in items] == [0, 0, 500, 100]
+    assert await storage.expire(t0 + 60, 500) == []
+
+    assert sorted(e.sid for r in removed for e in r) == sorted(docs)
+    assert all(e.event_id == 1 and frame(e)["name"] == "removed" for r in removed for e in r)
+    removals = [e for i in items for e in i]
+    # Oldest first: every map item (ttl 5) before the list items (ttl 10).
+    assert [e.sid for e in removals] == [m.sid] * 400 + [lst.sid] * 200
+    assert [frame(e)["key"] for e in removals[:400]] == [f"k{n:03}" for n in range(400)]
+    assert [frame(e)["index"] for e in removals[400:]] == list(range(1, 400, 2))
+    # Each object's removals take its next event ids, in order, across calls.
+    assert [e.event_id for e in removals[:400]] == list(range(401, 801))
+    assert [e.event_id for e in removals[400:]] == list(range(401, 601))
+    logged = await storage.events_since(SVC, lst.sid, 400, 1000)
+    assert logged is not None and [e.frame for e in logged] == [e.frame for e in removals[400:]]
+    lst_now = await storage.get_object(SVC, "list", lst.sid)
+    assert lst_now is not None and lst_now.last_event_id == 600
+    page = await storage.items_page(
+        SVC, "list", lst.sid, start=None, inclusive=True, page_size=1000, order="asc"
+    )
+    assert [it.index for it in page.items] == list(range(0, 400, 2))
+    page = await storage.items_page(
+        SVC, "map", m.sid, start=None, inclusive=True, page_size=10, order="asc"
+    )
+    assert page.items == []
+
+
+async def test_expire_keeps_the_retention_of_objects_whose_items_expired(
+    backend: Backend,
+) -> None:
+    store = backend.make(event_retention=5)
+    await store.start()
+    try:
+        t0 = time.time()
+        m = await store.create_object(
+            SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+        )
+        for n in range(12):
+            await set_map_item(store, m.sid, f"k{n:02}", ttl=10)
+        await set_map_item(store, m.sid, "kept", ttl=None)  # event 13
+        removals: list[StoredEvent] = []
+        for _ in range(2):  # more removals in one call than the log keeps, then fewer
+            removals += await store.expire(t0 + 60, 8)
+            assert await backend.count("events", "object_sid", [m.sid]) == 5
+        assert [e.event_id for e in removals] == list(range(14, 26))
+        assert await store.events_since(SVC, m.sid, 19, 100) is None
+        tail = await store.events_since(SVC, m.sid, 20, 100)
+        assert tail is not None and [e.frame for e in tail] == [e.frame for e in removals[-5:]]
+    finally:
+        await store.close()
+
+
+async def test_prune_events_in_bounded_chunks(storage: Storage) -> None:
+    doc = await storage.create_object(
+        SVC, "document", unique_name=None, data={}, ttl=None, created_by="s"
+    )
+    for i in range(7):
+        await storage.update_document(
+            SVC, doc.sid, data={"i": i}, merge=False, if_match=None, ttl=None, origin=None
+        )
+    assert await storage.prune_events(time.time(), 3) == 0  # nothing is a day old yet
+    later = time.time() + 2 * 86_400
+    assert [await storage.prune_events(later, 3) for _ in range(4)] == [3, 3, 1, 0]
+    assert await storage.events_since(SVC, doc.sid, 0, 10) is None
+    assert await storage.events_since(SVC, doc.sid, 7, 10) == []
 
 
 # ---- permissions ---------------------------------------------------------------------
@@ -1002,7 +1122,7 @@ async def test_permissions_removed_with_their_object(
 
     # expire() sweeps the expired map and its permissions.
     assert await backend.count("permissions", "object_sid", [expiring.sid]) == 2
-    events = await storage.expire(t0 + 60)
+    events = await storage.expire(t0 + 60, 100)
     assert [e.sid for e in events] == [expiring.sid]
     assert await backend.count("permissions", "object_sid", [expiring.sid]) == 0
     assert await storage.get_permission(SVC, expiring.sid, "alice") is None
@@ -1057,12 +1177,13 @@ async def test_events_since(storage: Storage) -> None:
     assert await storage.events_since(OTHER_SVC, doc.sid, 0, 10) is None
 
     # Age-based pruning: everything is older than the retention window at now + 2 days.
-    await storage.expire(time.time() + 2 * 86_400)
+    assert await storage.prune_events(time.time() + 2 * 86_400, 100) == 5
     assert await storage.events_since(SVC, doc.sid, 0, 10) is None
     assert await storage.events_since(SVC, doc.sid, 5, 10) == []
 
 
 async def test_events_pruned_by_count(backend: Backend) -> None:
+    """Each write keeps its object's log to `event_retention` events: no sweep needed."""
     store = backend.make(event_retention=3)
     await store.start()
     try:
@@ -1073,7 +1194,6 @@ async def test_events_pruned_by_count(backend: Backend) -> None:
             await store.update_document(
                 SVC, doc.sid, data={"i": i}, merge=False, if_match=None, ttl=None, origin=None
             )
-        await store.expire(time.time())
         assert await store.events_since(SVC, doc.sid, 0, 10) is None
         assert await store.events_since(SVC, doc.sid, 2, 10) is None
         tail = await store.events_since(SVC, doc.sid, 3, 10)
@@ -1536,7 +1656,7 @@ async def test_pg_expire_from_two_nodes_reports_each_removal_once(
     ]
     # Writers keep pushing (they still see the items as live) while both nodes expire.
     sweeps, pushed = await asyncio.gather(
-        asyncio.gather(*(store.expire(t0 + 100) for store in (a, b, a, b, a, b))),
+        asyncio.gather(*(store.expire(t0 + 100, 100) for store in (a, b, a, b, a, b))),
         asyncio.gather(
             *(
                 a.list_push(SVC, lst.sid, data={"late": n}, ttl=None, origin=None, created_by="s")
@@ -1553,7 +1673,7 @@ async def test_pg_expire_from_two_nodes_reports_each_removal_once(
     removed_items = [e for e in swept if frame(e)["name"] == "item_removed"]
     assert len(removed_items) == 3 * 5
     assert {e.sid for e in swept if frame(e)["name"] == "removed"} == {d.sid for d in doomed}
-    assert await a.expire(t0 + 100) == [] and await b.expire(t0 + 100) == []
+    assert await a.expire(t0 + 100, 100) == [] and await b.expire(t0 + 100, 100) == []
 
     for lst in lists:
         # Pushes and expiry removals share one gap-free sequence per list.
@@ -1581,8 +1701,8 @@ async def test_pg_expire_skips_while_another_node_expires(
             assert await holder.fetchval(
                 "SELECT pg_try_advisory_xact_lock($1)", postgres_module.EXPIRE_LOCK
             )
-            assert await a.expire(t0 + 60) == []  # "another node" holds the sweep
-        events = await a.expire(t0 + 60)
+            assert await a.expire(t0 + 60, 100) == []  # "another node" holds the sweep
+        events = await a.expire(t0 + 60, 100)
     finally:
         await holder.close()
     assert [(e.sid, e.event_id) for e in events] == [(doc.sid, 1)]

@@ -233,7 +233,14 @@ class Storage(abc.ABC):
         out). A node of a cluster compares these with what it delivered to find missed events."""
 
     @abc.abstractmethod
-    async def expire(self, now: float) -> list[StoredEvent]:
-        """Delete every expired object and item; return their removal events, in order.
-        With several server processes on one database, each expired row is removed (and its
-        event returned) by exactly one of them."""
+    async def expire(self, now: float, limit: int) -> list[StoredEvent]:
+        """Delete at most `limit` expired objects, oldest `date_expires` first, then, once no
+        expired object is left, at most `limit` expired items; return their removal events, in
+        order. Fewer than `limit` events: nothing expired at `now` is left. Each call holds the
+        storage briefly; sweep by calling again. With several server processes on one database,
+        each expired row is removed (and its event returned) by exactly one of them."""
+
+    @abc.abstractmethod
+    async def prune_events(self, now: float, limit: int) -> int:
+        """Delete at most `limit` events older than the retention window; return how many.
+        (Each write keeps at most the retention count of events of its object.)"""

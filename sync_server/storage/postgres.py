@@ -20,8 +20,8 @@ Within one process, writers of one object also queue on an asyncio lock before t
 pooled connection: only one of them at a time waits on the row lock (PostgreSQL wakes every
 waiter of a row at each commit), and the others hold no connection while they wait.
 
-Deadlocks. A transaction locks one object row, or several in sid order (`expire`,
-`delete_service`); the event-log pruning of `expire` skips rows other transactions hold.
+Deadlocks. A transaction locks one object row, or several in sid order (each step of
+`expire`, `delete_service`); `prune_events` skips rows other transactions hold.
 
 Reads run outside transactions on a pooled connection, one statement each.
 """
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -150,8 +150,17 @@ CREATE TABLE permissions (
 CREATE INDEX permissions_service ON permissions (service_sid);
 """
 
+# Expiry takes the oldest first, in batches: indexes in exactly that order.
+_V2 = """
+CREATE INDEX objects_expiry ON objects (date_expires, sid) WHERE date_expires IS NOT NULL;
+DROP INDEX objects_expires;
+CREATE INDEX items_expiry ON items (date_expires, object_sid, idx, key)
+    WHERE date_expires IS NOT NULL;
+DROP INDEX items_expires;
+"""
+
 # (version, SQL), applied in order, each exactly once per database. Append; never edit.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1),)
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2))
 
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS sync_schema_migrations (
@@ -223,33 +232,55 @@ _REMOVE_ITEM = {
     for column in ("idx", "key")
 }
 
+_EXPIRED_OBJECTS = """
+SELECT sid, service_sid, kind, data, last_event_id, date_expires FROM objects
+WHERE sid = ANY(ARRAY(
+    SELECT sid FROM objects WHERE date_expires IS NOT NULL AND date_expires <= $1
+    ORDER BY date_expires, sid LIMIT $2
+)) ORDER BY sid FOR UPDATE
+"""
+_EXPIRED_ITEM_HOLDERS = """
+SELECT sid, date_expires FROM objects
+WHERE sid = ANY(ARRAY(
+    SELECT object_sid FROM items WHERE date_expires IS NOT NULL AND date_expires <= $1
+    ORDER BY date_expires, object_sid, idx, key LIMIT $2
+)) ORDER BY sid FOR UPDATE
+"""
+_EXPIRED_ITEMS = """
+SELECT i.object_sid, i.idx, i.key, i.data, o.kind, o.service_sid, o.last_event_id, i.ctid
+FROM items i JOIN objects o ON o.sid = i.object_sid
+WHERE i.object_sid = ANY($2::text[]) AND i.date_expires IS NOT NULL AND i.date_expires <= $1
+ORDER BY i.date_expires, i.object_sid, i.idx, i.key LIMIT $3
+"""
+# Deletes the items ($1: their ctids, read under their objects' locks), logs the removals
+# ($6-$8: those the log keeps), moves each object's counter ($3, $4) and prunes its log up
+# to $5, as `_with_event` does for one write.
 _EXPIRE_ITEMS = """
-WITH gone AS (
-    DELETE FROM items
-    WHERE object_sid = ANY($1::text[]) AND date_expires IS NOT NULL AND date_expires <= $2
-), logged AS (
+WITH gone AS (DELETE FROM items WHERE ctid = ANY($1::tid[])),
+logged AS (
     INSERT INTO events (object_sid, event_id, frame, created_at)
-    SELECT sid, event_id, frame, $2 FROM unnest($3::text[], $4::bigint[], $5::bytea[])
+    SELECT sid, event_id, frame, $2 FROM unnest($6::text[], $7::bigint[], $8::bytea[])
         AS e(sid, event_id, frame)
+), pruned AS (
+    DELETE FROM events e USING unnest($3::text[], $5::bigint[]) AS c(sid, upto)
+    WHERE e.object_sid = c.sid AND e.event_id <= c.upto
 )
 UPDATE objects o SET last_event_id = c.last_event_id, date_updated = $2
-FROM unnest($1::text[], $6::bigint[]) AS c(sid, last_event_id)
+FROM unnest($3::text[], $4::bigint[]) AS c(sid, last_event_id)
 WHERE o.sid = c.sid
 """
 
-# Pruning skips rows that writers hold (their own pruning), so it never waits on them.
+# Skips rows that writers hold (their own pruning), so it never waits on them.
 _PRUNE_BY_AGE = """
-DELETE FROM events WHERE (object_sid, event_id) IN (
-    SELECT object_sid, event_id FROM events WHERE created_at < $1 FOR UPDATE SKIP LOCKED
-)
+DELETE FROM events WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2
+    FOR UPDATE SKIP LOCKED
+))
 """
-_PRUNE_BY_COUNT = """
-DELETE FROM events WHERE (object_sid, event_id) IN (
-    SELECT e.object_sid, e.event_id FROM events e JOIN objects o ON o.sid = e.object_sid
-    WHERE o.last_event_id > $1 AND e.event_id <= o.last_event_id - $1
-    FOR UPDATE OF e SKIP LOCKED
-)
-"""
+
+
+def _expired(row: asyncpg.Record, at: float) -> bool:
+    return row["date_expires"] is not None and row["date_expires"] <= at
 
 
 def _item_args(item: ItemRecord) -> tuple[Any, ...]:
@@ -383,10 +414,12 @@ class PostgresStorage(Storage):
     ) -> StoredEvent:
         """Run a `_with_event` statement for event `obj.last_event_id`."""
         event_id = obj.last_event_id
-        await conn.execute(
-            sql, obj.sid, event_id, frame, at, event_id - self.event_retention, *args
-        )
+        await conn.execute(sql, obj.sid, event_id, frame, at, self._pruned_upto(event_id), *args)
         return StoredEvent(obj.service_sid, obj.sid, event_id, frame)
+
+    def _pruned_upto(self, last_event_id: int) -> int:
+        """The log of an object keeps its `event_retention` newest events: ids above this."""
+        return last_event_id - self.event_retention
 
     # ---- services --------------------------------------------------------------------
 
@@ -860,65 +893,77 @@ class PostgresStorage(Storage):
         )
         return {r["sid"]: int(r["last_event_id"]) for r in rows}
 
-    async def expire(self, now: float) -> list[StoredEvent]:
-        at = now
+    async def expire(self, now: float, limit: int) -> list[StoredEvent]:
+        at, size = now, max(limit, 0)
         async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", EXPIRE_LOCK):
-                    return []  # another node is expiring right now
-                events = await self._expire_locked(conn, at)
+            # Two steps, each its own transaction locking in sid order (no deadlock).
+            objects = await self._sweep_step(conn, self._expire_objects, at, size)
+            if objects is None or len(objects) == size:
+                return objects or []  # another node sweeps / items wait for the objects
             # The removals are committed: their events must reach the caller whatever
-            # happens to pruning, which the next sweep does again anyway.
+            # happens to the items, which the next sweep expires anyway.
             try:
-                await conn.execute(_PRUNE_BY_AGE, at - self.event_retention_seconds)
-                await conn.execute(_PRUNE_BY_COUNT, self.event_retention)
+                items = await self._sweep_step(conn, self._expire_items, at, size)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                log.warning("pruning the event log failed (retried at the next sweep): %r", exc)
-        return events
+                if not objects:
+                    raise
+                log.warning("expiring items failed (retried at the next sweep): %r", exc)
+                items = None
+        return objects + (items or [])
 
-    async def _expire_locked(self, conn: _Conn, at: float) -> list[StoredEvent]:
-        # Lock every object that expired or holds an expired item, in sid order.
-        locked = await conn.fetch(
-            "SELECT sid, service_sid, kind, data, last_event_id, date_expires FROM objects "
-            "WHERE (date_expires IS NOT NULL AND date_expires <= $1) OR sid IN ("
-            "  SELECT object_sid FROM items WHERE date_expires IS NOT NULL AND date_expires <= $1"
-            ") ORDER BY sid FOR UPDATE",
-            at,
-        )
+    async def _sweep_step(
+        self,
+        conn: _Conn,
+        step: Callable[[_Conn, float, int], Awaitable[list[StoredEvent]]],
+        at: float,
+        limit: int,
+    ) -> list[StoredEvent] | None:
+        """`step` in a transaction holding EXPIRE_LOCK; None if another node holds it."""
+        async with conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", EXPIRE_LOCK):
+                return None
+            return await step(conn, at, limit)
+
+    async def _expire_objects(self, conn: _Conn, at: float, limit: int) -> list[StoredEvent]:
+        locked = await conn.fetch(_EXPIRED_OBJECTS, at, limit)
+        # Locked rows are current: a TTL set meanwhile may have saved some.
         expired = sorted(
-            (r for r in locked if r["date_expires"] is not None and r["date_expires"] <= at),
-            key=lambda r: (r["date_expires"], r["sid"]),
+            (r for r in locked if _expired(r, at)), key=lambda r: (r["date_expires"], r["sid"])
         )
-        events = [common.expired_object_event(r) for r in expired]
         if expired:
             await conn.execute(_DELETE_OBJECTS, [r["sid"] for r in expired])
+        return [common.expired_object_event(r) for r in expired]
 
-        gone = {r["sid"] for r in expired}
-        holders = [r["sid"] for r in locked if r["sid"] not in gone]
-        if not holders:
-            return events
+    async def _expire_items(self, conn: _Conn, at: float, limit: int) -> list[StoredEvent]:
+        holders = await conn.fetch(_EXPIRED_ITEM_HOLDERS, at, limit)
+        live = [r["sid"] for r in holders if not _expired(r, at)]
+        if not live:
+            return []
         # Read after locking: no other writer can touch these objects' items until COMMIT.
-        expired_items = await conn.fetch(
-            "SELECT i.object_sid, i.idx, i.key, i.data, o.kind, o.service_sid, o.last_event_id "
-            "FROM items i JOIN objects o ON o.sid = i.object_sid "
-            "WHERE i.object_sid = ANY($2::text[]) "
-            "AND i.date_expires IS NOT NULL AND i.date_expires <= $1 "
-            "ORDER BY i.date_expires, i.object_sid, i.idx, i.key",
+        rows = await conn.fetch(_EXPIRED_ITEMS, at, live, limit)
+        removals, counters = common.expired_item_events(rows)
+        if not removals:
+            return []
+        upto = {sid: self._pruned_upto(last) for sid, last in counters.items()}
+        logged = [e for e in removals if e.event_id > upto[e.sid]]
+        await conn.execute(
+            _EXPIRE_ITEMS,
+            [r["ctid"] for r in rows],
             at,
-            holders,
+            list(counters),
+            list(counters.values()),
+            list(upto.values()),
+            [e.sid for e in logged],
+            [e.event_id for e in logged],
+            [e.frame for e in logged],
         )
-        item_events, counters = common.expired_item_events(expired_items)
-        if item_events:
-            await conn.execute(
-                _EXPIRE_ITEMS,
-                list(counters),
-                at,
-                [e.sid for e in item_events],
-                [e.event_id for e in item_events],
-                [e.frame for e in item_events],
-                list(counters.values()),
-            )
-        return events + item_events
+        return removals
+
+    async def prune_events(self, now: float, limit: int) -> int:
+        status = await self.pool.execute(
+            _PRUNE_BY_AGE, now - self.event_retention_seconds, max(limit, 0)
+        )
+        return int(status.split()[-1])
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:

@@ -91,7 +91,8 @@ CREATE TABLE IF NOT EXISTS objects (
     created_by TEXT NOT NULL,
     UNIQUE (service_sid, kind, unique_name)
 );
-CREATE INDEX IF NOT EXISTS objects_expires ON objects (date_expires)
+DROP INDEX IF EXISTS objects_expires;
+CREATE INDEX IF NOT EXISTS objects_expiry ON objects (date_expires, sid)
     WHERE date_expires IS NOT NULL;
 CREATE INDEX IF NOT EXISTS objects_by_kind ON objects (service_sid, kind, sid);
 
@@ -108,7 +109,8 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS items_by_index ON items (object_sid, idx);
 CREATE UNIQUE INDEX IF NOT EXISTS items_by_key ON items (object_sid, key);
-CREATE INDEX IF NOT EXISTS items_expires ON items (date_expires)
+DROP INDEX IF EXISTS items_expires;
+CREATE INDEX IF NOT EXISTS items_expiry ON items (date_expires, object_sid, idx, key)
     WHERE date_expires IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS events (
@@ -958,56 +960,55 @@ class SQLiteStorage(Storage):
             return {}
         return await self._read(op)
 
-    async def expire(self, now: float) -> list[StoredEvent]:
-        at = now
+    async def expire(self, now: float, limit: int) -> list[StoredEvent]:
+        at, size = now, max(limit, 0)
 
         def op(conn: sqlite3.Connection) -> list[StoredEvent]:
             expired_objects = conn.execute(
                 "SELECT sid, service_sid, kind, data, last_event_id FROM objects "
-                "WHERE date_expires IS NOT NULL AND date_expires <= ? ORDER BY date_expires, sid",
-                (at,),
+                "WHERE date_expires IS NOT NULL AND date_expires <= ? "
+                "ORDER BY date_expires, sid LIMIT ?",
+                (at, size),
             ).fetchall()
             events = [common.expired_object_event(row) for row in expired_objects]
             for row in expired_objects:
                 _delete_object_rows(conn, row[0])
+            if len(events) == size:
+                return events  # items wait until no expired object is left
 
+            # Every expired object is gone: each of these items' objects is live.
             expired_items = conn.execute(
                 "SELECT i.object_sid, i.idx, i.key, i.data, o.kind, o.service_sid, o.last_event_id "
                 "FROM items i JOIN objects o ON o.sid = i.object_sid "
                 "WHERE i.date_expires IS NOT NULL AND i.date_expires <= ? "
-                "ORDER BY i.date_expires, i.object_sid, i.idx, i.key",
-                (at,),
+                "ORDER BY i.date_expires, i.object_sid, i.idx, i.key LIMIT ?",
+                (at, size),
             ).fetchall()
             item_events, counters = common.expired_item_events(expired_items)
             for row, event in zip(expired_items, item_events, strict=True):
                 sid, idx, key, kind = row[0], row[1], row[2], row[4]
                 column, ref = ("idx", idx) if kind == "list" else ("key", key)
                 conn.execute(f"DELETE FROM items WHERE object_sid = ? AND {column} = ?", (sid, ref))
-                conn.execute(
-                    "INSERT INTO events (object_sid, event_id, frame, created_at) VALUES (?, ?, ?, ?)",
-                    (sid, event.event_id, event.frame, at),
-                )
-            events += item_events
+                self._store_event(conn, sid, event.event_id, event.frame, at)
             for sid, event_id in counters.items():
                 conn.execute(
                     "UPDATE objects SET last_event_id = ?, date_updated = ? WHERE sid = ?",
                     (event_id, at, sid),
                 )
+            return events + item_events
 
-            # Prune the event log: by age, then by count per object.
-            conn.execute(
-                "DELETE FROM events WHERE created_at < ?", (at - self.event_retention_seconds,)
+        return await self._run(op)
+
+    async def prune_events(self, now: float, limit: int) -> int:
+        cutoff, size = now - self.event_retention_seconds, max(limit, 0)
+
+        def op(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM events WHERE rowid IN ("
+                "SELECT rowid FROM events WHERE created_at < ? ORDER BY created_at LIMIT ?)",
+                (cutoff, size),
             )
-            long_logs = conn.execute(
-                "SELECT sid, last_event_id FROM objects WHERE last_event_id > ?",
-                (self.event_retention,),
-            ).fetchall()
-            for sid, last_event_id in long_logs:
-                conn.execute(
-                    "DELETE FROM events WHERE object_sid = ? AND event_id <= ?",
-                    (sid, last_event_id - self.event_retention),
-                )
-            return events
+            return cursor.rowcount
 
         return await self._run(op)
 
@@ -1016,18 +1017,23 @@ class SQLiteStorage(Storage):
     def _append_event(
         self, conn: sqlite3.Connection, obj: ObjectRecord, frame: bytes, at: float
     ) -> StoredEvent:
-        """Store the event `obj.last_event_id` and keep at most `event_retention` per object."""
-        event_id = obj.last_event_id
+        """Store the event `obj.last_event_id` of `obj`."""
+        self._store_event(conn, obj.sid, obj.last_event_id, frame, at)
+        return StoredEvent(obj.service_sid, obj.sid, obj.last_event_id, frame)
+
+    def _store_event(
+        self, conn: sqlite3.Connection, sid: str, event_id: int, frame: bytes, at: float
+    ) -> None:
+        """Store the newest event of object `sid`; keep at most `event_retention` of them."""
         conn.execute(
             "INSERT INTO events (object_sid, event_id, frame, created_at) VALUES (?, ?, ?, ?)",
-            (obj.sid, event_id, frame, at),
+            (sid, event_id, frame, at),
         )
         if event_id > self.event_retention:
             conn.execute(
                 "DELETE FROM events WHERE object_sid = ? AND event_id <= ?",
-                (obj.sid, event_id - self.event_retention),
+                (sid, event_id - self.event_retention),
             )
-        return StoredEvent(obj.service_sid, obj.sid, event_id, frame)
 
     @staticmethod
     def _touch_object(conn: sqlite3.Connection, obj: ObjectRecord, at: float) -> None:
