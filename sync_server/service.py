@@ -10,6 +10,7 @@ caches of services, permissions and live streams, invalidated here and on every 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable
@@ -772,8 +773,6 @@ class SyncService:
         """Sweep what has expired by now, then prune the event log, in batches of at most
         `batch` rows that each hold the storage briefly, yielding to the loop between them.
         Returns the number of removal events published."""
-        import asyncio
-
         if batch < 1:
             raise ValueError("batch must be >= 1")
         at = wire.now()
