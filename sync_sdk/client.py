@@ -277,7 +277,8 @@ class Client(ClientEvents):
           good token reconnects, and connect() called again waits for that connection.
           With `token_provider`, the provider is asked once for a new token first.
         - A permanent failure (the token's service does not exist, the server speaks another
-          protocol): raises it and the client stays in ERROR; create a new client.
+          protocol): raises it and the client stays in ERROR (every later call raises
+          ClientClosedError naming it); create a new client.
         - Not connected within `connect_timeout`: raises ConnectFailedError and the client
           is shut down (DISCONNECTED).
         - After shutdown(): raises ClientClosedError."""
