@@ -10,6 +10,7 @@ I/O: `sync_sdk.client` feeds it the frames of its WebSocket, tests feed it frame
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -263,7 +264,10 @@ class ObjectCache:
     Objects are tracked in `ordering` (the ClientProtocol's per-object event ids) while
     they are cached, so that duplicates are dropped and gaps found."""
 
-    def __init__(self, ordering: ClientProtocol, client_id: str) -> None:
+    def __init__(
+        self, ordering: ClientProtocol, client_id: str, log: logging.Logger = logger
+    ) -> None:
+        self._log = log
         self._ordering = ordering
         self._client_id = client_id  # events with this origin are the client's own
         self._objects: dict[str, CachedObject] = {}
@@ -322,21 +326,22 @@ class ObjectCache:
         if obj is None or verdict == "unknown":
             return None
         if verdict == "duplicate":
-            logger.log(TRACE, "dropping duplicate event %s of %s", event.event_id, event.sid)
+            self._log.log(TRACE, "dropping duplicate event %s of %s", event.event_id, event.sid)
             return None
         if verdict == "gap":
-            logger.info("event gap on %s (got %s); catching up", event.sid, event.event_id)
+            self._log.info("event gap on %s (got %s); catching up", event.sid, event.event_id)
             return obj
         if isinstance(event, SnapshotFrame):
             for caught_up in obj.catch_up(event):
                 self._deliver(obj, caught_up)
         elif isinstance(event, RevokedFrame):
             # The identity lost read access (ACL): no more events for this object.
-            logger.warning("subscription to %s revoked: %s", obj.sid, event.error.message)
+            self._log.warning("subscription to %s revoked: %s", obj.sid, event.error.message)
             obj.set_subscription_state(SubscriptionState.FAILED)
         elif isinstance(event, RemovedFrame):
             self.remove(obj, event)
         else:
+            self._log.debug("event %s #%s of %s", event.name, event.event_id, event.sid)
             obj.apply(event)
             self._deliver(obj, event)
         return None

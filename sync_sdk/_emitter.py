@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -11,10 +12,11 @@ from ._logging import logger
 
 
 class EventEmitter:
-    __slots__ = ("_handlers", "_owner", "_tasks")
+    __slots__ = ("_handlers", "_log", "_owner", "_tasks")
 
-    def __init__(self, owner: str) -> None:
+    def __init__(self, owner: str, log: logging.Logger = logger) -> None:
         self._owner = owner
+        self._log = log
         self._handlers: dict[str, list[Callable[[Any], Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -36,7 +38,7 @@ class EventEmitter:
             try:
                 result = handler(payload)
             except Exception:
-                logger.exception("%s: %r handler raised", self._owner, event)
+                self._log.exception("%s: %r handler raised", self._owner, event)
                 continue
             if inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
@@ -46,7 +48,7 @@ class EventEmitter:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.error("%s: async handler raised", self._owner, exc_info=task.exception())
+            self._log.error("%s: async handler raised", self._owner, exc_info=task.exception())
 
     def clear(self) -> None:
         self._handlers.clear()

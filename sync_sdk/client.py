@@ -17,6 +17,7 @@ import asyncio
 import base64
 import builtins
 import contextlib
+import logging
 import random
 import time
 import uuid
@@ -47,6 +48,7 @@ from sync_generated.errors import (
     InvalidRequestError,
     NotFoundError,
     RateLimitExceededError,
+    ServiceNotFoundError,
     SyncError,
     TokenExpiredError,
 )
@@ -58,7 +60,7 @@ from . import validation
 from ._cache import CachedObject, ObjectCache, ObjectHandle, ObjectKind
 from ._codec import DataCodec
 from ._emitter import EventEmitter
-from ._logging import TRACE, apply_log_level, logger
+from ._logging import TRACE, client_logger, redact
 from ._protocol import UNNUMBERED, ClientProtocol, Reply
 from ._state import ConnectionStateMachine
 from ._version import __version__
@@ -70,6 +72,23 @@ OpenMode = Literal["open_or_create", "open_existing", "create_new"]
 
 _MAX_FRAME = 1 << 20
 _CLOSE_TOKEN_EXPIRED = 4401  # the server closes a connection whose token expired
+_CLOSE_SERVICE_REMOVED = 4404  # the server closes a connection whose service was deleted
+_HELLO_RESULT_FIELDS = ("connection_id", "identity", "service_sid")
+
+
+def _is_terminal(err: SyncError) -> bool:
+    """A failure no retry and no new token of the same kind can fix: the state becomes ERROR.
+
+    - the token's service does not exist (54050), or was removed while connected;
+    - the server does not speak this client's protocol: it refused the `hello` frame as
+      malformed (51000), or answered with frames this client cannot parse."""
+    return isinstance(err, (ServiceNotFoundError, InvalidRequestError))
+
+
+def _is_denial(err: SyncError) -> bool:
+    """The token was refused (bad signature, expired, wrong account, grants, ACL): the state
+    becomes DENIED until update_token()."""
+    return isinstance(err, AccessError) or err.status in (401, 403)
 
 
 class _Dropped(Exception):
@@ -165,6 +184,10 @@ class _HandleChannel:
     async def release(self, obj: CachedObject, handle: ObjectHandle) -> None:
         await self._client._release(obj, handle)
 
+    @property
+    def log(self) -> logging.Logger:
+        return self._client._log
+
 
 def _realtime_url(base: str) -> str:
     url = base.rstrip("/")
@@ -187,18 +210,21 @@ class Client(ClientEvents):
         self._nodes = _NodeRotation(_check_urls(self.options))
         # One round over every node fits in connect_timeout, even if a node never answers.
         self._attempt_timeout = self.options.connect_timeout / len(self._nodes.urls)
-        apply_log_level(logger, self.options.log_level)
+        # This client's own logger, at its own level (see _logging).
+        self._log = client_logger(self.options.log_level)
         self.client_id = uuid.uuid4().hex
-        self._emitter = EventEmitter("Client")
+        self._emitter = EventEmitter("Client", self._log)
         self._machine = ConnectionStateMachine(self._on_state_changed)
         self._protocol = ClientProtocol()
-        self._objects = ObjectCache(self._protocol, self.client_id)
+        self._objects = ObjectCache(self._protocol, self.client_id, self._log)
         self._channel = _HandleChannel(self)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._ws: ClientConnection | None = None
         self._connected = asyncio.Event()
         self._state_changed = asyncio.Event()
-        self._token_changed = asyncio.Event()
+        self._token_updated = asyncio.Event()  # update_token() while not connected: retry
+        self._expiry_changed = asyncio.Event()  # the token timers re-read the expiry
+        self._token_expires_at: float | None = _token_expiry(self._token)
         self._run_task: asyncio.Task[None] | None = None
         self._timer_task: asyncio.Task[None] | None = None
         self._closing = False
@@ -219,8 +245,20 @@ class Client(ClientEvents):
         the one being tried next. `ClientOptions.url` unless `ClientOptions.urls` is set."""
         return self._nodes.current
 
+    @property
+    def logger(self) -> logging.Logger:
+        """The logger this client writes to: `sync_sdk.client.<n>`, at `options.log_level`."""
+        return self._log
+
     async def __aenter__(self) -> Client:
-        await self.connect()
+        """Connect. If that fails (even with a denied token) the client is shut down before
+        the error propagates: a failed `async with` leaves nothing running. To recover from
+        DENIED with update_token(), use connect() / shutdown() instead."""
+        try:
+            await self.connect()
+        except BaseException:
+            await self.shutdown()
+            raise
         return self
 
     async def __aexit__(
@@ -232,9 +270,19 @@ class Client(ClientEvents):
         await self.shutdown()
 
     async def connect(self) -> None:
-        """Connect and return once CONNECTED; raise the SyncError if denied or failed."""
-        if self._closing:
-            raise ClientClosedError("the client was shut down; create a new one")
+        """Connect and return once CONNECTED.
+
+        - The token is refused (bad signature, expired, …): raises that error (e.g.
+          TokenSignatureError, 20107) and the client stays in DENIED; `update_token()` with a
+          good token reconnects, and connect() called again waits for that connection.
+          With `token_provider`, the provider is asked once for a new token first.
+        - A permanent failure (the token's service does not exist, the server speaks another
+          protocol): raises it and the client stays in ERROR (every later call raises
+          ClientClosedError naming it); create a new client.
+        - Not connected within `connect_timeout`: raises ConnectFailedError and the client
+          is shut down (DISCONNECTED).
+        - After shutdown(): raises ClientClosedError."""
+        self._check_open()
         if self._run_task is None:
             self._run_task = asyncio.create_task(self._run(), name="sync_sdk.connection")
             self._timer_task = asyncio.create_task(
@@ -243,9 +291,9 @@ class Client(ClientEvents):
         deadline = asyncio.get_running_loop().time() + self.options.connect_timeout
         while self._machine.state != ConnectionState.CONNECTED:
             if self._machine.state in (ConnectionState.DENIED, ConnectionState.ERROR):
-                err = self._last_error or ConnectFailedError()
-                await self.shutdown()
-                raise err
+                raise self._last_error or ConnectFailedError()
+            if self._closing:
+                raise ClientClosedError("the client was shut down while connecting")
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 err = ConnectFailedError(
@@ -259,6 +307,18 @@ class Client(ClientEvents):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._state_changed.wait(), remaining)
 
+    def _check_open(self) -> None:
+        """Raise ClientClosedError if the client was shut down or failed permanently."""
+        if self._closing:
+            raise ClientClosedError("the client was shut down; create a new one")
+        if self._machine.state is ConnectionState.ERROR:
+            cause = self._last_error
+            raise ClientClosedError(
+                "the client failed permanently"
+                + (f" ({cause.code}: {cause.message})" if cause else "")
+                + "; create a new one"
+            )
+
     def _describe_tried(self) -> str:
         tried = self._nodes.tried or self._nodes.urls[:1]
         return tried[0] if len(tried) == 1 else "any of " + ", ".join(tried)
@@ -271,6 +331,8 @@ class Client(ClientEvents):
                     await self._run_task
             return
         self._closing = True
+        self._connected.set()  # wake calls waiting for a connection: they raise
+        self._token_updated.set()
         if self._machine.state != ConnectionState.DISCONNECTED:
             self._machine.move_to(ConnectionState.DISCONNECTING)
         self._objects.close_all()
@@ -288,20 +350,30 @@ class Client(ClientEvents):
             self._machine.move_to(ConnectionState.DISCONNECTED)
 
     async def update_token(self, token: str) -> None:
-        """Replace the access token on the live connection (subscriptions are kept). A token
-        the server refuses (e.g. for another identity: 20106) raises and changes nothing."""
+        """Replace the access token.
+
+        Connected: the server checks it on the live connection (subscriptions are kept); a
+        token it refuses (e.g. for another identity: 20106) raises and changes nothing.
+        DENIED: the client reconnects with it (CONNECTING, then CONNECTED or DENIED again);
+        this returns at once, and connect() waits for the outcome. Connecting or not yet
+        connected: the next attempt uses it. After shutdown() or in ERROR: raises
+        ClientClosedError."""
         token = _check_token(token)
+        self._check_open()
         state = self._machine.state
         if state == ConnectionState.CONNECTED:
             result = await self._call({"id": UNNUMBERED, "type": "update_token", "token": token})
             self._token = token
-            self._token_changed.set()
             self._set_expiry(result)
+            self._log.debug("token updated on the live connection")
             return
         self._token = token
-        self._token_changed.set()
+        self._token_expires_at = _token_expiry(token)
+        self._expiry_changed.set()
+        self._log.debug("token updated while %s", state.value)
         if state == ConnectionState.DENIED:
             self._machine.move_to(ConnectionState.CONNECTING)
+        self._token_updated.set()
 
     @overload
     async def document(
@@ -426,6 +498,8 @@ class Client(ClientEvents):
 
     # ---- objects -----------------------------------------------------------------------
     def _add_listener(self, event: str, handler: Handler[Any]) -> Unsubscribe:
+        if self._closing:
+            raise ClientClosedError("the client was shut down; its events will not fire")
         return self._emitter.on(event, handler)
 
     async def _open(
@@ -438,6 +512,7 @@ class Client(ClientEvents):
         codec: DataCodec[Any],
         data: JsonObject | None,
     ) -> H:
+        self._check_open()
         request: OpenRequest = {
             "id": UNNUMBERED,
             "type": "open",
@@ -498,8 +573,7 @@ class Client(ClientEvents):
         deadline = loop.time() + self.options.command_timeout
         throttled = 0
         while True:
-            if self._closing:
-                raise ClientClosedError("the client is shut down")
+            self._check_open()
             ws = self._ws
             if ws is None or self._machine.state != ConnectionState.CONNECTED:
                 remaining = deadline - loop.time()
@@ -518,7 +592,9 @@ class Client(ClientEvents):
                 )
             future: asyncio.Future[Reply] = loop.create_future()
             self._pending[request_id] = future
-            logger.log(TRACE, "-> %s", frame)
+            if self._log.isEnabledFor(TRACE):
+                self._log.log(TRACE, "-> %s", redact(frame))
+            self._log.debug("request #%d %s", request_id, type_)
             try:
                 await ws.send(frame, text=True)
                 remaining = max(deadline - loop.time(), 0.0)
@@ -541,6 +617,12 @@ class Client(ClientEvents):
                 ) from None
             finally:
                 self._pending.pop(request_id, None)
+            self._log.debug(
+                "reply #%d %s: %s",
+                request_id,
+                type_,
+                "ok" if reply.error is None else f"error {reply.error.code}",
+            )
             if reply.error is not None:
                 if isinstance(reply.error, RateLimitExceededError):
                     # Not applied: back off and try again if the command timeout leaves room
@@ -567,15 +649,18 @@ class Client(ClientEvents):
     # ---- connection loop ---------------------------------------------------------------
     async def _run(self) -> None:
         attempt = 0
+        provider_asked = False  # the token_provider gets one chance per denial
         while not self._closing:
             if self._machine.state == ConnectionState.DENIED:
-                self._token_changed.clear()
-                await self._token_changed.wait()
+                await self._token_updated.wait()  # update_token() (or shutdown())
+                provider_asked = False
+                if not self._closing and self._machine.state == ConnectionState.DENIED:
+                    self._machine.move_to(ConnectionState.CONNECTING)
                 continue
             if self._machine.state != ConnectionState.CONNECTING:
                 self._machine.move_to(ConnectionState.CONNECTING)
             url = self._nodes.attempt()
-            logger.info("connecting to %s", url)
+            self._log.info("connecting to %s", url)
             try:
                 ws = await self._open_socket(url)
             except SyncError as err:
@@ -584,17 +669,28 @@ class Client(ClientEvents):
                 self._report(err, terminal=False)
                 attempt = await self._next_node(attempt)
                 continue
+            self._token_updated.clear()  # a token supplied from here on gets its own attempt
             try:
                 hello = await self._handshake(ws)
             except SyncError as err:
                 await ws.close()
-                self._report(err, terminal=False)
-                if isinstance(err, AccessError) or err.status in (401, 403, 404):
-                    # The token (or its service) is refused: wait for update_token().
-                    if not self._closing:
-                        self._machine.move_to(ConnectionState.DENIED)
+                if self._closing:
+                    return
+                if _is_terminal(err):
+                    self._fail(err)
+                    return
+                if not _is_denial(err):
+                    self._report(err, terminal=False)
+                    attempt = await self._next_node(attempt)
                     continue
-                attempt = await self._next_node(attempt)
+                self._report(err, terminal=False, level=logging.WARNING)
+                if self._token_updated.is_set():
+                    continue  # a new token arrived during the attempt: try it
+                if not provider_asked:
+                    provider_asked = True
+                    if await self._token_from_provider():
+                        continue
+                self._machine.move_to(ConnectionState.DENIED)
                 continue
             except (ConnectionClosed, TimeoutError, OSError) as err:
                 await ws.close()
@@ -607,8 +703,9 @@ class Client(ClientEvents):
                 attempt = await self._next_node(attempt)
                 continue
             attempt = 0
+            provider_asked = False
             self._nodes.succeeded()
-            logger.info("connected to %s", url)
+            self._log.info("connected to %s", url)
             self._set_expiry(hello)
             self.identity = str(hello.get("identity"))
             self.service_sid = str(hello.get("service_sid"))
@@ -628,14 +725,22 @@ class Client(ClientEvents):
                     obj.set_subscription_state(SubscriptionState.PENDING)
             if self._closing:
                 return
+            if ws.close_code == _CLOSE_SERVICE_REMOVED:
+                self._fail(ServiceNotFoundError("the service of this client's token was removed"))
+                return
             if ws.close_code == _CLOSE_TOKEN_EXPIRED:
                 self._report(
                     TokenExpiredError("the access token expired; call update_token()"),
                     terminal=False,
+                    level=logging.WARNING,
                 )
+                if not provider_asked:
+                    provider_asked = True
+                    if await self._token_from_provider():
+                        continue
                 self._machine.move_to(ConnectionState.DENIED)
                 continue
-            logger.warning("connection to %s lost; reconnecting", url)
+            self._log.warning("connection to %s lost; reconnecting", url)
             self._machine.move_to(ConnectionState.CONNECTING)
             attempt = await self._next_node(attempt)
 
@@ -647,10 +752,10 @@ class Client(ClientEvents):
         if self._nodes.failed():
             attempt += 1
             delay = self._backoff(attempt)
-            logger.info("retrying %s in %.2fs", self._nodes.current, delay)
+            self._log.warning("every node failed; retrying %s in %.2fs", self._nodes.current, delay)
             await asyncio.sleep(delay)
         else:
-            logger.info("%s failed; trying %s", failed, self._nodes.current)
+            self._log.info("%s failed; trying %s", failed, self._nodes.current)
         return attempt
 
     def _backoff(self, attempt: int) -> float:
@@ -684,14 +789,27 @@ class Client(ClientEvents):
                 "protocol": 1,
             }
         )
+        if self._log.isEnabledFor(TRACE):
+            self._log.log(TRACE, "-> %s", redact(frame))
         await ws.send(frame, text=True)
         async with asyncio.timeout(self._attempt_timeout):
             while True:
-                message = self._protocol.decode(await ws.recv())
+                raw = await ws.recv()
+                if self._log.isEnabledFor(TRACE):
+                    self._log.log(TRACE, "<- %s", redact(raw))
+                message = self._protocol.decode(raw)
                 if isinstance(message, Reply) and message.id == request_id:
                     if message.error is not None:
                         raise message.error
-                    return message.result or {}
+                    result = message.result or {}
+                    missing = [f for f in _HELLO_RESULT_FIELDS if f not in result]
+                    if missing:
+                        raise InvalidRequestError(
+                            "the server's hello reply lacks "
+                            + ", ".join(missing)
+                            + ": it does not speak protocol 1"
+                        )
+                    return result
 
     async def _resubscribe_all(self) -> None:
         for obj in self._objects:
@@ -703,42 +821,56 @@ class Client(ClientEvents):
                 # Removed while we were away: tell the handles, as a live `removed` would.
                 self._objects.remove(obj)
             except SyncError as err:
-                logger.error("re-subscribing %s failed: %s", obj.sid, err)
+                self._log.error("re-subscribing %s failed: %s", obj.sid, err)
 
     async def _read_loop(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
             async for raw in ws:
-                logger.log(TRACE, "<- %s", raw)
+                if self._log.isEnabledFor(TRACE):
+                    self._log.log(TRACE, "<- %s", redact(raw))
                 try:
                     message = self._protocol.decode(raw)
                 except SyncError as err:
-                    logger.error("ignoring bad frame from server: %s", err)
+                    self._log.error("ignoring bad frame from server: %s", err)
                     continue
                 if isinstance(message, Reply):
                     future = self._pending.get(message.id)
                     if future is not None and not future.done():
                         future.set_result(message)
                     elif message.error is not None:
-                        logger.warning("server error without a pending request: %s", message.error)
+                        self._log.warning(
+                            "server error without a pending request: %s", message.error
+                        )
                 else:
                     try:
                         behind = self._objects.receive(message)
                         if behind is not None:
                             self._spawn(self._subscribe(behind))
                     except Exception:
-                        logger.exception(
+                        self._log.exception(
                             "failed to apply event %s of %s", message.name, message.sid
                         )
 
     # ---- state, errors and token timers --------------------------------------------------
     def _on_state_changed(self, state: ConnectionState) -> None:
-        logger.info("connection state: %s", state.value)
+        self._log.info("connection state: %s", state.value)
+        if state is ConnectionState.ERROR:
+            self._connected.set()  # wake calls waiting for a connection: they raise
+            self._expiry_changed.set()  # the token timers stop
         self._state_changed.set()
         self._emitter.emit("connection_state_changed", state)
 
-    def _report(self, err: SyncError, *, terminal: bool) -> None:
+    def _report(self, err: SyncError, *, terminal: bool, level: int = logging.INFO) -> None:
+        """Record a connection failure and emit connection_error. A failure the client
+        recovers from by itself is logged at `level` (info), a denial at warning, a terminal
+        one at error."""
         self._last_error = err
-        logger.error("connection error: %s", err)
+        self._log.log(
+            logging.ERROR if terminal else level,
+            "connection error%s: %s",
+            " (terminal)" if terminal else "",
+            err,
+        )
         self._emitter.emit(
             "connection_error",
             ConnectionErrorEvent(
@@ -746,54 +878,74 @@ class Client(ClientEvents):
             ),
         )
 
+    def _fail(self, err: SyncError) -> None:
+        """A permanent failure: report it as terminal and stay in ERROR."""
+        self._report(err, terminal=True)
+        self._machine.move_to(ConnectionState.ERROR)
+
     def _set_expiry(self, result: JsonObject) -> None:
         expires = result.get("token_expires_at")
         self._token_expires_at = (
             float(expires) if isinstance(expires, (int, float)) else _token_expiry(self._token)
         )
-        self._token_changed.set()
-
-    _token_expires_at: float | None = None
+        self._log.debug("token expires at %s", self._token_expires_at)
+        self._expiry_changed.set()
 
     async def _token_timers(self) -> None:
-        """Fire token_about_to_expire (and call token_provider) and token_expired on time."""
+        """Fire token_about_to_expire (and call token_provider) and token_expired on time,
+        once per token: a new token (update_token, token_provider) re-arms both."""
         warned_for: float | None = None
-        while not self._closing:
-            expires = self._token_expires_at or _token_expiry(self._token)
-            self._token_changed.clear()
-            if expires is None:
-                await self._token_changed.wait()
-                continue
-            left = expires - time.time()
-            margin = self.options.token_refresh_margin
-            try:
-                if left > margin or warned_for == expires:
-                    wait = left - margin if warned_for != expires else left
-                    if wait > 0:
-                        async with asyncio.timeout(wait):
-                            await self._token_changed.wait()
-                        continue
-                if warned_for != expires and left > 0:
+        expired_for: float | None = None
+        while not self._closing and self._machine.state is not ConnectionState.ERROR:
+            expires = self._token_expires_at
+            self._expiry_changed.clear()
+            wait: float | None = None
+            if expires is not None:
+                left = expires - time.time()
+                margin = self.options.token_refresh_margin
+                if warned_for != expires and left > margin:
+                    wait = left - margin
+                elif warned_for != expires and left > 0:
                     warned_for = expires
                     self._emitter.emit(
-                        "token_about_to_expire", TokenAboutToExpireEvent(expires_in=max(left, 0.0))
+                        "token_about_to_expire", TokenAboutToExpireEvent(expires_in=left)
                     )
                     await self._refresh_token()
                     continue
-                if left <= 0:
+                elif left > 0:
+                    wait = left
+                elif expired_for != expires:
+                    expired_for = expires
+                    self._log.info("token expired")
                     self._emitter.emit("token_expired", TokenExpiredEvent())
-                    if self.options.token_provider is not None:
-                        await self._refresh_token()
-                    self._token_changed.clear()
-                    await self._token_changed.wait()
+            try:
+                async with asyncio.timeout(wait):
+                    await self._expiry_changed.wait()
             except TimeoutError:
                 continue
 
     async def _refresh_token(self) -> None:
-        provider = self.options.token_provider
-        if provider is None:
+        """Before expiry: a new token from token_provider, applied with update_token()."""
+        if self.options.token_provider is None:
             return
         try:
-            await self.update_token(await provider())
+            await self.update_token(await self.options.token_provider())
         except Exception as exc:
-            logger.error("token_provider failed: %s", exc)
+            self._log.warning("token_provider failed: %s", exc)
+
+    async def _token_from_provider(self) -> bool:
+        """A refused or expired token: ask token_provider (if any) for a new one, to be used
+        by the next attempt. True if it gave one."""
+        provider = self.options.token_provider
+        if provider is None:
+            return False
+        try:
+            token = _check_token(await provider())
+        except Exception as exc:
+            self._log.warning("token_provider failed: %s", exc)
+            return False
+        self._log.debug("token_provider supplied a new token")
+        self._token = token
+        self._token_expires_at = _token_expiry(token)
+        self._expiry_changed.set()
+        return True

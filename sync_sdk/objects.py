@@ -10,6 +10,7 @@ overloads come from the generated `Sync*Events` bases.
 from __future__ import annotations
 
 import builtins
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -41,8 +42,11 @@ from sync_generated.client import (
 from sync_generated.errors import (
     ClientClosedError,
     ConflictError,
+    DocumentRevisionMismatchError,
     InvalidRequestError,
+    ListItemRevisionMismatchError,
     MapItemNotFoundError,
+    MapItemRevisionMismatchError,
 )
 from sync_generated.protocol import (
     EventFrame,
@@ -88,6 +92,11 @@ class ObjectChannel(Protocol):
         """A handle on `obj` was closed (the last one ends the subscription)."""
         ...
 
+    @property
+    def log(self) -> logging.Logger:
+        """The client's logger (handler failures are logged there)."""
+        ...
+
 
 class _Handle:
     """Common part of every handle: identity, metadata, handlers, closing."""
@@ -98,7 +107,7 @@ class _Handle:
         self._channel = channel
         self._object = obj
         self._codec = codec
-        self._emitter = EventEmitter(f"{type(self).__name__}({obj.sid})")
+        self._emitter = EventEmitter(f"{type(self).__name__}({obj.sid})", channel.log)
         self._closed = False
 
     # ---- metadata ----------------------------------------------------------------------
@@ -238,10 +247,8 @@ class SyncDocument(_Handle, SyncDocumentEvents[T]):
                 )
             except ConflictError:
                 await self._refresh()
-        raise ConflictError(
-            f"mutate gave up after {_MAX_MUTATE_ATTEMPTS} conflicting attempts",
-            code=54103,
-            status=412,
+        raise DocumentRevisionMismatchError(
+            f"mutate gave up after {_MAX_MUTATE_ATTEMPTS} conflicting attempts"
         )
 
     async def remove_document(self) -> None:
@@ -347,6 +354,7 @@ class _Collection(_Handle, Generic[T]):
     """What lists and maps share: item conversion, paging, item TTL, mutate."""
 
     _item_field: Literal["index", "key"]
+    _revision_mismatch: type[ConflictError]  # what a mutate that gives up raises
     _added_event: type[Any]
     _updated_event: type[Any]
 
@@ -529,8 +537,8 @@ class _Collection(_Handle, Generic[T]):
                 )
             except ConflictError:
                 continue
-        raise ConflictError(
-            f"mutate gave up after {_MAX_MUTATE_ATTEMPTS} conflicting attempts", status=412
+        raise self._revision_mismatch(
+            f"mutate gave up after {_MAX_MUTATE_ATTEMPTS} conflicting attempts"
         )
 
 
@@ -538,6 +546,7 @@ class SyncList(_Collection[T], SyncListEvents[T]):
     """An ordered list; indexes are stable and never reused after removal."""
 
     _kind = "list"
+    _revision_mismatch = ListItemRevisionMismatchError
     _item_field = "index"
     _added_event = ListItemAddedEvent
     _updated_event = ListItemUpdatedEvent
@@ -641,6 +650,7 @@ class SyncMap(_Collection[T], SyncMapEvents[T]):
     """Items by string key, ordered by key. `set` upserts."""
 
     _kind = "map"
+    _revision_mismatch = MapItemRevisionMismatchError
     _item_field = "key"
     _added_event = MapItemAddedEvent
     _updated_event = MapItemUpdatedEvent

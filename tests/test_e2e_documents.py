@@ -216,13 +216,30 @@ async def test_bad_tokens_are_denied_with_a_clear_error(server: ServerProcess) -
         service_sid=creds.service_sid,
         identity="mallory",
     )
-    cases: list[tuple[str, int, str]] = [
-        (mint_token(**{**good, "api_secret": "x" * 32}), 20107, "signature"),
-        (mint_token(**{**good, "account_sid": "AC" + "0" * 32}), 20103, "account"),
-        (mint_token(**{**good, "service_sid": "IS" + "0" * 32}), 54050, "not found"),
-        (mint_token(**good, ttl=60, now=1_000_000_000), 20104, "expired"),
+    # A refused token is recoverable (denied); a token for a service that does not exist is
+    # a permanent failure (error, terminal).
+    cases: list[tuple[str, int, str, ConnectionState]] = [
+        (
+            mint_token(**{**good, "api_secret": "x" * 32}),
+            20107,
+            "signature",
+            ConnectionState.DENIED,
+        ),
+        (
+            mint_token(**{**good, "account_sid": "AC" + "0" * 32}),
+            20103,
+            "account",
+            ConnectionState.DENIED,
+        ),
+        (
+            mint_token(**{**good, "service_sid": "IS" + "0" * 32}),
+            54050,
+            "not found",
+            ConnectionState.ERROR,
+        ),
+        (mint_token(**good, ttl=60, now=1_000_000_000), 20104, "expired", ConnectionState.DENIED),
     ]
-    for token, code, fragment in cases:
+    for token, code, fragment, settled in cases:
         client = Client(token, ClientOptions(url=server.url, log_level="silent"))
         errors: list[ConnectionErrorEvent] = []
         states: list[ConnectionState] = []
@@ -233,8 +250,9 @@ async def test_bad_tokens_are_denied_with_a_clear_error(server: ServerProcess) -
                 pass
         assert info.value.code == code, (code, info.value)
         assert fragment in info.value.message.lower()
-        assert ConnectionState.DENIED in states
-        assert errors and errors[0].code == code and not errors[0].terminal
+        assert settled in states
+        assert errors and errors[0].code == code
+        assert errors[0].terminal is (settled is ConnectionState.ERROR)
         assert client.connection_state is ConnectionState.DISCONNECTED
 
 

@@ -3,6 +3,7 @@ with event models and a fake channel: no server, no sockets."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -441,6 +442,7 @@ class FakeChannel:
         self.requests: list[tuple[BaseModel, bool]] = []
         self.released: list[ObjectHandle] = []
         self._protocol = ClientProtocol()
+        self.log = logging.getLogger("sync_sdk.test")
 
     async def request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
         _, frame = self._protocol.encode_request(request)
