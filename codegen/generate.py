@@ -160,7 +160,7 @@ def protocol_module(protocol: JsonDict) -> str:
     TypeAdapter each (`REQUEST_ADAPTER`, `EVENT_FRAME_ADAPTER`)."""
     unions = discriminated_unions(protocol["components"]["schemas"])
     return pydantic_models(json_schema_from_asyncapi(protocol), "protocol.yaml") + render(
-        "protocol_union.py.j2", unions=unions
+        "protocol_union.py.j2", unions=unions, version=protocol["info"]["x-protocol-version"]
     )
 
 

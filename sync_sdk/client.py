@@ -52,6 +52,7 @@ from sync_generated.errors import (
     SyncError,
     TokenExpiredError,
 )
+from sync_generated.protocol import PROTOCOL_VERSION
 from sync_generated.protocol_dicts import OpenRequest, Request
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -786,7 +787,7 @@ class Client(ClientEvents):
                 "type": "hello",
                 "token": self._token,
                 "client_id": self.client_id,
-                "protocol": 1,
+                "protocol": PROTOCOL_VERSION,
             }
         )
         if self._log.isEnabledFor(TRACE):
@@ -807,7 +808,13 @@ class Client(ClientEvents):
                         raise InvalidRequestError(
                             "the server's hello reply lacks "
                             + ", ".join(missing)
-                            + ": it does not speak protocol 1"
+                            + f": it does not speak protocol {PROTOCOL_VERSION}"
+                        )
+                    spoken = result.get("protocol", PROTOCOL_VERSION)  # older servers omit it
+                    if spoken != PROTOCOL_VERSION:
+                        raise InvalidRequestError(
+                            f"the server speaks protocol {spoken!r:.20}, this client "
+                            f"{PROTOCOL_VERSION}"
                         )
                     return result
 

@@ -180,6 +180,11 @@ class Connection:
         if isinstance(req, p.HelloRequest):
             if self.started:
                 raise InvalidRequestError("hello was already sent on this connection")
+            if req.protocol != p.PROTOCOL_VERSION:
+                raise InvalidRequestError(
+                    f"protocol version {req.protocol} is not supported; this server speaks "
+                    f"version {p.PROTOCOL_VERSION}"
+                )
             claims = await session.start(req.token, req.client_id)
             self.started = True
             return self._token_result(claims)
@@ -264,6 +269,7 @@ class Connection:
             "service_sid": claims.service_sid,
             "token_expires_at": claims.expires_at,
             "heartbeat_interval": self.limits.heartbeat_interval,
+            "protocol": p.PROTOCOL_VERSION,
         }
 
     def cleanup(self) -> None:

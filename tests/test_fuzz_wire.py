@@ -1711,3 +1711,30 @@ async def test_id_beyond_uint64_gets_an_error_reply(wire_server: ServerProcess) 
     await first.send(RawText(f'{{"id":{2**64},"type":"ping"}}'))
     outcome = await first.read(None, until_close=True)
     assert outcome.closed is not None and outcome.closed.code == 4400, outcome
+
+
+async def test_hello_names_the_protocol_version(wire_server: ServerProcess) -> None:
+    """A client of another protocol version is refused with a reason; the server says which
+    version it speaks when it accepts."""
+    conn = await RawConn(wire_server, "old").open(hello=False)
+    ws = conn.ws
+    assert ws is not None
+    token = wire_server.token("old")
+    await ws.send(
+        orjson.dumps(
+            {"id": 1, "type": "hello", "token": token, "client_id": "c", "protocol": 2}
+        ).decode()
+    )
+    refused = await conn.read(1, until_close=True)
+    assert refused.replies[0]["error"]["code"] == 51000, refused
+    assert "protocol version 2 is not supported" in refused.replies[0]["error"]["message"]
+    assert refused.closed is not None and refused.closed.code == 4400
+    conn = await RawConn(wire_server, "current").open(hello=False)
+    ws = conn.ws
+    assert ws is not None
+    await ws.send(
+        orjson.dumps({"id": 1, "type": "hello", "token": token, "client_id": "c"}).decode()
+    )
+    accepted = await conn.read(1)
+    assert accepted.replies[0]["result"]["protocol"] == 1
+    await conn.close()

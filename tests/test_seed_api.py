@@ -584,8 +584,24 @@ async def _fake_server(answer: Callable[[dict[str, Any]], str]) -> tuple[Any, st
         lambda hello: orjson.dumps(
             {"type": "reply", "id": hello["id"], "result": {"v": 2}}
         ).decode(),
+        # a server that says it speaks protocol 2
+        lambda hello: orjson.dumps(
+            {
+                "type": "reply",
+                "id": hello["id"],
+                "result": {
+                    "connection_id": "c",
+                    "identity": "a",
+                    "service_sid": "IS" + "0" * 32,
+                    "account_sid": "AC" + "0" * 32,
+                    "token_expires_at": 9e9,
+                    "heartbeat_interval": 5,
+                    "protocol": 2,
+                },
+            }
+        ).decode(),
     ],
-    ids=["twilsock", "hello-refused", "other-hello-result"],
+    ids=["twilsock", "hello-refused", "other-hello-result", "protocol-2"],
 )
 async def test_server_of_another_protocol_is_a_terminal_error(
     answer: Callable[[dict[str, Any]], str],

@@ -51,6 +51,9 @@ class HelloRequest(BaseModel):
     token: Annotated[str, Field(max_length=8192)]
     client_id: Annotated[str, Field(max_length=64, min_length=1)]
     protocol: int = 1
+    """
+    The protocol version the client speaks (info.x-protocol-version); the server refuses another with 51000.
+    """
 
 
 class UpdateTokenRequest(BaseModel):
@@ -277,6 +280,10 @@ class HelloResult(BaseModel):
     Seconds between server pings the client may expect.
     """
     server_version: str | None = None
+    protocol: int | None = None
+    """
+    The protocol version the server speaks.
+    """
 
 
 class ObjectSnapshot(BaseModel):
@@ -456,6 +463,10 @@ from typing import Annotated as _Annotated  # noqa: E402
 
 from pydantic import Field as _Field  # noqa: E402
 from pydantic import TypeAdapter as _TypeAdapter  # noqa: E402
+
+PROTOCOL_VERSION = 1
+"""The protocol version this description defines (info.x-protocol-version): a client sends
+it in `hello`, and a server refuses any other."""
 
 Request = _Annotated[
     HelloRequest

@@ -30,6 +30,9 @@ class HelloRequest(TypedDict):
     token: str
     client_id: str
     protocol: NotRequired[int]
+    """
+    The protocol version the client speaks (info.x-protocol-version); the server refuses another with 51000.
+    """
 
 
 class UpdateTokenRequest(TypedDict):
@@ -211,6 +214,10 @@ class HelloResult(TypedDict):
     Seconds between server pings the client may expect.
     """
     server_version: NotRequired[str]
+    protocol: NotRequired[int]
+    """
+    The protocol version the server speaks.
+    """
 
 
 class ObjectSnapshot(TypedDict):
