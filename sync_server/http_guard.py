@@ -1,7 +1,8 @@
 """uvicorn's HTTP protocol, guarded against clients that hold sockets without finishing a
 request: each request's head (request line and headers, WebSocket handshakes included)
 must arrive within `head_timeout` seconds of the connection or of the previous response
-and be at most `MAX_HEAD_BYTES`; otherwise the socket is closed (431 for a head too large).
+and be at most `MAX_HEAD_BYTES`, and its body within `head_timeout` more; otherwise the
+socket is closed (431 for a head too large).
 An idle keep-alive connection is closed by uvicorn itself (`timeout_keep_alive`). Past
 `max_connections` open connections (HTTP and WebSocket) a new one is refused at once with
 a 503, before it can hold a file descriptor for long.
@@ -37,6 +38,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = 0
     _in_head = True
+    _body_done = True
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -63,12 +65,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._body_done = False
         self._stop_head_timer()
         super().on_headers_complete()
+        if not (self.parser.should_upgrade() and self._should_upgrade()):  # a WebSocket: none
+            self._head_timer = self.loop.call_later(self.head_timeout, self._body_too_slow)
+
+    def on_message_complete(self) -> None:
+        self._body_done = True
+        self._stop_head_timer()
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
+        # A response sent before the whole body arrived (a 413, say): what follows is still
+        # that body (its timer runs), not the next request's head.
+        if self._body_done and not self.transport.is_closing():
             self._expect_head()
 
     def _expect_head(self) -> None:
@@ -81,6 +93,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+
+    def _body_too_slow(self) -> None:
+        self._head_timer = None
+        if not self._body_done and not self.transport.is_closing():
+            log.info("closing %s: no request body in %.0f s", self.client, self.head_timeout)
+            self.transport.close()
 
     def _head_too_slow(self) -> None:
         self._head_timer = None

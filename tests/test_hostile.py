@@ -281,12 +281,22 @@ async def test_idle_and_dribbling_sockets_are_closed(make_server: Any) -> None:
                 await drib_writer.drain()
                 await asyncio.sleep(0.1)
 
+    # A body promised and never sent, on a request the server waits to read.
+    creds = server.credentials
+    assert creds is not None
+    body_reader, body_writer = await asyncio.open_connection("127.0.0.1", server.port)
+    auth = basic(creds.api_key_sid, creds.api_secret).encode()
+    body_writer.write(
+        b"POST /v1/Services HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth + b"\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nab"
+    )
     dribbling = asyncio.create_task(dribble())
     assert await closed_within(idle_reader, 5) == b""
     assert await closed_within(drib_reader, 5) == b""
+    assert await closed_within(body_reader, 5) == b""
     assert asyncio.get_running_loop().time() - started < 4
     dribbling.cancel()
-    for writer in (idle_writer, drib_writer):
+    for writer in (idle_writer, drib_writer, body_writer):
         writer.close()
     async with httpx.AsyncClient() as http:  # a real request is still served
         assert (await http.get(f"{server.url}/healthz", timeout=5)).status_code == 200
