@@ -87,6 +87,8 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._counted: dict[tuple[str, int | None], Counter] = {}
+        self._timed: dict[str, Histogram] = {}
         self.connections: Tally[str] = Tally()
         self.slow_consumer_disconnects = 0
         self.outboxes: weakref.WeakSet[Queued] = weakref.WeakSet()
@@ -96,9 +98,19 @@ class Metrics:
         self.registry.register(_LiveCollector(self))
 
     def observe_request(self, type_: str, code: int | None, seconds: float) -> None:
-        """One request answered: `code` None when it succeeded."""
-        self.requests.labels(type_, "ok" if code is None else str(code)).inc()
-        self.request_seconds.labels(type_).observe(seconds)
+        """One request answered: `code` None when it succeeded. (The labelled children are
+        kept here: `labels()` on every request costs more than the count itself.)"""
+        key = (type_, code)
+        counted = self._counted.get(key)
+        if counted is None:
+            counted = self._counted[key] = self.requests.labels(
+                type_, "ok" if code is None else str(code)
+            )
+        counted.inc()
+        timed = self._timed.get(type_)
+        if timed is None:
+            timed = self._timed[type_] = self.request_seconds.labels(type_)
+        timed.observe(seconds)
 
     def slow_consumer(self) -> None:
         self.slow_consumer_disconnects += 1
