@@ -64,6 +64,7 @@ from ._emitter import EventEmitter
 from ._logging import TRACE, client_logger, redact
 from ._protocol import UNNUMBERED, ClientProtocol, Reply
 from ._state import ConnectionStateMachine
+from ._tls import ssl_context
 from ._version import __version__
 from .objects import SyncDocument, SyncList, SyncMap, SyncStream, _Handle
 
@@ -768,8 +769,10 @@ class Client(ClientEvents):
         url = _realtime_url(base_url)
         hb = self.options.heartbeat_interval
         try:
+            tls = ssl_context(self.options.verify) if url.startswith("wss://") else None
             return await connect(
                 url,
+                ssl=tls,
                 compression=None,
                 max_size=_MAX_FRAME * 4,
                 open_timeout=self._attempt_timeout,

@@ -28,6 +28,7 @@ import builtins
 import hashlib
 import hmac
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
@@ -65,6 +66,7 @@ from sync_generated.rest import (
 )
 from sync_generated.rest import List as SyncListResource
 
+from ._tls import ssl_context
 from ._version import __version__
 
 __all__ = [
@@ -903,7 +905,9 @@ class SyncRestClient:
     Authenticate with the account SID and its auth token, or with an API key SID and
     secret (`api_key=`, `api_secret=`; then `auth_token` may be omitted). `transport` is
     handed to the underlying `httpx.AsyncClient` (e.g. `httpx.MockTransport` in tests, or an
-    `httpx.AsyncHTTPTransport(retries=...)`). Use `async with`, or call `aclose()`.
+    `httpx.AsyncHTTPTransport(retries=...)`). `verify` checks an https server's certificate as
+    in httpx (True, a CA bundle path, an ssl.SSLContext, or False). Use `async with`, or call
+    `aclose()`.
     """
 
     def __init__(
@@ -916,6 +920,7 @@ class SyncRestClient:
         base_url: str = DEFAULT_BASE_URL,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
+        verify: bool | str | ssl.SSLContext = True,
     ) -> None:
         if api_key is not None or api_secret is not None:
             if not api_key or not api_secret:
@@ -929,6 +934,7 @@ class SyncRestClient:
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=timeout,
+            verify=ssl_context(verify),
             headers={"User-Agent": f"sync-sdk-python/{__version__}", "Accept": "application/json"},
         )
         self.api = SyncRestApi(self._http, base_url, auth=(username, password))

@@ -116,6 +116,9 @@ def _serve(args: argparse.Namespace) -> int:
         loop = "uvloop"
     except ImportError:
         loop = "asyncio"
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("sync-server: --tls-cert and --tls-key go together")
+    scheme = "https" if args.tls_cert else "http"
     max_connections = _connection_limit(args.max_connections)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -132,13 +135,15 @@ def _serve(args: argparse.Namespace) -> int:
             log_config=None,  # sync_server.logs configured every logger
             access_log=False,  # REST requests get our own access log line (app.py)
             lifespan="on",
+            ssl_certfile=args.tls_cert,
+            ssl_keyfile=args.tls_key,
         )
     )
     # After uvicorn.Config, which sets up uvicorn's loggers.
     logging.getLogger("uvicorn.error").addFilter(_ClientFaultsAreWarnings())
     print(describe(creds), flush=True)
     print(
-        f"sync-server {_version()} listening on http://{args.host}:{port} (data dir {data_dir})",
+        f"sync-server {_version()} listening on {scheme}://{args.host}:{port} (data dir {data_dir})",
         flush=True,
     )
     server.run(sockets=[sock])
@@ -219,6 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda level: "warning" if level == "warn" else level,  # the client says "warn"
         choices=["critical", "error", "warning", "info", "debug"],
         help="(default %(default)s; warn = warning)",
+    )
+    serve.add_argument(
+        "--tls-cert",
+        default=os.environ.get("SYNC_TLS_CERT"),
+        help="PEM certificate (chain): serve HTTPS and WSS on the same port; env SYNC_TLS_CERT",
+    )
+    serve.add_argument(
+        "--tls-key",
+        default=os.environ.get("SYNC_TLS_KEY"),
+        help="PEM private key of --tls-cert; env SYNC_TLS_KEY",
     )
     serve.add_argument(
         "--log-format",

@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -43,6 +44,7 @@ class ServerProcess:
     redis_prefix: str | None = None
     owns_database: bool = False
     log_path: Path | None = None  # where the server's log goes (None: this process's stderr)
+    ca_path: Path | None = None  # the CA of a server started with --tls-cert (https, wss)
 
     def __post_init__(self) -> None:
         if self.backend == "cluster" and self.database_url is None:
@@ -83,7 +85,8 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self.ca_path is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         cmd = [
@@ -125,7 +128,7 @@ class ServerProcess:
             line = self.proc.stdout.readline()
             if not line:
                 raise RuntimeError(f"sync-server exited early with {self.proc.wait()}")
-            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+            m = re.search(r"listening on https?://127\.0\.0\.1:(\d+)", line)
             if m:
                 self.port = int(m.group(1))
                 break
@@ -133,7 +136,10 @@ class ServerProcess:
             raise RuntimeError("sync-server did not start in 30 s")
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                verify: ssl.SSLContext | bool = True
+                if self.ca_path is not None:
+                    verify = ssl.create_default_context(cafile=str(self.ca_path))
+                if httpx.get(self.url + "/healthz", timeout=1, verify=verify).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.05)

@@ -6,6 +6,7 @@ client options, item classes, event payloads and typed `on()` registration."""
 from __future__ import annotations
 
 import enum
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -142,6 +143,7 @@ class ClientOptions:
 
     url: Base URL of the Sync server (http/https; the WebSocket endpoint is derived from it). Default 'http://127.0.0.1:4700'.
     urls: Base URLs of equivalent server nodes (each http(s) or ws(s), like `url`); when non-empty it takes precedence over `url`, and None or an empty list means use `url`. The client starts with the first and stays on a node while it works; after a failed attempt or a lost connection it moves to the next one in rotation, trying every node once without delay before the reconnect back-off applies between rounds. With several nodes an attempt waits at most connect_timeout / len(urls) for the socket to open (and as long for the handshake), so that one round fits in connect_timeout even if a node does not answer at all. Default None.
+    verify: How to check the server's TLS certificate on https / wss URLs, as httpx's `verify`: True (the system's certificate authorities), a path to a CA bundle (PEM), an ssl.SSLContext, or False (no check: development only). Plain http / ws URLs do not use it. Default True.
     log_level: Verbosity of the sync_sdk logger. Default 'error'.
     command_timeout: Seconds a call may wait (including while reconnecting) before it raises CommandTimeoutError. Default 10.0.
     connect_timeout: Seconds `async with client` waits for the first connection. Default 10.0.
@@ -155,6 +157,7 @@ class ClientOptions:
 
     url: str = "http://127.0.0.1:4700"
     urls: list[str] | tuple[str, ...] | None = None
+    verify: bool | str | ssl.SSLContext = True
     log_level: LogLevel | LogLevelName = "error"
     command_timeout: float = 10.0
     connect_timeout: float = 10.0
