@@ -207,8 +207,10 @@ def object_removed(
     }
 
 
-def message_published(sid: str, message: StreamMessageResult, origin: str | None) -> EventFrame:
-    frame: MessagePublishedFrame = {
+def message_published(
+    sid: str, message: StreamMessageResult, origin: str | None
+) -> MessagePublishedFrame:
+    return {
         "type": "event",
         "sid": sid,
         "kind": "stream",
@@ -217,7 +219,6 @@ def message_published(sid: str, message: StreamMessageResult, origin: str | None
         "origin": origin,
         "message": message,
     }
-    return frame
 
 
 def snapshot(obj: ObjectRecord, items: list[ItemRecord]) -> SnapshotFrame:

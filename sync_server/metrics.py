@@ -115,6 +115,13 @@ class Metrics:
     def slow_consumer(self) -> None:
         self.slow_consumer_disconnects += 1
 
+    def connection_opened(self, protocol: str, outbox: Queued) -> None:
+        self.connections[protocol] += 1
+        self.outboxes.add(outbox)
+
+    def connection_closed(self, protocol: str) -> None:
+        self.connections[protocol] -= 1
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -22,6 +22,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 from ._eager import start_eagerly
+from .config import Limits
+from .metrics import Metrics
 
 log = logging.getLogger("sync_server.outbox")
 
@@ -196,6 +198,29 @@ class Outbox(Generic[Frame]):
                 await self._close_socket(self._close_code)
 
 
+def connection_outbox(
+    write: Write[Frame],
+    close_socket: CloseSocket,
+    *,
+    limits: Limits,
+    metrics: Metrics,
+    protocol: str,
+    name: str,
+) -> Outbox[Frame]:
+    """A realtime connection's outbox with the node's limits, counted in its metrics (the
+    front door calls `metrics.connection_closed(protocol)` when the connection ends)."""
+    outbox = Outbox(
+        write,
+        close_socket,
+        max_frames=limits.max_outbox_frames,
+        max_bytes=limits.max_outbox_bytes,
+        name=name,
+        on_slow=metrics.slow_consumer,
+    )
+    metrics.connection_opened(protocol, outbox)
+    return outbox
+
+
 class Requests:
     """The requests of one connection still running: each starts at once, in arrival order
     (a slow one does not hold up the rest), up to `limit` at a time."""
@@ -217,10 +242,11 @@ class Requests:
             task.add_done_callback(self.tasks.discard)
 
     async def room(self) -> None:
-        """Return once fewer than `limit` requests are running, and give other connections
-        their turn when this one has kept the loop for a while: requests that finish without
-        waiting (cached checks, inline reads) would otherwise run back to back from a
-        client's buffered burst."""
+        """Return once fewer than `limit` requests are running, giving other connections a
+        turn of the loop at least every 2 ms of this one's reading: requests that finish
+        without waiting (cached checks, inline reads) would otherwise run back to back from a
+        client's buffered burst. (Called before reading, so an idle connection's yield costs
+        no latency.)"""
         while len(self.tasks) >= self.limit:
             await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
         now = time.monotonic()

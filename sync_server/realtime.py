@@ -37,7 +37,7 @@ from sync_generated.errors import (
 from . import wire
 from .config import Limits
 from .events import Event
-from .outbox import Outbox, Requests, ready_for_request
+from .outbox import Outbox, Requests, connection_outbox, ready_for_request
 from .service import SyncService
 from .session import Session
 from .tokens import TokenClaims
@@ -91,17 +91,14 @@ class Connection:
         self.limits: Limits = service.limits
         self.session = Session(service, self)
         self.started = False  # `hello` succeeded
-        metrics = service.metrics
-        self.outbox: Outbox[str] = Outbox(
+        self.outbox: Outbox[str] = connection_outbox(
             ws.send_text,
             self._close_socket,
-            max_frames=self.limits.max_outbox_frames,
-            max_bytes=self.limits.max_outbox_bytes,
+            limits=self.limits,
+            metrics=service.metrics,
+            protocol="native",
             name=self.session.id,
-            on_slow=metrics.slow_consumer,
         )
-        metrics.outboxes.add(self.outbox)
-        metrics.connections["native"] += 1
         self.requests = Requests(self.limits.max_requests_in_flight)
 
     async def _close_socket(self, code: int) -> None:
@@ -276,7 +273,7 @@ class Connection:
         self.outbox.closed = True
         self.session.close()
         self.requests.cancel()
-        self.service.metrics.connections["native"] -= 1
+        self.service.metrics.connection_closed("native")
 
 
 async def realtime_endpoint(ws: WebSocket, service: SyncService) -> None:

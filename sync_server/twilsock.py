@@ -55,7 +55,7 @@ from sync_generated.twilsock import (
 from . import wire
 from .cds import CarriedRequest, ClientApi, HttpReply, error_reply, item_url
 from .events import Event
-from .outbox import Outbox, Requests, ready_for_request
+from .outbox import Outbox, Requests, connection_outbox, ready_for_request
 from .service import SyncService, kind_of_sid
 from .session import Session
 from .tokens import TokenClaims
@@ -193,17 +193,14 @@ class TwilsockConnection:
         self.session = Session(service, self)
         scheme = "https" if ws.url.scheme == "wss" else "http"
         self.base = f"{scheme}://{ws.url.netloc}"  # replaced by the cdsUri host on requests
-        metrics = service.metrics
-        self.outbox: Outbox[bytes] = Outbox(
+        self.outbox: Outbox[bytes] = connection_outbox(
             ws.send_bytes,
             ws.close,
-            max_frames=self.limits.max_outbox_frames,
-            max_bytes=self.limits.max_outbox_bytes,
+            limits=self.limits,
+            metrics=service.metrics,
+            protocol="twilsock",
             name=self.session.id,
-            on_slow=metrics.slow_consumer,
         )
-        metrics.outboxes.add(self.outbox)
-        metrics.connections["twilsock"] += 1
         self.started = False
         self._writes_in_flight = 0
         self._held: list[bytes] = []  # frames waiting for a write's reply (see send_frame)
@@ -469,7 +466,7 @@ class TwilsockConnection:
     def cleanup(self) -> None:
         self.outbox.closed = True
         self.session.close()
-        self.service.metrics.connections["twilsock"] -= 1
+        self.service.metrics.connection_closed("twilsock")
         if self._about_to_expire is not None:
             self._about_to_expire.cancel()
         self.requests.cancel()
