@@ -75,6 +75,9 @@ OpenMode = Literal["open_or_create", "open_existing", "create_new"]
 _MAX_FRAME = 1 << 20
 _CLOSE_TOKEN_EXPIRED = 4401  # the server closes a connection whose token expired
 _CLOSE_SERVICE_REMOVED = 4404  # the server closes a connection whose service was deleted
+# A node that shuts down answers every request it read, then closes with 1012: a request
+# without a reply was not applied, and goes again on the next node, which is tried at once.
+_CLOSE_SERVICE_RESTART = 1012
 _HELLO_RESULT_FIELDS = ("connection_id", "identity", "service_sid")
 
 
@@ -95,6 +98,10 @@ def _is_denial(err: SyncError) -> bool:
 
 class _Dropped(Exception):
     """The connection dropped while a request was in flight."""
+
+
+class _NotApplied(_Dropped):
+    """The node closed for a restart (1012) before reading the request: send it again."""
 
 
 def _token_expiry(token: str) -> float | None:
@@ -165,6 +172,11 @@ class _NodeRotation:
             self._failures = 0
             return True
         return False
+
+    def move_on(self) -> None:
+        """Leave the current node, which is shutting down, for the next, without counting a
+        failure: it is tried at once."""
+        self._index = (self._index + 1) % len(self.urls)
 
     def succeeded(self) -> None:
         """Connected to the current node: a new round starts with the next failure."""
@@ -598,17 +610,14 @@ class Client(ClientEvents):
                 self._log.log(TRACE, "-> %s", redact(frame))
             self._log.debug("request #%d %s", request_id, type_)
             try:
-                await ws.send(frame, text=True)
+                with contextlib.suppress(ConnectionClosed):
+                    # If the send fails, the outcome still arrives in `future`: the reply,
+                    # when it was read before the close, else _Dropped or _NotApplied.
+                    await ws.send(frame, text=True)
                 remaining = max(deadline - loop.time(), 0.0)
                 reply = await asyncio.wait_for(future, remaining)
-            except ConnectionClosed:
-                if idempotent:
-                    continue
-                raise CommandTimeoutError(
-                    f"{type_}: connection lost while sending; whether it was applied is unknown"
-                ) from None
-            except _Dropped:
-                if idempotent:
+            except _Dropped as dropped:
+                if idempotent or isinstance(dropped, _NotApplied):
                     continue
                 raise CommandTimeoutError(
                     f"{type_}: connection lost before the reply; whether it was applied is unknown"
@@ -722,7 +731,8 @@ class Client(ClientEvents):
                 resubscribe.cancel()
                 self._connected.clear()
                 self._ws = None
-                self._fail_pending(_Dropped())
+                restarted = ws.close_code == _CLOSE_SERVICE_RESTART
+                self._fail_pending(_NotApplied() if restarted else _Dropped())
                 for obj in self._objects:
                     obj.set_subscription_state(SubscriptionState.PENDING)
             if self._closing:
@@ -742,8 +752,12 @@ class Client(ClientEvents):
                         continue
                 self._machine.move_to(ConnectionState.DENIED)
                 continue
-            self._log.warning("connection to %s lost; reconnecting", url)
             self._machine.move_to(ConnectionState.CONNECTING)
+            if ws.close_code == _CLOSE_SERVICE_RESTART:
+                self._log.info("%s is shutting down; moving on at once", url)
+                self._nodes.move_on()
+                continue
+            self._log.warning("connection to %s lost; reconnecting", url)
             attempt = await self._next_node(attempt)
 
     async def _next_node(self, attempt: int) -> int:

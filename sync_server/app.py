@@ -54,6 +54,7 @@ def make_storage(config: ServerConfig) -> Storage:
             config.database_url,
             event_retention=config.limits.event_retention,
             max_pool=config.database_pool_size,
+            statement_cache_size=config.database_statement_cache_size,
         )
     return SQLiteStorage(
         config.data_dir / "sync.db",
@@ -185,10 +186,11 @@ def create_app(
             await store.ping()
         except Exception as exc:
             storage_state.update(ok=False, error=f"{type(exc).__name__}: {exc}"[:300])
-        ready = bool(storage_state["ok"])
+        ready = bool(storage_state["ok"]) and not service.draining
+        status = "draining" if service.draining else "ready" if ready else "unavailable"
         return JSONResponse(
             {
-                "status": "ready" if ready else "unavailable",
+                "status": status,
                 "storage": storage_state,
                 "broker": {"kind": config.broker, "connected": hub.healthy},
             },

@@ -13,6 +13,7 @@ import socket
 import sys
 from pathlib import Path
 
+from . import config as defaults
 from .config import DEFAULT_LIMITS
 from .credentials import Credentials, describe, load_credentials
 from .http_guard import guarded_http
@@ -68,6 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
     from .config import Limits, ServerConfig
+    from .drain import DrainingServer
     from .logs import configure
 
     configure(args.log_level, args.log_format)
@@ -94,6 +96,8 @@ def _serve(args: argparse.Namespace) -> int:
         storage=args.storage,
         database_url=args.database_url,
         database_pool_size=args.database_pool_size,
+        database_statement_cache_size=args.database_statement_cache_size,
+        drain_timeout=args.drain_timeout,
         broker=args.broker,
         redis_url=args.redis_url,
         redis_prefix=args.redis_prefix,
@@ -120,7 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise SystemExit("sync-server: --tls-cert and --tls-key go together")
     scheme = "https" if args.tls_cert else "http"
     max_connections = _connection_limit(args.max_connections)
-    server = uvicorn.Server(
+    server = DrainingServer(
         uvicorn.Config(
             app,
             ws="websockets-sansio",
@@ -137,7 +141,9 @@ def _serve(args: argparse.Namespace) -> int:
             lifespan="on",
             ssl_certfile=args.tls_cert,
             ssl_keyfile=args.tls_key,
-        )
+        ),
+        app.state.service,
+        timeout=config.drain_timeout,
     )
     # After uvicorn.Config, which sets up uvicorn's loggers.
     logging.getLogger("uvicorn.error").addFilter(_ClientFaultsAreWarnings())
@@ -205,6 +211,20 @@ def _env_int(name: str, default: int) -> int:
     if not (raw.isascii() and raw.isdigit()):
         raise SystemExit(f"sync-server: {name}={raw!r:.40} is not a whole number")
     return int(raw)
+
+
+def _env_float(name: str, default: float) -> float:
+    """A non-negative number from the environment; a one-line error naming it otherwise."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise SystemExit(f"sync-server: {name}={raw!r:.40} is not a number of seconds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,6 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=limits.max_outbox_bytes,
         help="the same in bytes; requests are not read while half of it is queued (%(default)s)",
     )
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=_env_float("SYNC_DRAIN_TIMEOUT", defaults.DRAIN_TIMEOUT),
+        help="seconds from SIGTERM to exit: connections are drained (closed with 1012 once "
+        "their requests are answered), then the process exits 0; env SYNC_DRAIN_TIMEOUT "
+        "(default %(default)s)",
+    )
     cluster = serve.add_argument_group(
         "several nodes",
         "shared PostgreSQL storage and Redis fan-out (pip install 'sync-sdk[cluster]')",
@@ -344,8 +372,17 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument(
         "--database-pool-size",
         type=int,
-        default=_env_int("SYNC_DATABASE_POOL_SIZE", 10),
+        default=_env_int("SYNC_DATABASE_POOL_SIZE", defaults.DATABASE_POOL_SIZE),
         help="PostgreSQL connections per node (default %(default)s)",
+    )
+    cluster.add_argument(
+        "--database-statement-cache-size",
+        type=int,
+        default=_env_int(
+            "SYNC_DATABASE_STATEMENT_CACHE_SIZE", defaults.DATABASE_STATEMENT_CACHE_SIZE
+        ),
+        help="prepared statements cached per PostgreSQL connection; 0 behind pgbouncer in "
+        "transaction mode; env SYNC_DATABASE_STATEMENT_CACHE_SIZE (default %(default)s)",
     )
     cluster.add_argument(
         "--broker",

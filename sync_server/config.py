@@ -37,6 +37,11 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
+# Defaults of ServerConfig that the command line shows too.
+DATABASE_POOL_SIZE = 10  # PostgreSQL connections per node
+DATABASE_STATEMENT_CACHE_SIZE = 100  # prepared statements per connection; 0 for pgbouncer
+DRAIN_TIMEOUT = 10.0  # seconds from SIGTERM to exit (sync_server/drain.py)
+
 
 @dataclass(slots=True)
 class ServerConfig:
@@ -47,9 +52,11 @@ class ServerConfig:
     expiry_interval: float = 1.0
     storage: Literal["sqlite", "postgres"] = "sqlite"
     database_url: str | None = None
-    database_pool_size: int = 10
+    database_pool_size: int = DATABASE_POOL_SIZE
+    database_statement_cache_size: int = DATABASE_STATEMENT_CACHE_SIZE
     broker: Literal["local", "redis"] = "local"
     redis_url: str | None = None
     redis_prefix: str = "sync"
     audit_interval: float = 2.0
     metrics_auth: bool = False  # /metrics needs the REST credentials
+    drain_timeout: float = DRAIN_TIMEOUT

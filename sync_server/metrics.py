@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import weakref
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import (
@@ -92,7 +92,7 @@ class Metrics:
         self.connections: Tally[str] = Tally()
         self.slow_consumer_disconnects = 0
         self.outboxes: weakref.WeakSet[Queued] = weakref.WeakSet()
-        self.sessions: weakref.WeakSet[Subscribed] = weakref.WeakSet()
+        self.sessions: Set[Subscribed] = frozenset()  # the service's live sessions
         self.broker: Broker | None = None
         self.webhooks: WebhookDispatcher | None = None
         self.registry.register(_LiveCollector(self))

@@ -29,6 +29,7 @@ log = logging.getLogger("sync_server.outbox")
 
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_INTERNAL_ERROR = 1011
+CLOSE_SERVICE_RESTART = 1012  # the node is draining: reconnect now, to another node
 _TURN = 0.002  # seconds one connection's requests may run back to back
 
 Frame = TypeVar("Frame", str, bytes)
@@ -254,9 +255,49 @@ class Requests:
             await asyncio.sleep(0)
             self._turn_started = time.monotonic()
 
+    async def finish(self) -> None:
+        """Wait until every running request has been answered."""
+        while self.tasks:
+            await asyncio.wait(set(self.tasks))
+
     def cancel(self) -> None:
         for task in list(self.tasks):
             task.cancel()
+
+
+class Reading:
+    """A front door's request-reading loop, which the drain may stop between requests.
+
+        async with conn.reading:
+            while ...: read a frame, start its request
+
+    `stop()` (from another task) sets `stopped` and interrupts the loop where it waits
+    (for a frame, or for room): a frame is either taken, and its request answered, or left
+    unread, and so never applied."""
+
+    __slots__ = ("_task", "stopped")
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[Any] | None = None
+        self.stopped = False
+
+    def stop(self) -> None:
+        if not self.stopped:
+            self.stopped = True
+            if self._task is not None:
+                self._task.cancel("the node is draining")
+
+    async def __aenter__(self) -> None:
+        self._task = asyncio.current_task()
+        if self.stopped and self._task is not None:  # stopped before it started
+            self._task.cancel("the node is draining")
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> bool:
+        task, self._task = self._task, None
+        if exc_type is asyncio.CancelledError and self.stopped and task is not None:
+            task.uncancel()
+            return True
+        return False
 
 
 async def ready_for_request(outbox: Outbox[Any], requests: Requests) -> None:

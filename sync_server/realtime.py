@@ -37,7 +37,14 @@ from sync_generated.errors import (
 from . import wire
 from .config import Limits
 from .events import Event
-from .outbox import Outbox, Requests, connection_outbox, ready_for_request
+from .outbox import (
+    CLOSE_SERVICE_RESTART,
+    Outbox,
+    Reading,
+    Requests,
+    connection_outbox,
+    ready_for_request,
+)
 from .service import SyncService
 from .session import Session
 from .tokens import TokenClaims
@@ -83,7 +90,7 @@ def _request_id(raw: str) -> int | None:
 class Connection:
     """One client connection: its session, its outbox and the frames (the session's Outlet)."""
 
-    __slots__ = ("limits", "outbox", "requests", "service", "session", "started", "ws")
+    __slots__ = ("limits", "outbox", "reading", "requests", "service", "session", "started", "ws")
 
     def __init__(self, ws: WebSocket, service: SyncService) -> None:
         self.ws = ws
@@ -100,6 +107,7 @@ class Connection:
             name=self.session.id,
         )
         self.requests = Requests(self.limits.max_requests_in_flight)
+        self.reading = Reading()
 
     async def _close_socket(self, code: int) -> None:
         await self.ws.close(code)
@@ -118,6 +126,9 @@ class Connection:
     def service_removed(self, error: ServiceNotFoundError) -> None:
         self.reply_error(None, error)
         self.outbox.close(CLOSE_SERVICE_REMOVED)
+
+    def restart(self) -> None:
+        self.reading.stop()  # the endpoint then answers what it took and closes (1012)
 
     def reply_error(self, request_id: int | None, err: SyncError) -> None:
         body = {"code": err.code, "status": err.status, "message": err.message}
@@ -280,18 +291,22 @@ async def realtime_endpoint(ws: WebSocket, service: SyncService) -> None:
     await ws.accept()
     conn = Connection(ws, service)
     try:
-        first = await asyncio.wait_for(ws.receive_text(), service.limits.hello_timeout)
-        await conn.handle(first)
-        if not conn.started:
-            # A failed hello: say why (already queued), then close.
-            conn.outbox.close(CLOSE_PROTOCOL)
-            return
-        while not conn.outbox.closed:
-            await ready_for_request(conn.outbox, conn.requests)
-            raw = await ws.receive_text()
-            # Requests run concurrently (a slow read must not stall the rest), but each
-            # starts in arrival order, so writes on one object are applied in order.
-            conn.requests.start(conn.handle(raw))
+        async with conn.reading:
+            first = await asyncio.wait_for(ws.receive_text(), service.limits.hello_timeout)
+            await conn.handle(first)
+            if not conn.started:
+                # A failed hello: say why (already queued), then close.
+                conn.outbox.close(CLOSE_PROTOCOL)
+                return
+            while not conn.outbox.closed:
+                await ready_for_request(conn.outbox, conn.requests)
+                raw = await ws.receive_text()
+                # Requests run concurrently (a slow read must not stall the rest), but each
+                # starts in arrival order, so writes on one object are applied in order.
+                conn.requests.start(conn.handle(raw))
+        if conn.reading.stopped:  # the node is draining
+            await conn.requests.finish()
+            conn.outbox.close(CLOSE_SERVICE_RESTART)
     except (WebSocketDisconnect, TimeoutError, RuntimeError):
         pass
     except KeyError:

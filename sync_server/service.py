@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import weakref
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
@@ -99,6 +100,22 @@ class AclListener(Protocol):
         """Recheck access; None means any (service, object or identity)."""
 
 
+class LiveSession(Protocol):
+    """A client session as the service sees it (session.Session)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def subscription_count(self) -> int: ...
+
+    def restart(self) -> None:
+        """The node is shutting down: finish what was asked, then let the client go."""
+
+    def cut(self) -> None:
+        """Drop the connection now (the drain ran out of time)."""
+
+
 def kind_of_sid(sid: str) -> ObjectKind:
     kind = KIND_BY_PREFIX.get(sid[:2]) if SID_RE.fullmatch(sid) else None
     if kind is None:
@@ -165,6 +182,10 @@ class SyncService:
         self._api_keys = {credentials.api_key_sid: credentials.api_secret}
         self.webhooks = webhooks
         self.metrics = Metrics()
+        # Every client session, whatever its front door (for the drain and the metrics).
+        self.sessions: weakref.WeakSet[LiveSession] = weakref.WeakSet()
+        self.metrics.sessions = self.sessions
+        self.draining = False  # the node is shutting down (see drain)
         self.metrics.broker = broker
         self.metrics.webhooks = webhooks
         # Writes per object (Twilio: about 20/s); objects created per identity and per
@@ -178,6 +199,29 @@ class SyncService:
         # dropped when the stream's `removed` event (delete or expiry) is published.
         self._live_streams: set[tuple[str, str]] = set()
         self._streams_removed = 0  # bumped on every stream removal (see publish_message)
+
+    async def drain(self, timeout: float) -> int:
+        """Shut the node's sessions down without losing a request: each front door stops
+        reading, answers the requests it has taken, then closes its connection so that the
+        client reconnects at once (to another node). Connections still busy at `timeout`
+        seconds are dropped; returns how many."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            left = [s for s in list(self.sessions) if not s.closed]
+            if not left:
+                return 0
+            for session in left:  # again each time: connections accepted just before
+                session.restart()
+            if loop.time() >= deadline:
+                # Requests still running: drop these connections (1011) so that their
+                # clients know the outcome is unknown (a 1012 would promise "not applied").
+                for session in left:
+                    session.cut()
+                await asyncio.sleep(0.05)  # their close frames go out before uvicorn's 1012
+                return len(left)
+            await asyncio.sleep(0.02)
 
     async def _commit(self, write: Awaitable[T]) -> T:
         """A durable write, timed for `sync_storage_commit_seconds`."""

@@ -63,6 +63,11 @@ class Outlet(Protocol):
         """The session's service was deleted: tell the client and close (reconnecting with a
         token for that service is refused from now on)."""
 
+    def restart(self) -> None:
+        """The node is shutting down: stop reading requests, answer those already taken,
+        then close so that the client reconnects at once, to another node (WebSocket close
+        1012, Twilsock close 308): a request the client gets no reply to was not applied."""
+
 
 @dataclass(slots=True)
 class Subscribed:
@@ -105,11 +110,26 @@ class Session:
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
-        service.metrics.sessions.add(self)
+        service.sessions.add(self)
 
     @property
     def subscription_count(self) -> int:
         return len(self.subscriptions)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def restart(self) -> None:
+        """The node is shutting down (SyncService.drain): hand over to the front door."""
+        if not self._closed:
+            self.outlet.restart()
+
+    def cut(self) -> None:
+        """Drop the connection now (the drain ran out of time): the outcome of its running
+        requests is unknown to the client."""
+        if not self._closed:
+            self.outlet.broken()
 
     # ---- the token -------------------------------------------------------------------
     async def start(self, token: str, client_id: str | None) -> TokenClaims:

@@ -55,7 +55,14 @@ from sync_generated.twilsock import (
 from . import wire
 from .cds import CarriedRequest, ClientApi, HttpReply, error_reply, item_url
 from .events import Event
-from .outbox import Outbox, Requests, connection_outbox, ready_for_request
+from .outbox import (
+    CLOSE_SERVICE_RESTART,
+    Outbox,
+    Reading,
+    Requests,
+    connection_outbox,
+    ready_for_request,
+)
 from .service import SyncService, kind_of_sid
 from .session import Session
 from .tokens import TokenClaims
@@ -67,6 +74,7 @@ MESSAGE_TYPE = "twilio.sync.event"
 ABOUT_TO_EXPIRE = 180.0  # seconds before expiry: the SDK's tokenAboutToExpire
 CLOSE_PROTOCOL = 406  # Twilsock status: the client does not reconnect
 CLOSE_TOKEN_EXPIRED = 410
+CLOSE_OFFLOAD = 308  # Twilsock status: reconnect (the node is draining)
 OK = {"code": 200, "status": "OK"}
 _NOT_ECHOED = frozenset({"item_removed", "message_published"})
 
@@ -208,6 +216,7 @@ class TwilsockConnection:
         self._subscribing = asyncio.Lock()
         self._about_to_expire: asyncio.TimerHandle | None = None
         self.requests = Requests(self.limits.max_requests_in_flight)
+        self.reading = Reading()
 
     # ---- outgoing ----------------------------------------------------------------------
     def send_frame(self, frame: bytes) -> None:
@@ -275,11 +284,16 @@ class TwilsockConnection:
         # refused (401, errorCode 54050) and it settles in `denied`, with the reason.
         self.close(404, "Service not found", error)
 
-    def close(self, code: int, text: str, err: SyncError | None = None) -> None:
-        """Say why in a Twilsock `close`, then close the socket."""
+    def restart(self) -> None:
+        self.reading.stop()  # the endpoint then answers what it took and closes (308)
+
+    def close(
+        self, code: int, text: str, err: SyncError | None = None, *, ws_code: int = 1000
+    ) -> None:
+        """Say why in a Twilsock `close`, then close the socket (with `ws_code`)."""
         header = {"method": "close", "id": _frame_id(), "status": _status(code, text, err)}
         self.outbox.send(encode(header))
-        self.outbox.close(1000)
+        self.outbox.close(ws_code)
 
     def _reply(self, frame_id: str, status: dict[str, Any], **fields: Any) -> None:
         self.outbox.send(encode({"method": "reply", "id": frame_id, "status": status, **fields}))
@@ -493,23 +507,27 @@ async def twilsock_endpoint(ws: WebSocket, service: SyncService, api: ClientApi)
     await ws.accept()
     conn = TwilsockConnection(ws, service, api)
     try:
-        timeout: float | None = service.limits.hello_timeout
-        while not conn.outbox.closed:
-            message = await asyncio.wait_for(ws.receive(), timeout)
-            if message["type"] == "websocket.disconnect":
-                break
-            data = message.get("bytes")
-            if data is None:
-                err = InvalidRequestError("Twilsock frames are binary WebSocket messages")
-                conn.close(CLOSE_PROTOCOL, "Not Acceptable", err)
-                break
-            if not conn.started:
-                await conn.handle(data)  # init: wait for it before reading more
-                timeout = None
-            else:
-                # Requests run concurrently, each started in arrival order.
-                conn.requests.start(conn.handle(data))
-                await ready_for_request(conn.outbox, conn.requests)
+        async with conn.reading:
+            timeout: float | None = service.limits.hello_timeout
+            while not conn.outbox.closed:
+                message = await asyncio.wait_for(ws.receive(), timeout)
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("bytes")
+                if data is None:
+                    err = InvalidRequestError("Twilsock frames are binary WebSocket messages")
+                    conn.close(CLOSE_PROTOCOL, "Not Acceptable", err)
+                    break
+                if not conn.started:
+                    await conn.handle(data)  # init: wait for it before reading more
+                    timeout = None
+                else:
+                    # Requests run concurrently, each started in arrival order.
+                    conn.requests.start(conn.handle(data))
+                    await ready_for_request(conn.outbox, conn.requests)
+        if conn.reading.stopped:  # the node is draining: the SDK reconnects on an offload
+            await conn.requests.finish()
+            conn.close(CLOSE_OFFLOAD, "Service restart", ws_code=CLOSE_SERVICE_RESTART)
     except (WebSocketDisconnect, RuntimeError):
         pass
     except TimeoutError:

@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -979,3 +980,35 @@ async def test_js_clients_on_two_nodes_see_each_other(
     # A writes through `server`; B observes (and writes) and C reads through `other_node`.
     for kind in OBJECTS:
         await run_and_check(kind, server, other_node)
+
+
+async def test_a_draining_node_sends_the_js_client_elsewhere_and_it_misses_nothing(
+    fresh_server: ServerProcess,
+) -> None:
+    """SIGTERM: the node answers, then sends Twilsock `close` 308 (offload); the JS client
+    reconnects once the node is back on the same data and catches up, every item once."""
+    server = fresh_server
+    name = uniq("js-drain")
+    async with server.client("py-writer", command_timeout=20.0) as writer:
+        lst = await writer.list(name)
+        js = {"A": js_client(server, "js-watcher")}
+        expect = {"list": 4}
+        async with scenario("watch", clients=js, names={"list": name}, expect=expect) as run:
+            await run.wait_for("the JS client's subscription", type="ready")
+            await lst.push({"n": 0})
+            await run.wait_for("the live item", type="event", name="itemAdded")
+            mark = run.mark()
+            assert server.proc is not None
+            server.proc.send_signal(signal.SIGTERM)
+            await run.wait_for("the offload", type="state", state="connecting", after=mark)
+            assert await asyncio.to_thread(server.proc.wait, 10) == 0
+            server.stop()
+            server.start()
+            for n in (1, 2):  # written while the JS client is away (the writer waits too)
+                await lst.push({"n": n})
+            await run.wait_for("a reconnect", type="state", state="connected", after=mark)
+            await lst.push({"n": 3})
+            await run.finish()
+    with run.explained():
+        assert run.summaries("A", "list") == [("itemAdded", n, {"n": n}, False) for n in range(4)]
+        assert run.states("A").count("connected") == 2, run.states("A")

@@ -38,6 +38,13 @@ class Outlet:
     expired: list[TokenExpiredError] = field(default_factory=list)
     breaks: int = 0
     removed_services: list[ServiceNotFoundError] = field(default_factory=list)
+    restarts: int = 0
+    session: Session | None = None  # closed at once on restart, when set
+
+    def restart(self) -> None:
+        self.restarts += 1
+        if self.session is not None:
+            self.session.close()
 
     def send_event(self, event: Event) -> None:
         self.events.append(event)
@@ -279,3 +286,16 @@ async def test_a_deleted_service_ends_its_sessions(core: Core) -> None:
     with pytest.raises(ServiceNotFoundError):
         await Session(core.service, Outlet()).start(core.token(), "c")
     session.close()
+
+
+async def test_drain_restarts_every_session_and_cuts_those_that_do_not_finish(
+    core: Core,
+) -> None:
+    quick, quick_outlet = await core.session("alice")
+    quick_outlet.session = quick  # its front door closes as soon as it is asked
+    slow, slow_outlet = await core.session("bob")  # never closes: a request is stuck
+    left = await core.service.drain(0.2)
+    assert core.service.draining
+    assert (left, quick.closed, slow.closed) == (1, True, False)
+    assert quick_outlet.restarts == 1 and quick_outlet.breaks == 0
+    assert slow_outlet.restarts >= 1 and slow_outlet.breaks == 1  # cut after the timeout

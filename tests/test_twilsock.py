@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -401,3 +402,30 @@ async def test_a_subscription_past_the_log_gets_the_current_state(make_server: A
     assert [e["item_data"] for e in events] == [{"n": n} for n in range(1, 8)]
     assert [e["id"] for e in events] == list(range(2, 9))  # each item's own last event
     assert payload["events"][0]["last_event_id"] == 9
+
+
+async def test_a_draining_node_answers_then_offloads_with_308(fresh_server: ServerProcess) -> None:
+    """SIGTERM with a request in flight: its reply comes first, then `close` 308 (the SDK's
+    "reconnect elsewhere") and the WebSocket closes with 1012."""
+    url = f"ws://127.0.0.1:{fresh_server.port}/v3/wsconnect"
+    async with connect(url, compression=None) as ws:
+        twilsock = RawTwilsock(ws)
+        await twilsock.init(fresh_server.token("alice"))
+        frame_id = await twilsock.send(
+            {
+                "method": "message",
+                "payload_type": "application/json",
+                "http_request": {"path": "/v3/Documents", "method": "POST"},
+            },
+            orjson.dumps({"unique_name": f"tw-{uuid.uuid4().hex}"}),
+        )
+        assert fresh_server.proc is not None
+        fresh_server.proc.send_signal(signal.SIGTERM)
+        header, doc = await twilsock.reply_to(frame_id)
+        assert header["http_status"]["code"] == 201 and doc["sid"].startswith("ET")
+        header, _ = await twilsock.recv()
+        assert (header["method"], header["status"]["code"]) == ("close", 308)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+    assert await asyncio.to_thread(fresh_server.proc.wait, 10) == 0

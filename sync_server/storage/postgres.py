@@ -312,6 +312,7 @@ class PostgresStorage(Storage):
         event_retention_seconds: float = 86_400,
         min_pool: int = 2,
         max_pool: int = 10,
+        statement_cache_size: int = 100,
     ) -> None:
         if event_retention < 1:
             raise ValueError("event_retention must be >= 1")
@@ -322,6 +323,11 @@ class PostgresStorage(Storage):
         self.event_retention_seconds = float(event_retention_seconds)
         self.min_pool = min_pool
         self.max_pool = max_pool
+        # Prepared statements kept per connection (asyncpg's cache); 0 behind pgbouncer in
+        # transaction mode, where a connection's statements may not be there next time.
+        if statement_cache_size < 0:
+            raise ValueError("statement_cache_size must be >= 0")
+        self.statement_cache_size = statement_cache_size
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._queues: dict[tuple[str, str, str], _Queue] = {}
 
@@ -335,6 +341,7 @@ class PostgresStorage(Storage):
                 self.url,
                 min_size=self.min_pool,
                 max_size=self.max_pool,
+                statement_cache_size=self.statement_cache_size,
                 server_settings={"application_name": "sync-server"},
                 reset=_keep_session,
                 timeout=10,  # to connect: an unreachable database fails requests, never hangs
