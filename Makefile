@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SERVER_STAMP := $(VENV)/.installed-server
 PORT ?= 4700
 DATA_DIR ?= ./.sync-data
 
@@ -17,6 +18,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# `make demo` and `make serve` need only the server (about 30 packages, not the toolchain).
+$(SERVER_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[server]'
+	touch $(SERVER_STAMP)
 
 # Twilio's JavaScript SDK, pinned in tests/js/package-lock.json, for the tests that run it.
 JS := tests/js
@@ -54,10 +62,10 @@ fuzz: $(STAMP)
 	SYNC_FUZZ_SEED=$${SYNC_FUZZ_SEED:-random} SYNC_FUZZ_EXAMPLES=$${SYNC_FUZZ_EXAMPLES:-3000} \
 	SYNC_FUZZ_SHRINK=1 $(BIN)/python -m pytest -q -s --timeout=3600 tests/test_fuzz_wire.py -k fuzz_
 
-demo: $(STAMP)
+demo: $(SERVER_STAMP)
 	$(BIN)/python examples/demo.py
 
-serve: $(STAMP)
+serve: $(SERVER_STAMP)
 	$(BIN)/sync-server serve --host 127.0.0.1 --port $(PORT) --data-dir $(DATA_DIR)
 
 bench: $(STAMP)

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from . import config as defaults
-from .config import DEFAULT_LIMITS
-from .credentials import Credentials, describe, load_credentials
+from .config import DEFAULT_LIMITS, ServerConfig
+from .credentials import Credentials, describe, load_credentials, redact_url
 from .http_guard import guarded_http
 from .tokens import mint_token
 
@@ -39,7 +39,7 @@ def _add_credential_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _credentials(args: argparse.Namespace) -> Credentials:
+def _credentials(args: argparse.Namespace, *, create: bool = True) -> Credentials:
     try:
         return load_credentials(
             Path(args.data_dir),
@@ -48,6 +48,7 @@ def _credentials(args: argparse.Namespace) -> Credentials:
             api_secret=args.api_secret,
             auth_token=args.auth_token,
             service_sid=args.service_sid,
+            create=create,
         )
     except ValueError as exc:
         raise SystemExit(f"sync-server: {exc}") from None
@@ -68,7 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
-    from .config import Limits, ServerConfig
+    from .config import Limits
     from .drain import DrainingServer
     from .logs import configure
 
@@ -152,8 +153,21 @@ def _serve(args: argparse.Namespace) -> int:
         f"sync-server {_version()} listening on {scheme}://{args.host}:{port} (data dir {data_dir})",
         flush=True,
     )
+    print(f"  storage: {_describe_storage(config)}; broker: {_describe_broker(config)}", flush=True)
     server.run(sockets=[sock])
     return 0
+
+
+def _describe_storage(config: ServerConfig) -> str:
+    if config.storage == "postgres":
+        return f"PostgreSQL {redact_url(config.database_url or '')}"
+    return f"SQLite {config.data_dir / 'sync.db'} (synchronous={config.sqlite_synchronous})"
+
+
+def _describe_broker(config: ServerConfig) -> str:
+    if config.broker == "redis":
+        return f"Redis {redact_url(config.redis_url or '')} (prefix {config.redis_prefix!r})"
+    return "in this process"
 
 
 def _connection_limit(wanted: int) -> int:
@@ -189,7 +203,15 @@ def _version() -> str:
 
 
 def _token(args: argparse.Namespace) -> int:
-    creds = _credentials(args)
+    # Only `serve` (or --init) creates credentials: a token minted from a set made up here
+    # would be refused by the running server, with nothing to say why.
+    creds = _credentials(args, create=args.init)
+    source = "a development set in " + str(Path(args.data_dir)) if creds.generated else "yours"
+    print(
+        f"sync-server: token for {args.identity!r}, service {creds.service_sid}, signed with "
+        f"API key {creds.api_key_sid} ({source})",
+        file=sys.stderr,
+    )
     print(
         mint_token(
             account_sid=creds.account_sid,
@@ -233,9 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the server (embedded SQLite storage)")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="(default %(default)s)")
     serve.add_argument(
-        "--port", type=int, default=4700, help="0 picks a free port (printed at start)"
+        "--port",
+        type=int,
+        default=4700,
+        help="0 picks a free port (printed at start) (default %(default)s)",
     )
     _add_credential_flags(serve)
     serve.add_argument(
@@ -265,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sqlite-synchronous",
         default="NORMAL",
         choices=["NORMAL", "FULL"],
-        help="NORMAL survives a process crash; FULL also survives power loss (slower)",
+        help="NORMAL survives a process crash; FULL also survives power loss (slower) "
+        "(default %(default)s)",
     )
     limits = DEFAULT_LIMITS  # one home for the defaults (sync_server/config.py)
     serve.add_argument(
@@ -290,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--write-rate",
         type=float,
         default=limits.write_rate,
-        help="sustained writes/s per object, 0 = unlimited (Twilio: 20); over it: 54009",
+        help="sustained writes/s per object, 0 = unlimited (Twilio: 20); over it: 54009 "
+        "(default %(default)s)",
     )
     serve.add_argument(
         "--write-burst",
@@ -302,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--create-rate",
         type=float,
         default=limits.create_rate,
-        help="objects created/s per identity and per connection, 0 = unlimited; over it: 54009",
+        help="objects created/s per identity and per connection, 0 = unlimited; over it: 54009 "
+        "(default %(default)s)",
     )
     serve.add_argument(
         "--create-burst",
@@ -314,13 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--event-retention",
         type=int,
         default=limits.event_retention,
-        help="events kept per object for catch-up after a reconnect (older: a snapshot is sent)",
+        help="events kept per object for catch-up after a reconnect (older: a snapshot is sent) "
+        "(default %(default)s)",
     )
     serve.add_argument(
         "--max-outbox-frames",
         type=int,
         default=limits.max_outbox_frames,
-        help="frames queued for a slow client before it is disconnected (4008) to catch up later",
+        help="frames queued for a slow client before it is disconnected (4008) to catch up later "
+        "(default %(default)s)",
     )
     serve.add_argument(
         "--metrics-auth",
@@ -338,13 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=limits.max_connections,
         help="open connections per node (HTTP and WebSocket); more are refused with a 503 "
-        "(kept below the open-file limit, which is raised at start as far as allowed)",
+        "(kept below the open-file limit, which is raised at start as far as allowed) "
+        "(default %(default)s)",
     )
     serve.add_argument(
         "--max-outbox-bytes",
         type=int,
         default=limits.max_outbox_bytes,
-        help="the same in bytes; requests are not read while half of it is queued (%(default)s)",
+        help="the same in bytes; requests are not read while half of it is queued "
+        "(default %(default)s)",
     )
     serve.add_argument(
         "--drain-timeout",
@@ -404,6 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="print a client access token for the default service")
     token.add_argument("--identity", required=True)
     token.add_argument("--ttl", type=int, default=3600, help="seconds (default %(default)s)")
+    token.add_argument(
+        "--init",
+        action="store_true",
+        help="create a development set of credentials in --data-dir if there is none "
+        "(otherwise only `serve` creates them)",
+    )
     _add_credential_flags(token)
     token.set_defaults(func=_token)
     return parser

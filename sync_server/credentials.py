@@ -86,11 +86,13 @@ def load_credentials(
     auth_token: str | None = None,
     service_sid: str | None = None,
     env: Mapping[str, str] | None = None,
+    create: bool = True,
 ) -> Credentials:
     """Resolve the server's credentials (see the module docstring for the rules).
 
     Raises ValueError if only some of account SID / API key / API secret are given, if a
-    SID is malformed, or if `credentials.json` is unreadable or malformed."""
+    SID is malformed, if `credentials.json` is unreadable or malformed, or (with
+    create=False) if values it would have to generate are missing."""
     environ: Mapping[str, str] = os.environ if env is None else env
     data_dir = Path(data_dir)
     path = data_dir / CREDENTIALS_FILE
@@ -128,7 +130,17 @@ def load_credentials(
 
     generated = account is None
     needed = (*_DEV_KEYS, _K_SERVICE) if generated else (() if service else (_K_SERVICE,))
-    stored = _load_or_create(path, needed) if needed else {}
+    if needed and not create:
+        stored = _read(path) or {}
+        if any(name not in stored for name in needed):
+            what = "credentials" if generated else f"a service SID ({ENV_SERVICE_SID})"
+            raise ValueError(
+                f"no {what} in {path}: start the server once with this --data-dir (it "
+                "creates them), pass --init to create them now, or set "
+                f"{ENV_ACCOUNT_SID}, {ENV_API_KEY}, {ENV_API_SECRET} and {ENV_SERVICE_SID}"
+            )
+    else:
+        stored = _load_or_create(path, needed) if needed else {}
 
     if generated:
         account = stored[_K_ACCOUNT]
@@ -188,7 +200,9 @@ def describe(creds: Credentials) -> str:
         lines += [
             f"  Note: this is a development set, generated once and stored in {CREDENTIALS_FILE}",
             "  in the data directory (reused on every start). For production, set",
-            f"  {ENV_ACCOUNT_SID}, {ENV_API_KEY} and {ENV_API_SECRET} (or pass them explicitly).",
+            f"  {ENV_ACCOUNT_SID}, {ENV_API_KEY}, {ENV_API_SECRET}, {ENV_SERVICE_SID}",
+            f"  (and {ENV_AUTH_TOKEN} for REST Basic auth with the account SID), the same on",
+            "  every node.",
         ]
     return "\n".join(lines)
 

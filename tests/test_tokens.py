@@ -8,6 +8,7 @@ import hmac
 import json
 import os
 import stat
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -634,3 +635,32 @@ def test_credentials_repr_hides_secrets(tmp_path: Path) -> None:
 )
 def test_redact_url_hides_only_the_password(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def _token_cli(data_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNC_")}
+    return subprocess.run(
+        [sys.executable, "-m", "sync_server", "token", "--identity", "alice", "--data-dir",
+         str(data_dir), *flags],
+        capture_output=True, text=True, env=env, timeout=30, check=False,
+    )  # fmt: skip
+
+
+def test_token_command_never_makes_up_credentials(tmp_path: Path) -> None:
+    """A token minted from credentials made up on the spot would be refused by the running
+    server: `sync-server token` refuses, names the way out, and creates nothing."""
+    refused = _token_cli(tmp_path / "elsewhere")
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert "no credentials in" in refused.stderr and "--init" in refused.stderr
+    assert not (tmp_path / "elsewhere").exists()
+    made = _token_cli(tmp_path / "dev", "--init")
+    creds = load_credentials(tmp_path / "dev", env={}, create=False)
+    claims = verify_token(
+        made.stdout.strip(),
+        keys={creds.api_key_sid: creds.api_secret},
+        account_sid=creds.account_sid,
+    )
+    assert (claims.identity, claims.service_sid) == ("alice", creds.service_sid)
+    assert f"signed with API key {creds.api_key_sid}" in made.stderr
+    again = _token_cli(tmp_path / "dev")  # the same set, found this time
+    assert again.returncode == 0 and creds.service_sid in again.stderr
