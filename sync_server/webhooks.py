@@ -312,7 +312,11 @@ class WebhookDispatcher:
 
     async def wait_idle(self, poll: float = 0.02) -> None:
         """Wait until the outbox is empty and nothing is being delivered (tests, tools)."""
-        while self._held or self._reserved or await self._storage.webhook_backlog():
+        while True:
+            backlog = await self._storage.webhook_backlog()
+            if not (self._held or self._reserved or backlog):
+                self._backlog = 0
+                return
             self._wake.set()
             await asyncio.sleep(poll)
 
@@ -460,11 +464,11 @@ class WebhookDispatcher:
         try:
             done = await self._attempts(row)
             if done:
-                self._backlog -= 1
                 try:
                     await self._storage.finish_webhook(row.seq, self.node_id)
                 except Exception as exc:  # the lease lapses: sent again, same token
                     logger.warning("webhooks: cannot delete delivery %d: %r", row.seq, exc)
+                self._backlog -= 1
         except asyncio.CancelledError:
             pass  # closing, or the lease was lost: the row stays for whoever holds it next
         except Exception:
