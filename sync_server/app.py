@@ -131,7 +131,15 @@ def create_app(
     creds = config.credentials
     store = storage or make_storage(config)
     hub = broker or make_broker(config)
-    webhooks = WebhookDispatcher(auth_token=creds.auth_token)
+    limits = config.limits
+    webhooks = WebhookDispatcher(
+        auth_token=creds.auth_token,
+        storage=store,
+        max_attempts=limits.webhook_attempts,
+        max_pending=limits.webhook_max_pending,
+        max_queue_per_object=limits.webhook_max_per_object,
+        lease=limits.webhook_lease,
+    )
     service = SyncService(store, hub, credentials=creds, limits=config.limits, webhooks=webhooks)
 
     async def expiry_loop() -> None:

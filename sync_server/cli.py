@@ -91,6 +91,10 @@ def _serve(args: argparse.Namespace) -> int:
             write_burst=args.write_burst,
             create_rate=args.create_rate,
             create_burst=args.create_burst,
+            webhook_max_pending=args.webhook_max_pending,
+            webhook_max_per_object=args.webhook_max_per_object,
+            webhook_attempts=args.webhook_attempts,
+            webhook_lease=args.webhook_lease,
         ),
         sqlite_synchronous=args.sqlite_synchronous,
         metrics_auth=args.metrics_auth,
@@ -385,6 +389,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds from SIGTERM to exit: connections are drained (closed with 1012 once "
         "their requests are answered), then the process exits 0; env SYNC_DRAIN_TIMEOUT "
         "(default %(default)s)",
+    )
+    hooks = serve.add_argument_group("webhooks", "the durable outbox of webhook deliveries")
+    hooks.add_argument(
+        "--webhook-max-pending",
+        type=int,
+        default=limits.webhook_max_pending,
+        help="deliveries pending in all; a write beyond it has none (default %(default)s)",
+    )
+    hooks.add_argument(
+        "--webhook-max-per-object",
+        type=int,
+        default=limits.webhook_max_per_object,
+        help="deliveries waiting per object; beyond it the oldest are dropped (%(default)s)",
+    )
+    hooks.add_argument(
+        "--webhook-attempts",
+        type=int,
+        default=limits.webhook_attempts,
+        help="attempts per delivery, with exponential back-off (default %(default)s)",
+    )
+    hooks.add_argument(
+        "--webhook-lease",
+        type=float,
+        default=limits.webhook_lease,
+        help="seconds a node's claim on a delivery lasts unless renewed: how soon another "
+        "node takes over from a dead one (default %(default)s)",
     )
     cluster = serve.add_argument_group(
         "several nodes",

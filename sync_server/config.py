@@ -33,6 +33,10 @@ class Limits:
     create_rate: float = 20.0  # objects created/s per identity and per connection, 0 = unlimited
     create_burst: int = 200  # burst of creations above the rate
     event_retention: int = 10_000  # events kept per object for catch-up
+    webhook_max_pending: int = 20_000  # webhook outbox rows in all; a write beyond: none
+    webhook_max_per_object: int = 10_000  # waiting per object; beyond: the oldest dropped
+    webhook_attempts: int = 5  # attempts per webhook delivery (exponential back-off)
+    webhook_lease: float = 10.0  # seconds a node's claim on a delivery lasts unless renewed
 
 
 DEFAULT_LIMITS = Limits()

@@ -2,8 +2,9 @@
 
 REST, the native WebSocket protocol and Twilsock only parse, call this (or a `Session`,
 which calls this) and encode. `SyncService` validates arguments with Twilio's codes,
-checks access (ACL), calls storage, publishes every resulting event to the broker right
-after the write commits (so events leave in commit order), queues webhooks, and keeps the
+checks access (ACL), calls storage (with the write's webhook, stored in the same transaction
+in the outbox that `WebhookDispatcher` delivers), publishes every resulting event to the
+broker right after the write commits (so events leave in commit order), and keeps the
 caches of services, permissions and live streams, invalidated here and on every other node
 (`broker.broadcast`) when a service, a permission or a stream changes.
 """
@@ -11,6 +12,7 @@ caches of services, permissions and live streams, invalidated here and on every 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import weakref
@@ -56,12 +58,13 @@ from .records import (
     PermissionRecord,
     ServiceRecord,
 )
-from .storage.base import Storage
+from .storage.base import Storage, WebhookDelivery
 from .tokens import TokenClaims, verify_token
 from .webhooks import WebhookDispatcher, event_params
 
 JsonObject = dict[str, Any]
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 PREFIX_BY_KIND: dict[ObjectKind, str] = {
     "document": SID_PREFIXES["Document"],
@@ -134,6 +137,74 @@ def check_unique_name(kind: ObjectKind, name: str) -> str:
             f"unique name {name!r} looks like the SID of another kind of object"
         )
     return name
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """The webhook of one write, decided before it (the service wants one, the outbox has
+    room): storage calls `on_change` / `on_create` inside the write's transaction."""
+
+    service: ServiceRecord
+    caller: Caller
+
+    def delivery(
+        self,
+        event_type: str,
+        kind: ObjectKind,
+        sid: str,
+        *,
+        unique_name: str | None = None,
+        data: JsonObject | None = None,
+        item_index: int | None = None,
+        item_key: str | None = None,
+        revision: str | None = None,
+        date_updated: str | None = None,
+    ) -> WebhookDelivery:
+        """The POST to the service's WebhookUrl. REST writes carry no Identity."""
+        svc = self.service
+        assert svc.webhook_url is not None
+        params = event_params(
+            event_type=event_type,
+            account_sid=svc.account_sid,
+            service_sid=svc.sid,
+            object_kind=kind,
+            object_sid=sid,
+            unique_name=unique_name,
+            identity=None if self.caller.trusted else self.caller.identity,
+            data=data,
+            item_index=item_index,
+            item_key=item_key,
+            revision=None if kind == "stream" else revision,
+            date_updated=date_updated,
+        )
+        return WebhookDelivery(object_sid=sid, url=svc.webhook_url, params=params)
+
+    def on_create(self, created: ObjectRecord) -> WebhookDelivery:
+        kind = created.kind
+        return self.delivery(
+            f"{kind}_created",
+            kind,
+            created.sid,
+            unique_name=created.unique_name,
+            data=created.data if kind == "document" else None,
+            revision=None if kind == "stream" else created.revision,
+            date_updated=wire.iso(created.date_updated),
+        )
+
+    def on_change(self, event: Event) -> WebhookDelivery:
+        frame = event.record
+        item = frame.get("item") or {}
+        kind = frame["kind"]
+        return self.delivery(
+            f"{kind}_{frame['name']}",
+            kind,
+            event.sid,
+            data=frame.get("data") if kind == "document" else item.get("data"),
+            item_index=item.get("index", frame.get("index")) if kind == "list" else None,
+            item_key=item.get("key", frame.get("key")) if kind == "map" else None,
+            revision=frame.get("revision") or item.get("revision"),
+            date_updated=frame.get("date_updated") or item.get("date_updated"),
+        )
 
 
 class RateLimiter:
@@ -223,13 +294,21 @@ class SyncService:
                 return len(left)
             await asyncio.sleep(0.02)
 
-    async def _commit(self, write: Awaitable[T]) -> T:
-        """A durable write, timed for `sync_storage_commit_seconds`."""
+    async def _commit(self, write: Awaitable[T], webhook: Webhook | None = None) -> T:
+        """A durable write, timed for `sync_storage_commit_seconds`; `webhook`: the one it
+        stores (`_webhook`), now committed or not."""
         started = time.perf_counter()
         try:
-            return await write
+            result = await write
+        except BaseException:
+            if webhook is not None and self.webhooks is not None:
+                self.webhooks.release()
+            raise
         finally:
             self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        if webhook is not None and self.webhooks is not None:
+            self.webhooks.written()
+        return result
 
     # ---- tokens ------------------------------------------------------------------------
     def verify_token(self, token: str) -> TokenClaims:
@@ -320,73 +399,27 @@ class SyncService:
             case "reset":
                 self._forget_service(None)
 
-    async def _publish(self, event: Event, caller: Caller | None = None) -> None:
-        """Fan the event out to subscribers, then queue the service's webhook (if any)."""
+    async def _publish(self, event: Event) -> None:
+        """Fan the event out to subscribers (its webhook, if any, was stored with it)."""
         await self.broker.publish(event)
         if event.sid[:2] == PREFIX_BY_KIND["stream"]:
             self._forget_stream(event.service_sid, event.sid)
             self.broker.broadcast(
                 {"type": "stream_removed", "service_sid": event.service_sid, "sid": event.sid}
             )
-        if caller is not None and await self._wants_webhook(caller):
-            frame = event.record
-            item = frame.get("item") or {}
-            kind = frame["kind"]
-            await self._webhook(
-                caller,
-                f"{kind}_{frame['name']}",
-                kind,
-                event.sid,
-                data=frame.get("data") if kind == "document" else item.get("data"),
-                item_index=item.get("index", frame.get("index")) if kind == "list" else None,
-                item_key=item.get("key", frame.get("key")) if kind == "map" else None,
-                revision=frame.get("revision") or item.get("revision"),
-                date_updated=frame.get("date_updated") or item.get("date_updated"),
-            )
 
-    async def _wants_webhook(self, caller: Caller) -> bool:
+    async def _webhook(self, caller: Caller) -> Webhook | None:
+        """The webhook of a write by `caller`, if the service has a WebhookUrl (REST writes
+        notify only with webhooks_from_rest_enabled, as in Twilio) and the outbox has room
+        (it is reserved: pass it to `_commit`)."""
         if self.webhooks is None:
-            return False
+            return None
         svc = await self.settings(caller.service_sid)
-        return bool(
-            svc and svc.webhook_url and (not caller.trusted or svc.webhooks_from_rest_enabled)
-        )
-
-    async def _webhook(
-        self,
-        caller: Caller,
-        event_type: str,
-        kind: ObjectKind,
-        sid: str,
-        *,
-        unique_name: str | None = None,
-        data: JsonObject | None = None,
-        item_index: int | None = None,
-        item_key: str | None = None,
-        revision: str | None = None,
-        date_updated: str | None = None,
-    ) -> None:
-        """Queue a webhook POST (never waits on the network). REST writes notify only with
-        webhooks_from_rest_enabled, as in Twilio."""
-        if self.webhooks is None or not await self._wants_webhook(caller):
-            return
-        svc = await self.settings(caller.service_sid)
-        assert svc is not None and svc.webhook_url is not None
-        params = event_params(
-            event_type=event_type,
-            account_sid=svc.account_sid,
-            service_sid=svc.sid,
-            object_kind=kind,
-            object_sid=sid,
-            unique_name=unique_name,
-            identity=None if caller.trusted else caller.identity,
-            data=data,
-            item_index=item_index,
-            item_key=item_key,
-            revision=None if kind == "stream" else revision,
-            date_updated=date_updated,
-        )
-        self.webhooks.enqueue(svc.webhook_url, sid, params)
+        if not (svc and svc.webhook_url and (not caller.trusted or svc.webhooks_from_rest_enabled)):
+            return None
+        if not self.webhooks.reserve():
+            return None
+        return Webhook(svc, caller)
 
     # ---- services ----------------------------------------------------------------------
     async def get_service(self, sid_or_name: str) -> ServiceRecord:
@@ -502,7 +535,8 @@ class SyncService:
                 "create objects over the REST API and grant permissions"
             )
         try:
-            created = await self._commit(
+            hook = await self._webhook(caller)
+            return await self._commit(
                 self.storage.create_object(
                     caller.service_sid,
                     kind,
@@ -510,19 +544,10 @@ class SyncService:
                     data=data,
                     ttl=ttl,
                     created_by=caller.identity,
-                )
+                    webhook=hook.on_create if hook else None,
+                ),
+                hook,
             )
-            await self._webhook(
-                caller,
-                f"{kind}_created",
-                kind,
-                created.sid,
-                unique_name=created.unique_name,
-                data=created.data if kind == "document" else None,
-                revision=None if kind == "stream" else created.revision,
-                date_updated=wire.iso(created.date_updated),
-            )
-            return created
         except UniqueNameExistsError:
             if mode == "create_new" or object_id is None:
                 raise
@@ -581,6 +606,7 @@ class SyncService:
         check_data(data)
         await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
+        hook = await self._webhook(caller)
         doc, event = await self._commit(
             self.storage.update_document(
                 caller.service_sid,
@@ -590,9 +616,11 @@ class SyncService:
                 if_match=if_match,
                 ttl=ttl,
                 origin=caller.origin,
-            )
+                webhook=hook.on_change if hook else None,
+            ),
+            hook,
         )
-        await self._publish(event, caller)
+        await self._publish(event)
         return doc
 
     async def set_ttl(self, caller: Caller, sid: str, ttl: int) -> ObjectRecord:
@@ -603,12 +631,18 @@ class SyncService:
 
     async def remove(self, caller: Caller, sid: str) -> None:
         await self.authorize(caller, sid, "manage")
+        hook = await self._webhook(caller)
         event = await self._commit(
             self.storage.remove_object(
-                caller.service_sid, kind_of_sid(sid), sid, origin=caller.origin
-            )
+                caller.service_sid,
+                kind_of_sid(sid),
+                sid,
+                origin=caller.origin,
+                webhook=hook.on_change if hook else None,
+            ),
+            hook,
         )
-        await self._publish(event, caller)
+        await self._publish(event)
 
     # ---- items -------------------------------------------------------------------------
     def _item_ref(self, kind: ObjectKind, index: int | None, key: str | None) -> int | str:
@@ -630,6 +664,7 @@ class SyncService:
         check_data(data)
         await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
+        hook = await self._webhook(caller)
         item, event = await self._commit(
             self.storage.list_push(
                 caller.service_sid,
@@ -638,9 +673,11 @@ class SyncService:
                 ttl=ttl,
                 origin=caller.origin,
                 created_by=caller.identity,
-            )
+                webhook=hook.on_change if hook else None,
+            ),
+            hook,
         )
-        await self._publish(event, caller)
+        await self._publish(event)
         return item
 
     async def get_item(
@@ -697,6 +734,7 @@ class SyncService:
         check_data(data)
         await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
+        hook = await self._webhook(caller)
         item, event = await self._commit(
             self.storage.set_item(
                 caller.service_sid,
@@ -710,9 +748,11 @@ class SyncService:
                 origin=caller.origin,
                 created_by=caller.identity,
                 if_absent=if_absent,
-            )
+                webhook=hook.on_change if hook else None,
+            ),
+            hook,
         )
-        await self._publish(event, caller)
+        await self._publish(event)
         return item, event.name == "item_added"
 
     async def set_item_ttl(
@@ -733,17 +773,21 @@ class SyncService:
         kind = kind_of_sid(sid)
         await self.authorize(caller, sid, "write")
         self.limiter.check(sid)
+        ref = self._item_ref(kind, index, key)
+        hook = await self._webhook(caller)
         event = await self._commit(
             self.storage.remove_item(
                 caller.service_sid,
                 kind,
                 sid,
-                self._item_ref(kind, index, key),
+                ref,
                 if_match=if_match,
                 origin=caller.origin,
-            )
+                webhook=hook.on_change if hook else None,
+            ),
+            hook,
         )
-        await self._publish(event, caller)
+        await self._publish(event)
         return event.event_id
 
     async def items_page(
@@ -809,7 +853,13 @@ class SyncService:
         }
         frame = events.message_published(sid, message, caller.origin)
         await self.broker.publish(Event.of(caller.service_sid, frame))
-        await self._webhook(caller, "stream_message_published", "stream", sid, data=data)
+        hook = await self._webhook(caller)
+        if hook is not None:  # the message is not stored: its webhook is a write of its own
+            delivery = hook.delivery("stream_message_published", "stream", sid, data=data)
+            try:
+                await self._commit(self.storage.add_webhook(delivery), hook)
+            except Exception as exc:  # the message is out: report it as published
+                log.warning("webhook of a stream message on %s not stored: %r", sid, exc)
         return message
 
     # ---- expiry ------------------------------------------------------------------------

@@ -10,45 +10,50 @@ attempt of that delivery, so receivers can discard the duplicates that retries m
 
 Guarantees of `WebhookDispatcher`:
 
-* **In order per object.** Deliveries enqueued for one ``object_sid`` are sent strictly in
-  enqueue order, one in flight at a time: the next one waits until the previous one succeeded
-  or was given up on. Different objects are delivered in parallel, up to ``max_concurrency``
-  requests in flight in total.
+* **Durable.** Deliveries live in the storage's outbox (SQLite or PostgreSQL), written in the
+  same transaction as the change they report (see `sync_server.storage.base`): a committed
+  change has its delivery, a failed one has none. A process that stops or dies loses nothing:
+  at the next start (SQLite), or as soon as its leases lapse (another node of a cluster), the
+  remaining deliveries go out, with the attempts already made counted.
+* **In order per object, by one node at a time.** Only the oldest pending delivery of an
+  object can be claimed, with a lease (``lease`` seconds, renewed every third of it while
+  its node works on it; on PostgreSQL rows are claimed with ``FOR UPDATE SKIP LOCKED``):
+  the next one waits until it succeeded or was given up on, whichever node holds it.
+  Different objects are delivered in parallel, up to ``max_concurrency`` requests in flight.
 * **At least once, within ``max_attempts``.** A delivery succeeds on a 2xx answer. Any other
   status (redirects are not followed), a connection error or a timeout (``timeout`` seconds for the whole request) is retried
   with exponential backoff and jitter (`backoff_delay`), at most ``max_attempts`` attempts in
   all; then the delivery is logged and dropped (counted in ``failed``). A URL that can never
   work (malformed, or not http/https) is dropped at once. A receiver may see a delivery more
-  than once (e.g. its 2xx was lost): dedupe on the idempotency token.
-* **Never blocks writes.** `WebhookDispatcher.enqueue` is synchronous, does no I/O and returns
-  at once; it may be called from any thread once the dispatcher is started. Memory is bounded:
-  when an object's backlog exceeds ``max_queue_per_object``, its oldest pending delivery is
-  dropped with a warning, and while ``max_pending`` deliveries are pending in all (a receiver
-  that never answers, many busy objects), new ones are dropped with a warning (both counted
-  in ``dropped``).
-* **Not persisted.** The queues live in memory only: deliveries still pending when the process
-  stops (or when `WebhookDispatcher.close` runs out of ``drain_timeout``) are lost, and
-  counted in ``dropped``.
+  than once (its 2xx was lost, the sending node died, a lease lapsed): dedupe on the
+  idempotency token, which is stored with the delivery.
+* **Never blocks writes on the network.** A write pays one more statement in its transaction.
+  The outbox is bounded: a write that finds ``max_pending`` deliveries pending in all (this
+  node's count of the table, refreshed every ``poll_interval``, plus its writes in progress)
+  commits without one (dropped, counted and logged, one warning per thousand), and an object
+  with more than ``max_queue_per_object`` waiting deliveries loses its oldest waiting ones
+  (dropped, counted and logged) at the next poll.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
+import math
 import random
-import threading
 import uuid
-from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
+
+from .storage.base import OutboxRow, Storage, WebhookDelivery
 
 __all__ = [
     "USER_AGENT",
@@ -182,27 +187,21 @@ def _redact(url: str) -> str:
         return "<invalid url>"
 
 
-@dataclass(slots=True)
-class _Delivery:
-    url: str
-    object_sid: str
-    params: dict[str, str]
-    token: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-
 class WebhookDispatcher:
-    """Delivers webhooks in the background; see the module docstring for the guarantees.
+    """Delivers the outbox of `storage` in the background; see the module docstring.
 
-    Use from one event loop: `start` it inside the loop, `enqueue` from anywhere (before
-    `start`, enqueued deliveries wait for it; call `enqueue` from the loop's thread then), and
-    ``await close()`` at shutdown. ``client`` is used as is and left open by `close`; without
-    one the dispatcher makes and closes its own.
+    Use from one event loop: `start` it inside the loop and ``await close()`` at shutdown.
+    Writes that carry a webhook call `reserve` first (False: the outbox is full, write
+    without it), then `written` once committed or `release` if not; a delivery that is not
+    part of a stored change goes in with `enqueue`. ``client`` is used as is and left open by
+    `close`; without one the dispatcher makes and closes its own.
     """
 
     def __init__(
         self,
         *,
         auth_token: str,
+        storage: Storage,
         client: httpx.AsyncClient | None = None,
         max_attempts: int = 5,
         initial_backoff: float = 0.5,
@@ -211,16 +210,23 @@ class WebhookDispatcher:
         max_queue_per_object: int = 10_000,
         max_pending: int = 20_000,
         max_concurrency: int = 32,
+        max_claimed: int = 1000,
+        lease: float = 10.0,
+        poll_interval: float = 1.0,
+        node_id: str | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if max_queue_per_object < 1 or max_pending < 1:
             raise ValueError("max_queue_per_object and max_pending must be at least 1")
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
+        if max_concurrency < 1 or max_claimed < 1:
+            raise ValueError("max_concurrency and max_claimed must be at least 1")
         if initial_backoff < 0 or max_backoff < 0 or timeout <= 0:
             raise ValueError("backoffs must be >= 0 and timeout > 0")
+        if lease <= 0 or poll_interval <= 0:
+            raise ValueError("lease and poll_interval must be > 0")
         self._auth_token = auth_token
+        self._storage = storage
         self._client = client
         self._owns_client = client is None
         self._max_attempts = max_attempts
@@ -229,17 +235,20 @@ class WebhookDispatcher:
         self._timeout = timeout
         self._max_queue = max_queue_per_object
         self._max_pending = max_pending
+        self._max_claimed = max_claimed
+        self._lease = lease
+        self._poll_interval = poll_interval
+        self.node_id = node_id or uuid.uuid4().hex
         self._semaphore = asyncio.Semaphore(max_concurrency)
 
-        self._queues: dict[str, deque[_Delivery]] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
-        self._pending = 0  # queued + in flight
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
+        self._held: dict[int, asyncio.Task[None]] = {}  # claimed rows being delivered
+        self._backlog = 0  # rows in the outbox, as last counted, +- this node's changes since
+        self._reserved = 0  # writes in progress that carry a delivery
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
         self._closing = False
-        self._closed = False
 
         self._delivered = 0
         self._failed = 0
@@ -250,7 +259,7 @@ class WebhookDispatcher:
 
     @property
     def delivered(self) -> int:
-        """Deliveries answered with a 2xx."""
+        """Deliveries answered with a 2xx (by this node)."""
         return self._delivered
 
     @property
@@ -260,18 +269,18 @@ class WebhookDispatcher:
 
     @property
     def retried(self) -> int:
-        """Attempts beyond the first one, over all deliveries."""
+        """Attempts beyond the first one, over all deliveries (of this node)."""
         return self._retried
 
     @property
     def dropped(self) -> int:
-        """Deliveries never completed: queue overflow, enqueued after close, left at close."""
+        """Deliveries never made: the outbox was full, or an object's backlog overflowed."""
         return self._dropped
 
     @property
     def pending(self) -> int:
-        """Deliveries queued or in flight."""
-        return self._pending
+        """Deliveries in the outbox (every node's), as this node last saw it."""
+        return max(self._backlog, 0)
 
     def stats(self) -> dict[str, int]:
         """All counters at once, for metrics."""
@@ -280,156 +289,197 @@ class WebhookDispatcher:
             "failed": self._failed,
             "retried": self._retried,
             "dropped": self._dropped,
-            "pending": self._pending,
+            "pending": self.pending,
         }
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Begin delivering (including anything enqueued before). Needs a running event loop."""
+        """Begin delivering what the outbox holds. Needs a running event loop and a started
+        storage."""
         if self._closing:
             raise RuntimeError("WebhookDispatcher is closed")
-        if self._loop is not None:
+        if self._runner is not None:
             return
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         if self._client is None:
             self._client = httpx.AsyncClient(
                 timeout=self._timeout,
                 headers={"User-Agent": USER_AGENT},
                 follow_redirects=False,
             )
-        for object_sid in list(self._queues):
-            self._spawn(object_sid)
+        self._runner = asyncio.create_task(self._run(), name="webhooks")
+        self._renewer = asyncio.create_task(self._renew(), name="webhooks:leases")
 
-    async def wait_idle(self) -> None:
-        """Wait until nothing is queued or in flight (returns at once when idle)."""
-        await self._idle.wait()
+    async def wait_idle(self, poll: float = 0.02) -> None:
+        """Wait until the outbox is empty and nothing is being delivered (tests, tools)."""
+        while True:
+            backlog = await self._storage.webhook_backlog()
+            if not (self._held or self._reserved or backlog):
+                self._backlog = 0
+                return
+            self._wake.set()
+            await asyncio.sleep(poll)
 
     async def close(self, drain_timeout: float = 5.0) -> None:
-        """Stop accepting deliveries, give pending ones up to ``drain_timeout`` seconds to
-        complete (retries included), then abandon the rest (counted in ``dropped``)."""
+        """Stop claiming; give the requests in flight up to ``drain_timeout`` seconds (a
+        delivery waiting to retry stops at once), then release this node's leases. What is
+        left stays in the outbox for the next start or another node."""
         if self._closing:
             return
         self._closing = True
+        self._stopping.set()
         try:
-            if self._loop is not None and self._pending:
-                try:
-                    async with asyncio.timeout(drain_timeout):
-                        await self._idle.wait()
-                except TimeoutError:
+            for task in (self._runner, self._renewer):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+            held = list(self._held.values())
+            if held:
+                _, late = await asyncio.wait(held, timeout=drain_timeout)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*held, return_exceptions=True)
+                if late:
                     logger.warning(
-                        "webhooks: %d deliveries still pending after %.1fs, abandoning them",
-                        self._pending,
+                        "webhooks: %d deliveries still in flight after %.1fs, left in the outbox",
+                        len(late),
                         drain_timeout,
                     )
-            workers = list(self._workers.values())
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            abandoned = sum(len(q) for q in self._queues.values())
-            if abandoned:
-                if self._loop is None:
-                    logger.warning(
-                        "webhooks: closed before start, %d deliveries discarded", abandoned
-                    )
-                self._dropped += abandoned
-            self._queues.clear()
-            self._pending = 0
-            self._idle.set()
+            if self._runner is not None:
+                try:
+                    await self._storage.release_webhooks(self.node_id)
+                except Exception as exc:  # its leases lapse by themselves
+                    logger.warning("webhooks: could not release leases: %r", exc)
         finally:
             if self._owns_client and self._client is not None:
                 await self._client.aclose()
-            self._closed = True
 
-    # -- enqueueing -------------------------------------------------------------------------
+    # -- writes -----------------------------------------------------------------------------
 
-    def enqueue(self, url: str, object_sid: str, params: dict[str, str]) -> None:
-        """Queue one delivery of ``params`` to ``url``, ordered after the earlier ones for
-        ``object_sid``. Never blocks and never raises for delivery problems."""
-        delivery = _Delivery(url=url, object_sid=object_sid, params=dict(params))
-        loop = self._loop
-        if loop is not None and threading.get_ident() != self._loop_thread:
-            try:
-                loop.call_soon_threadsafe(self._enqueue_now, delivery)
-            except RuntimeError:  # the loop is closed: nothing can deliver it any more
-                self._dropped += 1
-                logger.warning("webhooks: event loop closed, dropping a delivery")
-            return
-        self._enqueue_now(delivery)
-
-    def _enqueue_now(self, delivery: _Delivery) -> None:
-        if self._closing:
-            self._dropped += 1
-            logger.warning(
-                "webhooks: dispatcher closed, dropping %s delivery for %s",
-                delivery.params.get("EventType", "a"),
-                delivery.object_sid,
-            )
-            return
-        if self._pending >= self._max_pending:
+    def reserve(self) -> bool:
+        """Room in the outbox for one more delivery? False (counted in ``dropped``) when
+        ``max_pending`` are pending: the write goes ahead without its webhook."""
+        if self._backlog + self._reserved >= self._max_pending:
             self._dropped += 1
             if self._dropped % 1000 == 1:  # a warning per thousand, not a flood
                 logger.warning(
                     "webhooks: %d deliveries pending in all, dropping new ones (%d so far)",
-                    self._pending,
+                    self._backlog + self._reserved,
                     self._dropped,
                 )
-            return
-        queue = self._queues.get(delivery.object_sid)
-        if queue is None:
-            queue = self._queues[delivery.object_sid] = deque()
-        queue.append(delivery)
-        self._pending += 1
-        self._idle.clear()
-        while len(queue) > self._max_queue:
-            oldest = queue.popleft()
-            self._pending -= 1
-            self._dropped += 1
-            logger.warning(
-                "webhooks: more than %d deliveries pending for %s, dropping the oldest (%s)",
-                self._max_queue,
-                delivery.object_sid,
-                oldest.params.get("EventType", "?"),
-            )
-        if self._loop is not None and delivery.object_sid not in self._workers:
-            self._spawn(delivery.object_sid)
+            return False
+        self._reserved += 1
+        return True
 
-    def _spawn(self, object_sid: str) -> None:
-        assert self._loop is not None
-        self._workers[object_sid] = self._loop.create_task(
-            self._drain_object(object_sid), name=f"webhooks:{object_sid}"
-        )
+    def release(self) -> None:
+        """A reserved delivery was not written (its write failed)."""
+        self._reserved -= 1
+
+    def written(self) -> None:
+        """A reserved delivery was committed: deliver it now."""
+        self._reserved -= 1
+        self._backlog += 1
+        self._wake.set()
+
+    async def enqueue(self, url: str, object_sid: str, params: dict[str, str]) -> bool:
+        """Store one delivery of ``params`` to ``url`` on its own (not part of a stored
+        change), ordered after the earlier ones for ``object_sid``; False if the outbox is full."""
+        if self._closing or not self.reserve():
+            return False
+        try:
+            await self._storage.add_webhook(
+                WebhookDelivery(object_sid=object_sid, url=url, params=dict(params))
+            )
+        except BaseException:
+            self.release()
+            raise
+        self.written()
+        return True
 
     # -- delivering -------------------------------------------------------------------------
 
-    async def _drain_object(self, object_sid: str) -> None:
-        """The one worker of ``object_sid``: delivers its queue in order, then exits."""
-        queue = self._queues[object_sid]
-        try:
-            while queue:
-                delivery = queue.popleft()
-                try:
-                    await self._deliver(delivery)
-                except asyncio.CancelledError:
-                    self._dropped += 1  # in flight when close() gave up
-                    raise
-                except Exception:
-                    self._failed += 1
-                    logger.exception(
-                        "webhooks: unexpected error delivering to %s", _redact(delivery.url)
-                    )
-                finally:
-                    self._pending -= 1
-        finally:
-            if self._workers.get(object_sid) is asyncio.current_task():
-                del self._workers[object_sid]
-            if not queue and self._queues.get(object_sid) is queue:
-                del self._queues[object_sid]
-            if self._pending == 0:
-                self._idle.set()
+    async def _run(self) -> None:
+        """Claim due heads (on a wake-up or every ``poll_interval``), one task per row."""
+        last_count = -math.inf
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()
+            try:
+                if loop.time() - last_count >= self._poll_interval:
+                    last_count = loop.time()
+                    self._backlog = await self._storage.webhook_backlog()
+                    if self._backlog > self._max_queue:
+                        await self._trim()
+                room = self._max_claimed - len(self._held)
+                rows = await self._storage.claim_webhooks(self.node_id, self._lease, room)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("webhooks: cannot read the outbox (retrying): %r", exc)
+                rows = []
+            for row in rows:
+                self._held[row.seq] = asyncio.create_task(
+                    self._deliver(row), name=f"webhooks:{row.delivery.object_sid}"
+                )
+            if rows and len(rows) == room:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wake.wait()
 
-    async def _deliver(self, delivery: _Delivery) -> None:
+    async def _trim(self) -> None:
+        dropped = await self._storage.trim_webhooks(self._max_queue)
+        if dropped:
+            self._dropped += dropped
+            self._backlog -= dropped
+            logger.warning(
+                "webhooks: objects with more than %d deliveries pending, dropped the oldest %d",
+                self._max_queue,
+                dropped,
+            )
+
+    async def _renew(self) -> None:
+        """Keep this node's leases while it works on them; stop a delivery whose lease was
+        lost (it lapsed and another node took the row: that node delivers it)."""
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            held = set(self._held)
+            if not held:
+                continue
+            try:
+                kept = await self._storage.renew_webhook_leases(self.node_id, held, self._lease)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("webhooks: cannot renew leases: %r", exc)
+                continue
+            for seq in held - kept:
+                task = self._held.get(seq)
+                if task is not None:
+                    logger.warning("webhooks: lost the lease of delivery %d to another node", seq)
+                    task.cancel()
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        """Every remaining attempt of one claimed row, then its deletion."""
+        try:
+            done = await self._attempts(row)
+            if done:
+                try:
+                    await self._storage.finish_webhook(row.seq, self.node_id)
+                except Exception as exc:  # the lease lapses: sent again, same token
+                    logger.warning("webhooks: cannot delete delivery %d: %r", row.seq, exc)
+                self._backlog -= 1
+        except asyncio.CancelledError:
+            pass  # closing, or the lease was lost: the row stays for whoever holds it next
+        except Exception:
+            logger.exception("webhooks: unexpected error delivering %d", row.seq)
+        finally:
+            self._held.pop(row.seq, None)
+            self._wake.set()  # the object's next delivery is its head now
+
+    async def _attempts(self, row: OutboxRow) -> bool:
+        """Attempt until success or give-up (True), or until closing (False)."""
+        delivery = row.delivery
         # Sign the URL exactly as it goes on the wire (httpx percent-encodes spaces, non-ASCII...).
         url = _wire_url(delivery.url)
         headers = {
@@ -440,14 +490,16 @@ class WebhookDispatcher:
         }
         body = urlencode(delivery.params).encode("ascii")
         event = delivery.params.get("EventType", "?")
-        for attempt in range(1, self._max_attempts + 1):
+        attempt = row.attempts
+        while True:
+            attempt += 1
             async with self._semaphore:
                 outcome = await self._attempt(url, body, headers)
             if outcome is None:
                 self._delivered += 1
-                return
+                return True
             permanent, reason = outcome
-            if permanent or attempt == self._max_attempts:
+            if permanent or attempt >= self._max_attempts:
                 self._failed += 1
                 logger.warning(
                     "webhooks: giving up on %s for %s to %s after %d attempt(s): %s",
@@ -457,7 +509,7 @@ class WebhookDispatcher:
                     attempt,
                     reason,
                 )
-                return
+                return True
             delay = backoff_delay(attempt, self._initial_backoff, self._max_backoff)
             logger.info(
                 "webhooks: %s for %s to %s failed (%s), retry %d/%d in %.2fs",
@@ -470,7 +522,19 @@ class WebhookDispatcher:
                 delay,
             )
             self._retried += 1
-            await asyncio.sleep(delay)
+            try:
+                await self._storage.retry_webhook(
+                    row.seq, self.node_id, attempts=attempt, delay=delay, lease=self._lease
+                )
+            except Exception as exc:  # keep going: the lease is renewed meanwhile
+                logger.warning("webhooks: cannot record a retry of %d: %r", row.seq, exc)
+            if self._stopping.is_set():
+                return False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stopping.wait()
+            if self._stopping.is_set():
+                return False
 
     async def _attempt(
         self, url: str, body: bytes, headers: dict[str, str]

@@ -45,6 +45,7 @@ from sync_server.storage.base import (
     PermissionRecord,
     ServiceRecord,
     Storage,
+    WebhookDelivery,
 )
 from sync_server.storage.postgres import MIGRATIONS, PostgresStorage
 from sync_server.storage.sqlite import SQLiteStorage
@@ -52,7 +53,7 @@ from tests import services
 
 SVC = "IS" + "0" * 32
 OTHER_SVC = "IS" + "1" * 32
-TABLES = ("services", "objects", "items", "events", "permissions")
+TABLES = ("services", "objects", "items", "events", "permissions", "webhook_outbox")
 
 
 class Backend:
@@ -1749,3 +1750,166 @@ async def test_pg_reads_see_only_committed_writes_in_order(
     assert observed  # the reader ran while the writes were under way
     final = await b.events_since(SVC, m.sid, 0, 1000)
     assert final is not None and [e.event_id for e in final] == list(range(1, 51))
+
+
+# ---- webhook outbox: in the write's transaction ---------------------------------------------
+
+
+def hook_for(sid: str) -> Any:
+    def hook(of: Any) -> WebhookDelivery:
+        name = of.name if isinstance(of, StoredEvent) else "created"
+        return WebhookDelivery(sid or of.sid, "http://127.0.0.1:9/hook", {"EventType": name})
+
+    return hook
+
+
+def failing_hook(of: Any) -> WebhookDelivery:
+    raise RuntimeError("the transaction fails after the change's statements")
+
+
+async def outbox_rows(backend: Backend) -> list[tuple[str, str]]:
+    """(object_sid, EventType) of every outbox row, oldest first, read straight from the file
+    or database."""
+    sql = "SELECT object_sid, params FROM webhook_outbox ORDER BY seq"
+    if backend.pg_url is not None:
+        conn = await asyncpg.connect(backend.pg_url)
+        try:
+            rows = [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+    else:
+        with sqlite3.connect(backend.path) as sqlite_conn:
+            rows = sqlite_conn.execute(sql).fetchall()
+    return [(sid, orjson.loads(params)["EventType"]) for sid, params in rows]
+
+
+async def test_a_write_and_its_webhook_commit_together(backend: Backend, storage: Storage) -> None:
+    doc = await storage.create_object(
+        SVC,
+        "document",
+        unique_name="d",
+        data={"v": 0},
+        ttl=None,
+        created_by="s",
+        webhook=hook_for(""),
+    )
+    lst = await storage.create_object(
+        SVC, "list", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    await storage.update_document(
+        SVC,
+        doc.sid,
+        data={"v": 1},
+        merge=False,
+        if_match=None,
+        ttl=None,
+        origin=None,
+        webhook=hook_for(doc.sid),
+    )
+    await storage.list_push(
+        SVC,
+        lst.sid,
+        data={"n": 0},
+        ttl=None,
+        origin=None,
+        created_by="s",
+        webhook=hook_for(lst.sid),
+    )
+    await storage.set_item(
+        SVC,
+        "list",
+        lst.sid,
+        0,
+        data={"n": 1},
+        merge=False,
+        if_match=None,
+        ttl=None,
+        origin=None,
+        created_by="s",
+        webhook=hook_for(lst.sid),
+    )
+    await storage.remove_item(
+        SVC, "list", lst.sid, 0, if_match=None, origin=None, webhook=hook_for(lst.sid)
+    )
+    await storage.remove_object(SVC, "list", lst.sid, origin=None, webhook=hook_for(lst.sid))
+    assert await outbox_rows(backend) == [
+        (doc.sid, "created"),
+        (doc.sid, "updated"),
+        (lst.sid, "item_added"),
+        (lst.sid, "item_updated"),
+        (lst.sid, "item_removed"),
+        (lst.sid, "removed"),  # the object is gone, its deliveries are not
+    ]
+    assert await storage.webhook_backlog() == 6
+
+
+async def test_a_failed_write_leaves_no_webhook_and_a_failed_webhook_no_write(
+    backend: Backend, storage: Storage
+) -> None:
+    doc = await storage.create_object(
+        SVC, "document", unique_name="d", data={"v": 0}, ttl=None, created_by="s"
+    )
+    # The change fails its check: no row.
+    with pytest.raises(SyncError):
+        await storage.update_document(
+            SVC,
+            doc.sid,
+            data={"v": 1},
+            merge=False,
+            if_match="99",
+            ttl=None,
+            origin=None,
+            webhook=hook_for(doc.sid),
+        )
+    # The transaction fails after the change's statements ran: neither is kept.
+    with pytest.raises(RuntimeError):
+        await storage.update_document(
+            SVC,
+            doc.sid,
+            data={"v": 2},
+            merge=False,
+            if_match=None,
+            ttl=None,
+            origin=None,
+            webhook=failing_hook,
+        )
+    with pytest.raises(RuntimeError):
+        await storage.create_object(
+            SVC,
+            "map",
+            unique_name="m",
+            data=None,
+            ttl=None,
+            created_by="s",
+            webhook=failing_hook,
+        )
+    # The outbox row itself cannot be stored (NOT NULL): the change is rolled back with it.
+    broken = WebhookDelivery(None, "http://127.0.0.1:9/hook", {})  # type: ignore[arg-type]
+    with pytest.raises(Exception, match=r"(?i)null"):
+        await storage.update_document(
+            SVC,
+            doc.sid,
+            data={"v": 3},
+            merge=False,
+            if_match=None,
+            ttl=None,
+            origin=None,
+            webhook=lambda _: broken,
+        )
+    got = await storage.get_object(SVC, "document", doc.sid)
+    assert got is not None and got.data == {"v": 0} and got.last_event_id == 0
+    assert await storage.events_since(SVC, doc.sid, 0, 10) == []
+    assert await storage.get_object(SVC, "map", "m") is None
+    assert await outbox_rows(backend) == []
+    # ... and the next write is whole again.
+    await storage.update_document(
+        SVC,
+        doc.sid,
+        data={"v": 4},
+        merge=False,
+        if_match=None,
+        ttl=None,
+        origin=None,
+        webhook=hook_for(doc.sid),
+    )
+    assert await outbox_rows(backend) == [(doc.sid, "updated")]

@@ -426,7 +426,7 @@ async def test_slow_receiver_does_not_slow_sdk_writes(
     assert events(hits[:3]) == ["document_created", "document_updated", "document_updated"]
     assert [h.json("DocumentData") for h in hits[1:3]] == [{"v": 0}, {"v": 1}]
     assert_one_at_a_time(receiver, doc.sid)
-    # Pending deliveries are in memory only; do not make the server drain them at teardown.
+    # The backlog stays in the outbox; no need to let the server finish a request at teardown.
     fresh_server.stop(signal.SIGKILL)
 
 
@@ -442,3 +442,126 @@ async def test_signature_matches_the_url_called_when_it_needs_percent_encoding(
     hit = receiver.hits[0]
     assert hit.url == receiver.url("/hook?name=a%20b")  # what was on the wire
     assert_signed(hit, creds.auth_token)
+
+
+# ---- durability: SIGKILL with deliveries pending -------------------------------------------
+
+
+def metric(srv: ServerProcess, name: str) -> float:
+    text = httpx.get(srv.url + "/metrics", timeout=5).text
+    line = next(x for x in text.splitlines() if x.startswith(name + " "))
+    return float(line.split()[1])
+
+
+def by_token(hits: list[Hit]) -> list[Hit]:
+    """What a receiver that drops duplicates (by idempotency token) keeps, in arrival order."""
+    seen: set[str] = set()
+    kept = []
+    for hit in hits:
+        token = hit.headers["i-twilio-idempotency-token"]
+        if token not in seen:
+            seen.add(token)
+            kept.append(hit)
+    return kept
+
+
+def change(hit: Hit) -> tuple[str, Any]:
+    data = next(
+        (hit.json(n) for n in ("DocumentData", "ItemData", "MessageData") if n in hit.form), None
+    )
+    return hit.event, data
+
+
+def assert_every_change_once_in_order(
+    receiver: Receiver, expected: dict[str, list[tuple[str, Any]]]
+) -> None:
+    """Per object: every change, in order, once after de-duplication; what came twice came
+    again with its token, right after itself (nothing later was sent before it)."""
+    for sid, changes in expected.items():
+        hits = [h for h in receiver.hits if h.object_sid == sid]
+        assert [change(h) for h in by_token(hits)] == changes, sid
+        positions = [changes.index(change(h)) for h in hits]
+        assert positions == sorted(positions), (sid, positions)
+        tokens = {}
+        for h in hits:
+            assert (
+                tokens.setdefault(changes.index(change(h)), h.headers["i-twilio-idempotency-token"])
+                == (h.headers["i-twilio-idempotency-token"])
+            )
+    assert len(by_token(receiver.hits)) == sum(map(len, expected.values()))
+
+
+async def make_changes(srv: ServerProcess, tag: str, n: int) -> dict[str, list[tuple[str, Any]]]:
+    """Writes over the SDK (they notify); what each object's webhooks must report."""
+    async with srv.client("alice") as alice:
+        doc = await alice.document(f"{tag}-doc", data={"v": 0})
+        lst = await alice.list(f"{tag}-list")
+        stream = await alice.stream(f"{tag}-stream")
+        for i in range(1, n + 1):
+            await doc.set({"v": i})
+            await lst.push({"n": i})
+            await stream.publish_message({"m": i})
+    return {
+        doc.sid: [("document_created", {"v": 0})]
+        + [("document_updated", {"v": i}) for i in range(1, n + 1)],
+        lst.sid: [("list_created", None)]
+        + [("list_item_added", {"n": i}) for i in range(1, n + 1)],
+        stream.sid: [("stream_created", None)]
+        + [("stream_message_published", {"m": i}) for i in range(1, n + 1)],
+    }
+
+
+async def test_sigkill_with_deliveries_pending_then_restart_delivers_the_rest(
+    backend: str, fresh_server: ServerProcess, rest: Rest, receiver: Receiver
+) -> None:
+    if backend != "embedded":
+        pytest.skip("one SQLite node; the cluster's takeover has its own test")
+    await rest.post("", WebhookUrl=receiver.url())
+    receiver.delay = 0.5  # slow: most deliveries wait in the outbox, one per object in flight
+    expected = await make_changes(fresh_server, "crash", 8)
+    await wait_until(lambda: len(receiver.hits) >= 3)
+    assert metric(fresh_server, "sync_webhook_queue") >= 20  # the outbox depth
+    fresh_server.stop(signal.SIGKILL)  # requests in flight: the receiver saw them, no answer
+    seen_before = len(by_token(receiver.hits))
+    assert seen_before < 27
+
+    receiver.delay = 0
+    fresh_server.start()  # the same data dir
+    await wait_until(lambda: len(by_token(receiver.hits)) >= 27, timeout=30)
+    await asyncio.sleep(0.3)  # nothing more arrives
+    assert_every_change_once_in_order(receiver, expected)
+    assert len(receiver.hits) > len(by_token(receiver.hits))  # the ones in flight, again
+    await wait_until(lambda: metric(fresh_server, "sync_webhook_queue") == 0, timeout=5)
+
+
+async def test_cluster_node_holding_the_leases_dies_and_another_node_delivers(
+    backend: str, make_server: Callable[..., ServerProcess], receiver: Receiver
+) -> None:
+    if backend != "cluster":
+        pytest.skip("needs PostgreSQL and two nodes")
+    lease = 2.0
+    first = make_server(["--webhook-lease", str(lease)])
+    api = Rest(first)
+    try:
+        await api.post("", WebhookUrl=receiver.url())
+    finally:
+        await api.http.aclose()
+    receiver.delay = 60  # the first node's requests hang: it holds the heads' leases
+    expected = await make_changes(first, "takeover", 5)
+    await wait_until(lambda: len(receiver.hits) == 3)  # one in flight per object
+    second = first.node(["--webhook-lease", str(lease)])
+    second.start()
+    try:
+        await asyncio.sleep(1.5 * lease)  # leases renewed: the second node sends nothing
+        assert len(receiver.hits) == 3
+        receiver.delay = 0
+        first.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        await wait_until(lambda: len(by_token(receiver.hits)) >= 18, timeout=30)
+        await asyncio.sleep(0.3)
+        assert_every_change_once_in_order(receiver, expected)
+        after = [h for h in receiver.hits if h.arrived > killed]
+        assert len(after) == 18  # the 3 heads again (same tokens), then the 15 behind them
+        assert min(h.arrived for h in after) - killed > 0.3 * lease  # once the leases lapsed
+    finally:
+        second.destroy()

@@ -1,10 +1,10 @@
 """`sync_server.webhooks` against a real HTTP receiver (Starlette on uvicorn, 127.0.0.1, random
-port) that records every request and can be told to fail or to answer slowly."""
+port) that records every request and can be told to fail or to answer slowly, with the outbox
+in real storage (an SQLite file; PostgreSQL for the tests of leases between nodes)."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import random
@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -24,6 +25,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
+from sync_server.storage.base import Storage, WebhookDelivery
+from sync_server.storage.postgres import PostgresStorage
+from sync_server.storage.sqlite import SQLiteStorage
 from sync_server.webhooks import (
     USER_AGENT,
     WebhookDispatcher,
@@ -31,6 +35,7 @@ from sync_server.webhooks import (
     compute_signature,
     event_params,
 )
+from tests import services
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 
@@ -133,11 +138,21 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def make_dispatcher() -> AsyncIterator[Callable[..., WebhookDispatcher]]:
+async def store(tmp_path: Path) -> AsyncIterator[Storage]:
+    storage = SQLiteStorage(tmp_path / "sync.db")
+    await storage.start()
+    yield storage
+    await storage.close()
+
+
+@pytest.fixture
+async def make_dispatcher(store: Storage) -> AsyncIterator[Callable[..., WebhookDispatcher]]:
     made: list[WebhookDispatcher] = []
 
     def make(start: bool = True, **kwargs: Any) -> WebhookDispatcher:
         kwargs.setdefault("auth_token", TOKEN)
+        kwargs.setdefault("storage", store)
+        kwargs.setdefault("poll_interval", 0.1)
         kwargs.setdefault("initial_backoff", 0.01)
         kwargs.setdefault("max_backoff", 0.05)
         kwargs.setdefault("timeout", 10.0)
@@ -152,7 +167,7 @@ async def make_dispatcher() -> AsyncIterator[Callable[..., WebhookDispatcher]]:
         await d.close(drain_timeout=0)
 
 
-async def idle(d: WebhookDispatcher, timeout: float = 5.0) -> None:
+async def idle(d: WebhookDispatcher, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         await d.wait_idle()
 
@@ -358,8 +373,8 @@ async def test_delivery_has_form_params_and_a_valid_signature(
         revision="7",
         date_updated="2024-05-01T12:00:00Z",
     )
-    d.enqueue(url, params["MapSid"], params)
-    d.enqueue(url, params["MapSid"], {**params, "ItemRevision": "8"})
+    await d.enqueue(url, params["MapSid"], params)
+    await d.enqueue(url, params["MapSid"], {**params, "ItemRevision": "8"})
     await idle(d)
 
     assert d.delivered == 2 and d.failed == 0 and d.retried == 0 and d.pending == 0
@@ -386,8 +401,8 @@ async def test_per_object_order_under_retries_without_blocking_other_objects(
     d = make_dispatcher(initial_backoff=0.2, max_backoff=1.0)
     receiver.fail_when(2, DocumentSid="ETa", Seq="0")
     for i in range(5):
-        d.enqueue(receiver.url(), "ETa", seq_params("ETa", i))
-        d.enqueue(receiver.url(), "ETb", seq_params("ETb", i))
+        await d.enqueue(receiver.url(), "ETa", seq_params("ETa", i))
+        await d.enqueue(receiver.url(), "ETb", seq_params("ETb", i))
     await idle(d)
 
     a, b = receiver.by(DocumentSid="ETa"), receiver.by(DocumentSid="ETb")
@@ -406,14 +421,13 @@ async def test_per_object_order_under_retries_without_blocking_other_objects(
 async def test_enqueue_returns_immediately_with_a_slow_receiver(
     receiver: Receiver, make_dispatcher: Callable[..., WebhookDispatcher]
 ) -> None:
-    assert not inspect.iscoroutinefunction(WebhookDispatcher.enqueue)
     receiver.delay = 0.2
     # A generous timeout: a request timed out on a loaded machine is retried (a duplicate).
     d = make_dispatcher(max_concurrency=32, timeout=30.0)
     start = time.perf_counter()
     for i in range(100):
-        d.enqueue(receiver.url(), f"ET{i}", seq_params(f"ET{i}", 0))
-    assert time.perf_counter() - start < 0.05
+        await d.enqueue(receiver.url(), f"ET{i}", seq_params(f"ET{i}", 0))
+    assert time.perf_counter() - start < 0.5  # 100 storage writes, no network
 
     async with asyncio.timeout(5):
         await receiver.got_one.wait()
@@ -421,8 +435,8 @@ async def test_enqueue_returns_immediately_with_a_slow_receiver(
     assert receiver.in_flight > 0  # now requests are in flight at the slow receiver
     start = time.perf_counter()
     for i in range(100):
-        d.enqueue(receiver.url(), f"ET{i}", seq_params(f"ET{i}", 1))
-    assert time.perf_counter() - start < 0.05
+        await d.enqueue(receiver.url(), f"ET{i}", seq_params(f"ET{i}", 1))
+    assert time.perf_counter() - start < 0.5
 
     await idle(d, timeout=60)
     assert d.delivered == 200
@@ -439,8 +453,8 @@ async def test_retries_stop_after_max_attempts_and_the_next_one_goes_out(
     d = make_dispatcher(max_attempts=3)
     receiver.fail_when(1_000, DocumentSid="ETx", Seq="0")
     with caplog.at_level(logging.WARNING, logger="sync_server.webhooks"):
-        d.enqueue(receiver.url(), "ETx", seq_params("ETx", 0))
-        d.enqueue(receiver.url(), "ETx", seq_params("ETx", 1))
+        await d.enqueue(receiver.url(), "ETx", seq_params("ETx", 0))
+        await d.enqueue(receiver.url(), "ETx", seq_params("ETx", 1))
         await idle(d)
     assert seqs(receiver.requests) == [0, 0, 0, 1]
     assert (d.delivered, d.failed, d.retried) == (1, 1, 2)
@@ -453,9 +467,9 @@ async def test_connection_errors_and_timeouts_are_retried_then_dropped(
     receiver: Receiver, make_dispatcher: Callable[..., WebhookDispatcher]
 ) -> None:
     d = make_dispatcher(max_attempts=2, timeout=0.2)
-    d.enqueue(f"http://127.0.0.1:{closed_port()}/hook", "ETc", seq_params("ETc", 0))
+    await d.enqueue(f"http://127.0.0.1:{closed_port()}/hook", "ETc", seq_params("ETc", 0))
     receiver.delay = 1.0
-    d.enqueue(receiver.url(), "ETt", seq_params("ETt", 0))
+    await d.enqueue(receiver.url(), "ETt", seq_params("ETt", 0))
     await idle(d)
     assert (d.delivered, d.failed, d.retried) == (0, 2, 2)
     assert len(receiver.requests) == 2  # both attempts reached the (too slow) receiver
@@ -465,100 +479,124 @@ async def test_a_url_that_cannot_work_is_not_retried(
     make_dispatcher: Callable[..., WebhookDispatcher],
 ) -> None:
     d = make_dispatcher(max_attempts=5, initial_backoff=1.0)
-    d.enqueue("ftp://127.0.0.1/hook", "ETf", seq_params("ETf", 0))
-    d.enqueue("not a url", "ETg", seq_params("ETg", 0))
+    await d.enqueue("ftp://127.0.0.1/hook", "ETf", seq_params("ETf", 0))
+    await d.enqueue("not a url", "ETg", seq_params("ETg", 0))
     await idle(d, timeout=1)
     assert (d.delivered, d.failed, d.retried) == (0, 2, 0)
 
 
-async def test_close_drains_pending_deliveries(
-    receiver: Receiver, make_dispatcher: Callable[..., WebhookDispatcher]
+async def test_close_finishes_requests_in_flight_and_leaves_the_rest_for_the_next_start(
+    receiver: Receiver, store: Storage, make_dispatcher: Callable[..., WebhookDispatcher]
 ) -> None:
-    receiver.delay = 0.01
-    receiver.fail_first = 1
+    receiver.delay = 0.3
     d = make_dispatcher()
-    for i in range(20):
-        d.enqueue(receiver.url(), "ET1", seq_params("ET1", i))
-        d.enqueue(receiver.url(), "ET2", seq_params("ET2", i))
-    assert d.pending == 40
+    for i in range(5):
+        await d.enqueue(receiver.url(), "ET1", seq_params("ET1", i))
+    async with asyncio.timeout(5):
+        await receiver.got_one.wait()
     await d.close(drain_timeout=5)
-    assert (d.delivered, d.retried, d.failed, d.dropped, d.pending) == (40, 1, 0, 0, 0)
-    ok = [r for r in receiver.requests if r.status == 200]
-    assert seqs([r for r in ok if r.form["DocumentSid"] == "ET1"]) == list(range(20))
-    assert seqs([r for r in ok if r.form["DocumentSid"] == "ET2"]) == list(range(20))
-
-    d.enqueue(receiver.url(), "ET1", seq_params("ET1", 99))  # after close: dropped, no error
-    assert d.dropped == 1 and d.pending == 0
+    assert (d.delivered, d.dropped) == (1, 0)  # the request in flight was answered
+    assert await store.webhook_backlog() == 4
     with pytest.raises(RuntimeError):
         d.start()
 
+    receiver.delay = 0
+    again = make_dispatcher()  # a restart: the rest goes out, in order, each once
+    await idle(again)
+    assert seqs(receiver.requests) == [0, 1, 2, 3, 4]
+    assert len({r.headers["i-twilio-idempotency-token"] for r in receiver.requests}) == 5
 
-async def test_close_abandons_what_does_not_fit_in_drain_timeout(
-    receiver: Receiver, make_dispatcher: Callable[..., WebhookDispatcher]
+
+async def test_close_leaves_a_request_that_does_not_fit_in_drain_timeout(
+    receiver: Receiver, store: Storage, make_dispatcher: Callable[..., WebhookDispatcher]
 ) -> None:
     receiver.delay = 1.0
     d = make_dispatcher()
-    for i in range(5):
-        d.enqueue(receiver.url(), "ET1", seq_params("ET1", i))
+    for i in range(3):
+        await d.enqueue(receiver.url(), "ET1", seq_params("ET1", i))
+    async with asyncio.timeout(5):
+        await receiver.got_one.wait()
     start = time.monotonic()
     await d.close(drain_timeout=0.1)
     assert time.monotonic() - start < 0.8
-    assert (d.delivered, d.dropped, d.pending) == (0, 5, 0)
-    await d.wait_idle()
+    assert d.delivered == 0 and await store.webhook_backlog() == 3
+
+    receiver.delay = 0
+    again = make_dispatcher()
+    await idle(again)
+    # The abandoned request is sent again with its token: the receiver can tell.
+    assert seqs(receiver.requests) == [0, 0, 1, 2]
+    tokens = [r.headers["i-twilio-idempotency-token"] for r in receiver.requests]
+    assert tokens[0] == tokens[1] and len(set(tokens)) == 3
 
 
-async def test_queue_overflow_drops_the_oldest(
+async def test_attempts_survive_a_restart(
+    receiver: Receiver, store: Storage, make_dispatcher: Callable[..., WebhookDispatcher]
+) -> None:
+    """The attempts made before a stop count: 3 attempts in all, 2 of them before."""
+    receiver.fail_when(1_000, DocumentSid="ETr", Seq="0")
+    d = make_dispatcher(max_attempts=3, initial_backoff=0.2, max_backoff=0.2)
+    await d.enqueue(receiver.url(), "ETr", seq_params("ETr", 0))
+    await d.enqueue(receiver.url(), "ETr", seq_params("ETr", 1))
+    await wait_for(lambda: len(receiver.requests) == 2)
+    await d.close(drain_timeout=0)
+    again = make_dispatcher(max_attempts=3, initial_backoff=0.01, max_backoff=0.01)
+    await idle(again)
+    assert seqs(receiver.requests) == [0, 0, 0, 1]
+    assert (again.failed, again.delivered) == (1, 1)
+
+
+async def test_an_objects_backlog_is_bounded_oldest_dropped(
     receiver: Receiver,
+    store: Storage,
     make_dispatcher: Callable[..., WebhookDispatcher],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     d = make_dispatcher(start=False, max_queue_per_object=3)
+    for i in range(5):
+        await d.enqueue(receiver.url(), "ETo", seq_params("ETo", i))
+    await d.enqueue(receiver.url(), "ETp", seq_params("ETp", 0))
+    assert await store.webhook_backlog() == 6
     with caplog.at_level(logging.WARNING, logger="sync_server.webhooks"):
-        for i in range(5):
-            d.enqueue(receiver.url(), "ETo", seq_params("ETo", i))
-        d.enqueue(receiver.url(), "ETp", seq_params("ETp", 0))
-    assert d.dropped == 2 and d.pending == 4
-    assert sum("dropping the oldest" in r.getMessage() for r in caplog.records) == 2
-    d.start()  # deliveries enqueued before start go out now
-    await idle(d)
+        d.start()  # deliveries stored before start go out now, the oldest 2 of ETo dropped
+        await idle(d)
     assert seqs(receiver.by(DocumentSid="ETo")) == [2, 3, 4]
-    assert d.delivered == 4
+    assert (d.delivered, d.dropped) == (4, 2)
+    assert sum("dropped the oldest 2" in r.getMessage() for r in caplog.records) == 1
 
 
 async def test_the_whole_backlog_is_bounded(
     receiver: Receiver,
+    store: Storage,
     make_dispatcher: Callable[..., WebhookDispatcher],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Many busy objects, no one delivering: past max_pending in all, new deliveries are
-    dropped (counted, one warning per thousand), and the earlier ones still go out."""
+    not stored (counted, one warning per thousand), and the earlier ones still go out."""
     d = make_dispatcher(start=False, max_pending=50, max_queue_per_object=10)
     with caplog.at_level(logging.WARNING, logger="sync_server.webhooks"):
-        for obj in range(20):
-            for i in range(5):
-                d.enqueue(receiver.url(), f"ET{obj:02}", seq_params(f"ET{obj:02}", i))
-    assert (d.pending, d.dropped) == (50, 50)
+        stored = [
+            await d.enqueue(receiver.url(), f"ET{obj:02}", seq_params(f"ET{obj:02}", i))
+            for obj in range(20)
+            for i in range(5)
+        ]
+    assert stored == [True] * 50 + [False] * 50
+    assert (d.pending, d.dropped, await store.webhook_backlog()) == (50, 50, 50)
     assert sum("pending in all" in r.getMessage() for r in caplog.records) == 1
     d.start()
     await idle(d)
-    assert d.delivered == 50
+    assert d.delivered == 50 and d.pending == 0
     assert seqs(receiver.by(DocumentSid="ET00")) == [0, 1, 2, 3, 4]
     assert receiver.by(DocumentSid="ET10") == []  # enqueued after the bound was reached
 
 
-async def test_enqueue_from_another_thread_and_a_caller_owned_client(
+async def test_a_caller_owned_client_is_left_open(
     receiver: Receiver, make_dispatcher: Callable[..., WebhookDispatcher]
 ) -> None:
     async with httpx.AsyncClient() as client:
         d = make_dispatcher(client=client)
-
-        def produce() -> None:
-            for i in range(10):
-                d.enqueue(receiver.url(), "ETth", seq_params("ETth", i))
-
-        # The enqueues were handed to the loop before to_thread's own result was.
-        await asyncio.to_thread(produce)
-        assert d.pending > 0
+        for i in range(10):
+            await d.enqueue(receiver.url(), "ETth", seq_params("ETth", i))
         await idle(d)
         assert d.delivered == 10
         assert seqs(receiver.requests) == list(range(10))
@@ -575,8 +613,100 @@ async def test_enqueue_from_another_thread_and_a_caller_owned_client(
         {"max_pending": 0},
         {"max_concurrency": 0},
         {"timeout": 0},
+        {"lease": 0},
     ],
 )
-def test_constructor_rejects_nonsense(kwargs: dict[str, Any]) -> None:
+def test_constructor_rejects_nonsense(kwargs: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        WebhookDispatcher(auth_token=TOKEN, **kwargs)
+        WebhookDispatcher(auth_token=TOKEN, storage=SQLiteStorage(tmp_path / "x.db"), **kwargs)
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+# -- leases: several nodes on one outbox -----------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[Storage]]:
+    """Two storages on one outbox: two nodes of a cluster (PostgreSQL), or, for SQLite, two
+    handles of one file (the leases work the same; a server owns its file alone)."""
+    if request.param == "postgres":
+        services.require("postgres")
+        url = services.create_database()
+        stores: list[Storage] = [PostgresStorage(url, min_pool=1), PostgresStorage(url, min_pool=1)]
+    else:
+        url = ""
+        stores = [SQLiteStorage(tmp_path / "sync.db"), SQLiteStorage(tmp_path / "sync.db")]
+    for st in stores:
+        await st.start()
+    yield stores
+    for st in stores:
+        await st.close()
+    if url:
+        services.drop_database(url)
+
+
+def delivery(url: str, sid: str, seq: int) -> WebhookDelivery:
+    return WebhookDelivery(object_sid=sid, url=url, params=seq_params(sid, seq))
+
+
+async def test_a_delivery_leased_by_another_node_holds_back_its_object_until_the_lease_lapses(
+    receiver: Receiver, shared: list[Storage]
+) -> None:
+    first, second = shared
+    for i in range(3):
+        await first.add_webhook(delivery(receiver.url(), "ETa", i))
+    await first.add_webhook(delivery(receiver.url(), "ETb", 0))
+    # A node that claims ETa's head and dies (it never renews the lease).
+    claimed = await first.claim_webhooks("dead-node", 1.5, 1)
+    assert [r.delivery.params["Seq"] for r in claimed] == ["0"]
+    assert claimed[0].delivery.object_sid == "ETa"
+    leased_at = time.monotonic()
+
+    d = WebhookDispatcher(auth_token=TOKEN, storage=second, poll_interval=0.1, lease=5.0)
+    d.start()
+    try:
+        await wait_for(lambda: len(receiver.requests) >= 1)
+        await asyncio.sleep(0.5)
+        # Only ETb: ETa's later deliveries wait for the head another node holds.
+        assert [(r.form["DocumentSid"], r.form["Seq"]) for r in receiver.requests] == [("ETb", "0")]
+        await d.wait_idle()
+        assert time.monotonic() - leased_at >= 1.4  # not before the lease lapsed
+        assert seqs(receiver.by(DocumentSid="ETa")) == [0, 1, 2]
+        assert receiver.by(DocumentSid="ETa")[0].headers["i-twilio-idempotency-token"] == (
+            claimed[0].delivery.token
+        )
+        assert not await first.finish_webhook(claimed[0].seq, "dead-node")  # too late
+    finally:
+        await d.close()
+
+
+async def test_two_nodes_share_the_outbox_each_delivery_sent_once_in_order(
+    receiver: Receiver, shared: list[Storage]
+) -> None:
+    receiver.delay = 0.005
+    nodes = [
+        WebhookDispatcher(auth_token=TOKEN, storage=st, poll_interval=0.05, max_claimed=4)
+        for st in shared
+    ]
+    for node in nodes:
+        node.start()
+    try:
+        for i in range(10):
+            for obj in range(8):
+                await nodes[obj % 2].enqueue(receiver.url(), f"ET{obj}", seq_params(f"ET{obj}", i))
+        async with asyncio.timeout(30):
+            await nodes[0].wait_idle()
+            await nodes[1].wait_idle()
+    finally:
+        for node in nodes:
+            await node.close()
+    for obj in range(8):
+        assert seqs(receiver.by(DocumentSid=f"ET{obj}")) == list(range(10))
+    assert nodes[0].delivered + nodes[1].delivered == 80
+    assert nodes[0].delivered > 0 and nodes[1].delivered > 0  # both did some

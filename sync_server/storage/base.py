@@ -14,12 +14,25 @@ Conventions shared by every backend:
 - Expired rows (date_expires <= now) are invisible to reads and removed by `expire()`.
 - Errors are raised as the generated SyncError subclasses (DocumentNotFoundError, ...).
 - Times are Unix seconds (float).
+
+Webhook outbox. A write that changes an object takes an optional `webhook` hook; when given,
+the backend calls it inside the write's transaction with the write's result (the
+`StoredEvent`, or the new `ObjectRecord` for `create_object`) and stores the
+`WebhookDelivery` it returns in the outbox *in that same transaction*, as its own statement:
+the change and its webhook commit together or not at all. The `*_webhook*` methods are the
+dispatcher's side: rows are claimed with a lease (`claim_webhooks`), the lease is renewed
+while a delivery is in progress, and a row is deleted once delivered or given up on. Only
+the oldest row of each object (its head) can be claimed, so one object's deliveries go out
+in order whichever node sends them; a head whose lease lapses (its node died) is claimable
+again by any node.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ..events import StoredEvent
@@ -38,12 +51,46 @@ __all__ = [
     "JsonObject",
     "ObjectKind",
     "ObjectRecord",
+    "OnChange",
+    "OnCreate",
+    "OutboxRow",
     "PageResult",
     "PermissionRecord",
     "ServiceRecord",
     "Storage",
     "StoredEvent",
+    "WebhookDelivery",
 ]
+
+
+def new_idempotency_token() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One webhook POST to store in the outbox: the form `params` for `url`, ordered after the
+    earlier deliveries of `object_sid`. `token` is its ``I-Twilio-Idempotency-Token``, the
+    same on every attempt, from any node."""
+
+    object_sid: str
+    url: str
+    params: dict[str, str]
+    token: str = field(default_factory=new_idempotency_token)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A claimed outbox row: `seq` orders the outbox; `attempts` already made (any node)."""
+
+    seq: int
+    delivery: WebhookDelivery
+    attempts: int
+
+
+# The webhook hook of a write: called in the write's transaction with what it produced.
+OnChange = Callable[[StoredEvent], WebhookDelivery | None]
+OnCreate = Callable[[ObjectRecord], WebhookDelivery | None]
 
 
 class Storage(abc.ABC):
@@ -85,6 +132,7 @@ class Storage(abc.ABC):
         data: JsonObject | None,
         ttl: int | None,
         created_by: str,
+        webhook: OnCreate | None = None,
     ) -> ObjectRecord:
         """Create an object with a new SID; UniqueNameExistsError (54301) if the name is taken."""
 
@@ -111,6 +159,7 @@ class Storage(abc.ABC):
         if_match: str | None,
         ttl: int | None,
         origin: str | None,
+        webhook: OnChange | None = None,
     ) -> tuple[ObjectRecord, StoredEvent]:
         """Overwrite (or shallow-merge) a document: event `updated`. 54100 / 54103."""
 
@@ -122,7 +171,13 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def remove_object(
-        self, service_sid: str, kind: ObjectKind, sid: str, *, origin: str | None
+        self,
+        service_sid: str,
+        kind: ObjectKind,
+        sid: str,
+        *,
+        origin: str | None,
+        webhook: OnChange | None = None,
     ) -> StoredEvent:
         """Delete an object with its items and event log: event `removed`."""
 
@@ -137,6 +192,7 @@ class Storage(abc.ABC):
         ttl: int | None,
         origin: str | None,
         created_by: str,
+        webhook: OnChange | None = None,
     ) -> tuple[ItemRecord, StoredEvent]:
         """Append an item at the next index: event `item_added`. 54150."""
 
@@ -161,6 +217,7 @@ class Storage(abc.ABC):
         origin: str | None,
         created_by: str,
         if_absent: bool = False,
+        webhook: OnChange | None = None,
     ) -> tuple[ItemRecord, StoredEvent]:
         """Write an item. Lists: must exist (54151), event `item_updated`. Maps: upsert,
         event `item_added` or `item_updated`. If-Match mismatch: 54155 / 54205.
@@ -182,6 +239,7 @@ class Storage(abc.ABC):
         *,
         if_match: str | None,
         origin: str | None,
+        webhook: OnChange | None = None,
     ) -> StoredEvent:
         """Delete an item: event `item_removed` with previous_data."""
 
@@ -244,3 +302,45 @@ class Storage(abc.ABC):
     async def prune_events(self, now: float, limit: int) -> int:
         """Delete at most `limit` events older than the retention window; return how many.
         (Each write keeps at most the retention count of events of its object.)"""
+
+    # ---- webhook outbox --------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_webhook(self, delivery: WebhookDelivery) -> None:
+        """Store one delivery on its own (a change that is not stored: a stream message)."""
+
+    @abc.abstractmethod
+    async def claim_webhooks(self, owner: str, lease: float, limit: int) -> list[OutboxRow]:
+        """Lease to `owner` for `lease` seconds at most `limit` rows, oldest first, each the
+        head of its object, due (its back-off is over) and not leased (or its lease lapsed).
+        Across processes, each row goes to one claimer."""
+
+    @abc.abstractmethod
+    async def renew_webhook_leases(
+        self, owner: str, seqs: Collection[int], lease: float
+    ) -> set[int]:
+        """Extend `owner`'s leases of `seqs` to `lease` seconds from now; the seqs it still
+        holds (a row whose lease lapsed and was claimed by another is lost)."""
+
+    @abc.abstractmethod
+    async def retry_webhook(
+        self, seq: int, owner: str, *, attempts: int, delay: float, lease: float
+    ) -> bool:
+        """Record a failed attempt: `attempts` made, next one due in `delay` seconds; the
+        lease is kept until then plus `lease`. False if `owner` no longer holds the row."""
+
+    @abc.abstractmethod
+    async def finish_webhook(self, seq: int, owner: str) -> bool:
+        """Delete a row (delivered or given up on); False if `owner` no longer held it."""
+
+    @abc.abstractmethod
+    async def release_webhooks(self, owner: str) -> None:
+        """Give up every lease of `owner` (a node shutting down), keeping the back-off."""
+
+    @abc.abstractmethod
+    async def webhook_backlog(self) -> int:
+        """Rows in the outbox (pending, leased or backing off)."""
+
+    @abc.abstractmethod
+    async def trim_webhooks(self, per_object: int) -> int:
+        """Delete the oldest waiting rows of each object holding more than `per_object`
+        (never a leased or already attempted one); how many were deleted."""

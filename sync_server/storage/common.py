@@ -9,7 +9,8 @@ row (an sqlite3 tuple or an asyncpg Record) whose columns follow the `*_COLS` li
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sync_generated.client import MAX_DATA_BYTES
@@ -36,9 +37,11 @@ from .base import (
     JsonObject,
     ObjectKind,
     ObjectRecord,
+    OutboxRow,
     PermissionRecord,
     ServiceRecord,
     StoredEvent,
+    WebhookDelivery,
 )
 
 PREFIXES: dict[str, str] = {"document": "ET", "list": "ES", "map": "MP", "stream": "TO"}
@@ -388,3 +391,83 @@ def expired_item_events(rows: Iterable[Row]) -> tuple[list[StoredEvent], dict[st
         frame = dumps(events.item_removed(kind, sid, event_id, ref, loads(data), None))
         removals.append(StoredEvent(service_sid, sid, event_id, frame))
     return removals, counters
+
+
+# ---- the webhook outbox ------------------------------------------------------------------
+# One table in both schemas: `seq` (ever increasing) orders it, each object's rows go out in
+# seq order, one at a time: only an object's head (its lowest seq) is ever claimed. A claim
+# is a lease (`lease_owner` until `lease_expires`); `next_attempt_at` holds the back-off.
+# New rows are due at once (next_attempt_at 0). The statements below are the same text on
+# both backends, but for the parameter marks, the clock and PostgreSQL's row locking.
+
+OUTBOX_COLS = "seq, object_sid, url, params, token, attempts"
+
+
+def outbox_args(delivery: WebhookDelivery, at: float) -> tuple[Any, ...]:
+    """The parameters of `OutboxSql.insert`, in order."""
+    return (
+        delivery.object_sid,
+        delivery.url,
+        dumps(delivery.params).decode(),
+        delivery.token,
+        at,
+    )
+
+
+def outbox_from_row(row: Row) -> OutboxRow:
+    """Row: the columns of OUTBOX_COLS."""
+    delivery = WebhookDelivery(object_sid=row[1], url=row[2], params=loads(row[3]), token=row[4])
+    return OutboxRow(seq=int(row[0]), delivery=delivery, attempts=int(row[5]))
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSql:
+    insert: str  # object_sid, url, params, token, created_at
+    claim: str  # owner, lease seconds, limit -> OUTBOX_COLS
+    retry: str  # seq, owner, attempts, delay, lease
+    finish: str  # seq, owner
+    release: str  # owner
+    backlog: str
+    trim: str  # rows kept per object
+
+
+def outbox_sql(mark: Callable[[int], str], now: str, lock: str = "") -> OutboxSql:
+    """The outbox statements of one backend: `mark(n)` is its n-th parameter, `now` its
+    clock in Unix seconds, `lock` what keeps two claimers off one row."""
+    p = mark
+    waiting = f"attempts = 0 AND (lease_expires IS NULL OR lease_expires <= {now})"
+    return OutboxSql(
+        insert=(
+            "INSERT INTO webhook_outbox (object_sid, url, params, token, attempts, "
+            f"next_attempt_at, created_at) VALUES ({p(1)}, {p(2)}, {p(3)}, {p(4)}, 0, 0, {p(5)})"
+        ),
+        claim=(
+            f"UPDATE webhook_outbox SET lease_owner = {p(1)}, lease_expires = {now} + {p(2)} "
+            "WHERE seq IN (SELECT o.seq FROM webhook_outbox o "
+            f"WHERE o.next_attempt_at <= {now} "
+            f"AND (o.lease_expires IS NULL OR o.lease_expires <= {now}) "
+            "AND NOT EXISTS (SELECT 1 FROM webhook_outbox h "
+            "WHERE h.object_sid = o.object_sid AND h.seq < o.seq) "
+            f"ORDER BY o.seq LIMIT {p(3)}{lock}) "
+            f"RETURNING {OUTBOX_COLS}"
+        ),
+        retry=(
+            f"UPDATE webhook_outbox SET attempts = {p(3)}, next_attempt_at = {now} + {p(4)}, "
+            f"lease_expires = {now} + {p(4)} + {p(5)} "
+            f"WHERE seq = {p(1)} AND lease_owner = {p(2)} RETURNING seq"
+        ),
+        finish=(
+            f"DELETE FROM webhook_outbox WHERE seq = {p(1)} AND lease_owner = {p(2)} RETURNING seq"
+        ),
+        release=(
+            "UPDATE webhook_outbox SET lease_owner = NULL, lease_expires = NULL "
+            f"WHERE lease_owner = {p(1)}"
+        ),
+        backlog="SELECT count(*) FROM webhook_outbox",
+        trim=(
+            "DELETE FROM webhook_outbox WHERE seq IN (SELECT seq FROM ("
+            "SELECT seq, attempts, lease_expires, "
+            "row_number() OVER (PARTITION BY object_sid ORDER BY seq DESC) AS newer "
+            f"FROM webhook_outbox) AS r WHERE newer > {p(1)} AND {waiting})"
+        ),
+    )

@@ -47,11 +47,15 @@ from .base import (
     JsonObject,
     ObjectKind,
     ObjectRecord,
+    OnChange,
+    OnCreate,
+    OutboxRow,
     PageResult,
     PermissionRecord,
     ServiceRecord,
     Storage,
     StoredEvent,
+    WebhookDelivery,
 )
 from .common import (
     ITEM_COLS,
@@ -159,8 +163,25 @@ CREATE INDEX items_expiry ON items (date_expires, object_sid, idx, key)
 DROP INDEX items_expires;
 """
 
+# The webhook outbox (see `common.outbox_sql`).
+_V3 = """
+CREATE TABLE webhook_outbox (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    object_sid TEXT COLLATE "C" NOT NULL,
+    url TEXT NOT NULL,
+    params TEXT NOT NULL,
+    token TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at DOUBLE PRECISION NOT NULL,
+    lease_owner TEXT,
+    lease_expires DOUBLE PRECISION,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX webhook_outbox_by_object ON webhook_outbox (object_sid, seq);
+"""
+
 # (version, SQL), applied in order, each exactly once per database. Append; never edit.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2))
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3))
 
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS sync_schema_migrations (
@@ -168,6 +189,15 @@ CREATE TABLE IF NOT EXISTS sync_schema_migrations (
     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
 )
 """
+
+
+# Leases and back-off use the database's clock, so the nodes' clocks need not agree.
+_DB_NOW = "EXTRACT(EPOCH FROM now())::float8"
+_OUTBOX = common.outbox_sql(lambda n: f"${n}", _DB_NOW, " FOR UPDATE SKIP LOCKED")
+_RENEW_LEASES = (
+    f"UPDATE webhook_outbox SET lease_expires = {_DB_NOW} + $1 "
+    "WHERE lease_owner = $2 AND seq = ANY($3::bigint[]) RETURNING seq"
+)
 
 
 def _live(time_param: str, alias: str = "") -> str:
@@ -417,12 +447,21 @@ class PostgresStorage(Storage):
             yield conn, object_from_row(row), int(row["next_index"]), at
 
     async def _append(
-        self, conn: _Conn, sql: str, obj: ObjectRecord, frame: bytes, at: float, *args: Any
+        self,
+        conn: _Conn,
+        webhook: OnChange | None,
+        sql: str,
+        obj: ObjectRecord,
+        frame: bytes,
+        at: float,
+        *args: Any,
     ) -> StoredEvent:
-        """Run a `_with_event` statement for event `obj.last_event_id`."""
+        """Run a `_with_event` statement for event `obj.last_event_id`, then store its webhook."""
         event_id = obj.last_event_id
         await conn.execute(sql, obj.sid, event_id, frame, at, self._pruned_upto(event_id), *args)
-        return StoredEvent(obj.service_sid, obj.sid, event_id, frame)
+        event = StoredEvent(obj.service_sid, obj.sid, event_id, frame)
+        await _add_webhook(conn, webhook, event, at)
+        return event
 
     def _pruned_upto(self, last_event_id: int) -> int:
         """The log of an object keeps its `event_retention` newest events: ids above this."""
@@ -501,6 +540,7 @@ class PostgresStorage(Storage):
         data: JsonObject | None,
         ttl: int | None,
         created_by: str,
+        webhook: OnCreate | None = None,
     ) -> ObjectRecord:
         at = now()
         obj = common.new_object(
@@ -523,14 +563,21 @@ class PostgresStorage(Storage):
             created_by,
         )
         try:
-            await self.pool.execute(_INSERT_OBJECT, *args)
+            if webhook is None:
+                await self.pool.execute(_INSERT_OBJECT, *args)
+            else:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    await conn.execute(_INSERT_OBJECT, *args)
+                    await _add_webhook(conn, webhook, obj, at)
         except asyncpg.UniqueViolationError as exc:
             if unique_name is None or exc.constraint_name != "objects_unique_name":
                 raise
-            await self._take_over_name(obj, at, args)
+            await self._take_over_name(obj, at, args, webhook)
         return obj
 
-    async def _take_over_name(self, obj: ObjectRecord, at: float, args: tuple[Any, ...]) -> None:
+    async def _take_over_name(
+        self, obj: ObjectRecord, at: float, args: tuple[Any, ...], webhook: OnCreate | None
+    ) -> None:
         """Insert `obj` whose unique name is held: fine if the holder has expired (it is
         deleted, as if swept), UniqueNameExistsError otherwise."""
         taken = UniqueNameExistsError(
@@ -554,6 +601,7 @@ class PostgresStorage(Storage):
                 if exc.constraint_name != "objects_unique_name":
                     raise
                 raise taken from None
+            await _add_webhook(conn, webhook, obj, at)
 
     async def get_object(
         self, service_sid: str, kind: ObjectKind, sid_or_name: str
@@ -593,13 +641,21 @@ class PostgresStorage(Storage):
         if_match: str | None,
         ttl: int | None,
         origin: str | None,
+        webhook: OnChange | None = None,
     ) -> tuple[ObjectRecord, StoredEvent]:
         async with self._locked(service_sid, "document", sid) as (conn, doc, _, at):
             frame = common.update_document(
                 doc, data=data, merge=merge, if_match=if_match, ttl=ttl, origin=origin, at=at
             )
             event = await self._append(
-                conn, _UPDATE_DOCUMENT, doc, frame, at, json_text(doc.data), doc.date_expires
+                conn,
+                webhook,
+                _UPDATE_DOCUMENT,
+                doc,
+                frame,
+                at,
+                json_text(doc.data),
+                doc.date_expires,
             )
         return doc, event
 
@@ -614,13 +670,21 @@ class PostgresStorage(Storage):
         return obj
 
     async def remove_object(
-        self, service_sid: str, kind: ObjectKind, sid: str, *, origin: str | None
+        self,
+        service_sid: str,
+        kind: ObjectKind,
+        sid: str,
+        *,
+        origin: str | None,
+        webhook: OnChange | None = None,
     ) -> StoredEvent:
-        async with self._locked(service_sid, kind, sid) as (conn, obj, _, _at):
+        async with self._locked(service_sid, kind, sid) as (conn, obj, _, at):
             await conn.execute(_DELETE_OBJECTS, [obj.sid])
-        return common.object_removed_event(
-            kind, obj.service_sid, obj.sid, obj.last_event_id, obj.data, origin
-        )
+            event = common.object_removed_event(
+                kind, obj.service_sid, obj.sid, obj.last_event_id, obj.data, origin
+            )
+            await _add_webhook(conn, webhook, event, at)
+        return event
 
     # ---- items -----------------------------------------------------------------------
 
@@ -633,12 +697,13 @@ class PostgresStorage(Storage):
         ttl: int | None,
         origin: str | None,
         created_by: str,
+        webhook: OnChange | None = None,
     ) -> tuple[ItemRecord, StoredEvent]:
         async with self._locked(service_sid, "list", sid) as (conn, lst, index, at):
             item, frame = common.push_item(
                 lst, index, data=data, ttl=ttl, origin=origin, created_by=created_by, at=at
             )
-            event = await self._append(conn, _PUSH_ITEM, lst, frame, at, *_item_args(item))
+            event = await self._append(conn, webhook, _PUSH_ITEM, lst, frame, at, *_item_args(item))
         return item, event
 
     async def get_item(
@@ -690,6 +755,7 @@ class PostgresStorage(Storage):
         origin: str | None,
         created_by: str,
         if_absent: bool = False,
+        webhook: OnChange | None = None,
     ) -> tuple[ItemRecord, StoredEvent]:
         column = item_column(kind, item)
         async with self._locked(service_sid, kind, sid) as (conn, obj, _, at):
@@ -709,7 +775,7 @@ class PostgresStorage(Storage):
                 at=at,
             )
             event = await self._append(
-                conn, _WRITE_ITEM[column], obj, frame, at, *_item_args(record)
+                conn, webhook, _WRITE_ITEM[column], obj, frame, at, *_item_args(record)
             )
         return record, event
 
@@ -740,6 +806,7 @@ class PostgresStorage(Storage):
         *,
         if_match: str | None,
         origin: str | None,
+        webhook: OnChange | None = None,
     ) -> StoredEvent:
         column = item_column(kind, item)
         async with self._locked(service_sid, kind, sid) as (conn, obj, _, at):
@@ -747,7 +814,7 @@ class PostgresStorage(Storage):
             frame = common.remove_item(
                 kind, obj, found, item, if_match=if_match, origin=origin, at=at
             )
-            event = await self._append(conn, _REMOVE_ITEM[column], obj, frame, at, item)
+            event = await self._append(conn, webhook, _REMOVE_ITEM[column], obj, frame, at, item)
         return event
 
     async def items_page(
@@ -971,6 +1038,52 @@ class PostgresStorage(Storage):
             _PRUNE_BY_AGE, now - self.event_retention_seconds, max(limit, 0)
         )
         return int(status.split()[-1])
+
+    # ---- webhook outbox --------------------------------------------------------------
+
+    async def add_webhook(self, delivery: WebhookDelivery) -> None:
+        await self.pool.execute(_OUTBOX.insert, *common.outbox_args(delivery, now()))
+
+    async def claim_webhooks(self, owner: str, lease: float, limit: int) -> list[OutboxRow]:
+        rows = await self.pool.fetch(_OUTBOX.claim, owner, lease, max(limit, 0))
+        return sorted((common.outbox_from_row(r) for r in rows), key=lambda r: r.seq)
+
+    async def renew_webhook_leases(
+        self, owner: str, seqs: Collection[int], lease: float
+    ) -> set[int]:
+        if not seqs:
+            return set()
+        rows = await self.pool.fetch(_RENEW_LEASES, lease, owner, list(seqs))
+        return {int(r[0]) for r in rows}
+
+    async def retry_webhook(
+        self, seq: int, owner: str, *, attempts: int, delay: float, lease: float
+    ) -> bool:
+        held = await self.pool.fetchval(_OUTBOX.retry, seq, owner, attempts, delay, lease)
+        return held is not None
+
+    async def finish_webhook(self, seq: int, owner: str) -> bool:
+        return await self.pool.fetchval(_OUTBOX.finish, seq, owner) is not None
+
+    async def release_webhooks(self, owner: str) -> None:
+        await self.pool.execute(_OUTBOX.release, owner)
+
+    async def webhook_backlog(self) -> int:
+        return int(await self.pool.fetchval(_OUTBOX.backlog))
+
+    async def trim_webhooks(self, per_object: int) -> int:
+        status = await self.pool.execute(_OUTBOX.trim, per_object)
+        return int(status.split()[-1])
+
+
+async def _add_webhook(
+    conn: _Conn, webhook: Callable[[Any], WebhookDelivery | None] | None, of: Any, at: float
+) -> None:
+    """Store the webhook of a write (if any) in its transaction: a statement of its own (one
+    more round trip; it could be folded into the write's statement as a CTE)."""
+    delivery = None if webhook is None else webhook(of)
+    if delivery is not None:
+        await conn.execute(_OUTBOX.insert, *common.outbox_args(delivery, at))
 
 
 async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:

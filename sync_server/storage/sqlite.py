@@ -15,6 +15,7 @@ of each write (errors, new records, event frames) are shared with the other back
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import sqlite3
 import threading
@@ -32,11 +33,15 @@ from .base import (
     JsonObject,
     ObjectKind,
     ObjectRecord,
+    OnChange,
+    OnCreate,
+    OutboxRow,
     PageResult,
     PermissionRecord,
     ServiceRecord,
     Storage,
     StoredEvent,
+    WebhookDelivery,
 )
 from .common import (
     ITEM_COLS,
@@ -55,6 +60,7 @@ from .common import (
 __all__ = ["SQLiteStorage"]
 
 T = TypeVar("T")
+S = TypeVar("S")
 Op = Callable[[sqlite3.Connection], Any]
 
 _SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
@@ -132,7 +138,25 @@ CREATE TABLE IF NOT EXISTS permissions (
     PRIMARY KEY (object_sid, identity)
 );
 CREATE INDEX IF NOT EXISTS permissions_service ON permissions (service_sid);
+
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    object_sid TEXT NOT NULL,
+    url TEXT NOT NULL,
+    params TEXT NOT NULL,
+    token TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    lease_owner TEXT,
+    lease_expires REAL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_outbox_by_object ON webhook_outbox (object_sid, seq);
 """
+
+# SQLite's clock in Unix seconds (constant within a statement).
+_DB_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+_OUTBOX = common.outbox_sql(lambda n: f"?{n}", _DB_NOW)
 
 _LIVE = "(date_expires IS NULL OR date_expires > ?)"
 
@@ -182,6 +206,18 @@ def _find_item(
         (object_sid, item, at),
     ).fetchone()
     return None if row is None else item_from_row(row)
+
+
+def _add_webhook(
+    conn: sqlite3.Connection,
+    webhook: Callable[[S], WebhookDelivery | None] | None,
+    of: S,
+    at: float,
+) -> None:
+    """Store the webhook of a write (if any) in its transaction: a statement of its own."""
+    delivery = None if webhook is None else webhook(of)
+    if delivery is not None:
+        conn.execute(_OUTBOX.insert, common.outbox_args(delivery, at))
 
 
 def _delete_object_rows(conn: sqlite3.Connection, sid: str) -> None:
@@ -325,6 +361,11 @@ class SQLiteStorage(Storage):
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA)
+            # One process owns the file: leases of an earlier process are void.
+            conn.execute(
+                "UPDATE webhook_outbox SET lease_owner = NULL, lease_expires = NULL "
+                "WHERE lease_owner IS NOT NULL"
+            )
         except BaseException:
             conn.close()
             raise
@@ -513,6 +554,7 @@ class SQLiteStorage(Storage):
         data: JsonObject | None,
         ttl: int | None,
         created_by: str,
+        webhook: OnCreate | None = None,
     ) -> ObjectRecord:
         common.check_kind(kind)
 
@@ -555,6 +597,7 @@ class SQLiteStorage(Storage):
                     created_by,
                 ),
             )
+            _add_webhook(conn, webhook, obj, at)
             return obj
 
         return await self._run(op)
@@ -597,6 +640,7 @@ class SQLiteStorage(Storage):
         if_match: str | None,
         ttl: int | None,
         origin: str | None,
+        webhook: OnChange | None = None,
     ) -> tuple[ObjectRecord, StoredEvent]:
         def op(conn: sqlite3.Connection) -> tuple[ObjectRecord, StoredEvent]:
             at = now()
@@ -610,6 +654,7 @@ class SQLiteStorage(Storage):
                 (json_text(doc.data), doc.last_event_id, at, doc.date_expires, doc.sid),
             )
             event = self._append_event(conn, doc, frame, at)
+            _add_webhook(conn, webhook, event, at)
             return doc, event
 
         return await self._run(op)
@@ -631,16 +676,25 @@ class SQLiteStorage(Storage):
         return await self._run(op)
 
     async def remove_object(
-        self, service_sid: str, kind: ObjectKind, sid: str, *, origin: str | None
+        self,
+        service_sid: str,
+        kind: ObjectKind,
+        sid: str,
+        *,
+        origin: str | None,
+        webhook: OnChange | None = None,
     ) -> StoredEvent:
         common.check_kind(kind)
 
         def op(conn: sqlite3.Connection) -> StoredEvent:
-            obj = _require_object(conn, service_sid, kind, sid, now())
+            at = now()
+            obj = _require_object(conn, service_sid, kind, sid, at)
             _delete_object_rows(conn, obj.sid)
-            return common.object_removed_event(
+            event = common.object_removed_event(
                 kind, obj.service_sid, obj.sid, obj.last_event_id, obj.data, origin
             )
+            _add_webhook(conn, webhook, event, at)
+            return event
 
         return await self._run(op)
 
@@ -655,6 +709,7 @@ class SQLiteStorage(Storage):
         ttl: int | None,
         origin: str | None,
         created_by: str,
+        webhook: OnChange | None = None,
     ) -> tuple[ItemRecord, StoredEvent]:
         def op(conn: sqlite3.Connection) -> tuple[ItemRecord, StoredEvent]:
             at = now()
@@ -672,7 +727,9 @@ class SQLiteStorage(Storage):
                 "WHERE sid = ?",
                 (index + 1, lst.last_event_id, at, lst.sid),
             )
-            return item, self._append_event(conn, lst, frame, at)
+            event = self._append_event(conn, lst, frame, at)
+            _add_webhook(conn, webhook, event, at)
+            return item, event
 
         return await self._run(op)
 
@@ -705,6 +762,7 @@ class SQLiteStorage(Storage):
         origin: str | None,
         created_by: str,
         if_absent: bool = False,
+        webhook: OnChange | None = None,
     ) -> tuple[ItemRecord, StoredEvent]:
         column = item_column(kind, item)
 
@@ -744,7 +802,9 @@ class SQLiteStorage(Storage):
                     ),
                 )
             self._touch_object(conn, obj, at)
-            return record, self._append_event(conn, obj, frame, at)
+            event = self._append_event(conn, obj, frame, at)
+            _add_webhook(conn, webhook, event, at)
+            return record, event
 
         return await self._run(op)
 
@@ -777,6 +837,7 @@ class SQLiteStorage(Storage):
         *,
         if_match: str | None,
         origin: str | None,
+        webhook: OnChange | None = None,
     ) -> StoredEvent:
         column = item_column(kind, item)
 
@@ -791,7 +852,9 @@ class SQLiteStorage(Storage):
                 f"DELETE FROM items WHERE object_sid = ? AND {column} = ?", (obj.sid, item)
             )
             self._touch_object(conn, obj, at)
-            return self._append_event(conn, obj, frame, at)
+            event = self._append_event(conn, obj, frame, at)
+            _add_webhook(conn, webhook, event, at)
+            return event
 
         return await self._run(op)
 
@@ -1011,6 +1074,55 @@ class SQLiteStorage(Storage):
             return cursor.rowcount
 
         return await self._run(op)
+
+    # ---- webhook outbox --------------------------------------------------------------
+
+    async def add_webhook(self, delivery: WebhookDelivery) -> None:
+        at = now()
+        await self._run(lambda conn: _add_webhook(conn, lambda _: delivery, None, at))
+
+    async def claim_webhooks(self, owner: str, lease: float, limit: int) -> list[OutboxRow]:
+        def op(conn: sqlite3.Connection) -> list[OutboxRow]:
+            rows = conn.execute(_OUTBOX.claim, (owner, lease, max(limit, 0))).fetchall()
+            return sorted((common.outbox_from_row(r) for r in rows), key=lambda r: r.seq)
+
+        return await self._run(op)
+
+    async def renew_webhook_leases(
+        self, owner: str, seqs: Collection[int], lease: float
+    ) -> set[int]:
+        wanted = json.dumps(sorted(seqs))
+
+        def op(conn: sqlite3.Connection) -> set[int]:
+            rows = conn.execute(
+                f"UPDATE webhook_outbox SET lease_expires = {_DB_NOW} + ?1 "
+                "WHERE lease_owner = ?2 AND seq IN (SELECT value FROM json_each(?3)) "
+                "RETURNING seq",
+                (lease, owner, wanted),
+            ).fetchall()
+            return {int(r[0]) for r in rows}
+
+        return await self._run(op) if seqs else set()
+
+    async def retry_webhook(
+        self, seq: int, owner: str, *, attempts: int, delay: float, lease: float
+    ) -> bool:
+        args = (seq, owner, attempts, delay, lease)
+        return await self._run(lambda conn: bool(conn.execute(_OUTBOX.retry, args).fetchall()))
+
+    async def finish_webhook(self, seq: int, owner: str) -> bool:
+        return await self._run(
+            lambda conn: bool(conn.execute(_OUTBOX.finish, (seq, owner)).fetchall())
+        )
+
+    async def release_webhooks(self, owner: str) -> None:
+        await self._run(lambda conn: conn.execute(_OUTBOX.release, (owner,)))
+
+    async def webhook_backlog(self) -> int:
+        return await self._read(lambda conn: int(conn.execute(_OUTBOX.backlog).fetchone()[0]))
+
+    async def trim_webhooks(self, per_object: int) -> int:
+        return await self._run(lambda conn: conn.execute(_OUTBOX.trim, (per_object,)).rowcount)
 
     # ---- write helpers (writer thread) -----------------------------------------------
 
