@@ -341,7 +341,8 @@ class ObjectCache:
         elif isinstance(event, RemovedFrame):
             self.remove(obj, event)
         else:
-            self._log.debug("event %s #%s of %s", event.name, event.event_id, event.sid)
+            if self._log.isEnabledFor(logging.DEBUG):
+                self._log.debug("event %s #%s of %s", event.name, event.event_id, event.sid)
             obj.apply(event)
             self._deliver(obj, event)
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -83,7 +83,9 @@ _MAX_MUTATE_ATTEMPTS = 50
 class ObjectChannel(Protocol):
     """What a handle needs from the client that opened it."""
 
-    async def request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
+    def request(
+        self, request: Request, *, idempotent: bool = False
+    ) -> Coroutine[Any, Any, JsonObject]:
         """Send a request and return its result (see `Client`: waits for a connection,
         retries an idempotent request, raises the reply's error)."""
         ...
@@ -185,10 +187,13 @@ class _Handle:
             raise ClientClosedError(f"{type(self).__name__} {self.sid} is closed")
         return self._emitter.on(event, handler)
 
-    async def _request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
+    def _request(
+        self, request: Request, *, idempotent: bool = False
+    ) -> Coroutine[Any, Any, JsonObject]:
+        """The channel's request coroutine (awaited by the caller: one frame less per call)."""
         if self._closed:
             raise ClientClosedError(f"{type(self).__name__} {self.sid} is closed")
-        return await self._channel.request(request, idempotent=idempotent)
+        return self._channel.request(request, idempotent=idempotent)
 
     def _dispatch_removed(self, is_local: bool) -> None:
         self._emitter.emit("removed", CollectionRemovedEvent(is_local=is_local))
