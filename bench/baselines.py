@@ -107,14 +107,20 @@ def _serve_socketio(port: int) -> None:
 
 def _channels_app(redis_url: str | None, prefix: str) -> Any:
     """A minimal Django Channels ASGI application (see the module docstring)."""
-    import django
-    from django.conf import settings
+    import django  # type: ignore[import-untyped]
+    from django.conf import settings  # type: ignore[import-untyped]
 
     layer: dict[str, Any]
     if redis_url:
         layer = {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": prefix, "capacity": CHANNELS_CAPACITY},
+            "CONFIG": {
+                # redis-py's pool holds 100 connections by default: a burst of consumers
+                # joining the group at once needs more.
+                "hosts": [{"address": redis_url, "max_connections": 1000}],
+                "prefix": prefix,
+                "capacity": CHANNELS_CAPACITY,
+            },
         }
     else:
         layer = {
@@ -136,7 +142,7 @@ def _channels_app(redis_url: str | None, prefix: str) -> Any:
         AsyncWebsocketConsumer,
     )
     from channels.routing import ProtocolTypeRouter, URLRouter  # type: ignore[import-untyped]
-    from django.urls import path
+    from django.urls import path  # type: ignore[import-untyped]
 
     class Subscriber(AsyncWebsocketConsumer):  # type: ignore[misc]
         groups: ClassVar[list[str]] = ["bench"]  # joined before connect()

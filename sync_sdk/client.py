@@ -18,6 +18,7 @@ import base64
 import builtins
 import contextlib
 import logging
+import math
 import random
 import time
 import uuid
@@ -95,12 +96,6 @@ def _is_denial(err: SyncError) -> bool:
 
 class _Dropped(Exception):
     """The connection dropped while a request was in flight."""
-
-
-def _expire(future: asyncio.Future[Reply]) -> None:
-    """A request's deadline passed without its reply."""
-    if not future.done():
-        future.set_exception(TimeoutError())
 
 
 def _retrieve(future: asyncio.Future[Reply]) -> None:
@@ -236,6 +231,10 @@ class Client(ClientEvents):
         self._objects = ObjectCache(self._protocol, self.client_id, self._log)
         self._channel = _HandleChannel(self)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
+        # Each pending reply's deadline, and one timer for all of them (at the earliest).
+        self._deadlines: dict[asyncio.Future[Reply], float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_at = math.inf
         self._ws: ClientConnection | None = None
         self._connected = asyncio.Event()
         self._state_changed = asyncio.Event()
@@ -363,6 +362,10 @@ class Client(ClientEvents):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._fail_pending(ClientClosedError("the client was shut down"))
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+            self._sweep_at = math.inf
         if self._machine.state == ConnectionState.DISCONNECTING:
             self._machine.move_to(ConnectionState.DISCONNECTED)
 
@@ -613,8 +616,11 @@ class Client(ClientEvents):
                 )
             future: asyncio.Future[Reply] = loop.create_future()
             self._pending[request_id] = future
-            # One timer per call: at the deadline the future fails with TimeoutError.
-            timer = loop.call_at(deadline, _expire, future)
+            # At the deadline the future fails with TimeoutError. One timer serves every
+            # pending call: a later call (a later deadline) needs none of its own.
+            self._deadlines[future] = deadline
+            if deadline < self._sweep_at:
+                self._arm_sweeper(loop, deadline)
             verbose = log.isEnabledFor(logging.DEBUG)
             if verbose:
                 if log.isEnabledFor(TRACE):
@@ -641,7 +647,7 @@ class Client(ClientEvents):
                     f"{request['type']}: no reply within {self.options.command_timeout}s; whether it was applied is unknown"
                 ) from None
             finally:
-                timer.cancel()
+                self._deadlines.pop(future, None)
                 self._pending.pop(request_id, None)
             error = reply.error
             if verbose:
@@ -662,6 +668,27 @@ class Client(ClientEvents):
                     await asyncio.sleep(delay)
                     continue
             raise error
+
+    def _arm_sweeper(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self._sweep_at = at
+        self._sweeper = loop.call_at(at, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Fail the calls whose deadline passed; re-arm for the earliest one left."""
+        self._sweeper = None
+        self._sweep_at = math.inf
+        now = loop.time()
+        earliest = math.inf
+        for future, at in list(self._deadlines.items()):
+            if at <= now:
+                if not future.done():
+                    future.set_exception(TimeoutError())
+            elif at < earliest:
+                earliest = at
+        if earliest != math.inf:
+            self._arm_sweeper(loop, earliest)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
