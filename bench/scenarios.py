@@ -606,7 +606,7 @@ class Bench:
             for task in in_flight:
                 task.cancel()
         publish_s = time.perf_counter() - t0
-        wait = min(20.0, 5.0 + 2 * publish_s)
+        wait = min(20.0, 8.0 + 2 * publish_s)
         results = await pool.call(
             [{"op": "collect", "timeout": wait} if share else None for share in shares],
             timeout=wait + 30,
