@@ -117,9 +117,7 @@ def _channels_app(redis_url: str | None, prefix: str) -> Any:
             "CONFIG": {
                 # redis-py's pool holds 100 connections by default: a burst of consumers
                 # joining the group at once needs more.
-                "hosts": [
-                    {"address": redis_url, "max_connections": 1000, "socket_timeout": 30}
-                ],
+                "hosts": [{"address": redis_url, "max_connections": 1000, "socket_timeout": 30}],
                 "prefix": prefix,
                 "capacity": CHANNELS_CAPACITY,
             },
