@@ -1,10 +1,12 @@
 """Lightweight WebSocket clients, the same for every stack: raw `websockets` connections that
-speak each stack's own protocol (ours: hello + subscribe; raw: /sub; socket.io: engine.io v4
-open, namespace connect, `join` with ack). Subscribers parse every frame with orjson."""
+speak each stack's own protocol (ours: hello + subscribe; raw and Django Channels: /sub;
+socket.io: engine.io v4 open, namespace connect, `join` with ack). Subscribers parse every
+frame with orjson. Publishers keep up to `PUBLISH_WINDOW` publishes in flight."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 from typing import Any, Literal
@@ -13,7 +15,10 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-Stack = Literal["ours", "raw", "socketio"]
+Stack = Literal["ours", "raw", "socketio", "channels"]
+
+PUBLISH_WINDOW = 32
+"""Publishes a bench publisher keeps in flight (sent, not yet acknowledged), for every stack."""
 
 _CONNECT_KW: dict[str, Any] = {
     "compression": None,
@@ -149,9 +154,42 @@ class SocketIOPublisher:
             await self._reader
 
 
+class AckPublisher:
+    """Publish on a raw or Django Channels `/pub` connection, which acknowledges each frame
+    with `a`, in order: several publishes may be in flight, a reader task resolves them."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for msg in self.ws:
+                if msg == "a" and self._waiting:
+                    fut = self._waiting.popleft()
+                    if not fut.done():
+                        fut.set_result(None)
+        for fut in self._waiting:
+            if not fut.done():
+                fut.set_exception(ConnectionError("publisher disconnected"))
+
+    async def publish(self, frame: bytes) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._waiting.append(fut)
+        await self.ws.send(frame, text=True)
+        await asyncio.wait_for(fut, 30)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
 async def open_subscriber(stack: Stack, base: str, token: str, sids: list[str]) -> ClientConnection:
     if stack == "ours":
         return await open_ours(base, token, sids)
-    if stack == "raw":
+    if stack in ("raw", "channels"):
         return await open_raw(base, "/sub")
     return await open_socketio(base, join=True)

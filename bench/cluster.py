@@ -8,6 +8,9 @@ configuration in the same run.
 - fan-out: S subscribers of one stream (and one map) all on one node vs split evenly over
   the two nodes; the publisher is on the first node -> `cluster_fanout_scaling`
   (two nodes' deliveries/s / one node's).
+- beside it, Django Channels on its Redis channel layer (channels_redis RedisChannelLayer):
+  the same S subscribers in one process vs split over two processes sharing the layer, the
+  publisher on the first -> `cluster_channels_fanout_scaling`, and ours / Channels per layout.
 
 PostgreSQL and Redis come from SYNC_BENCH_DATABASE_URL / SYNC_BENCH_REDIS_URL (default: the
 local services); a fresh database is created for the run and dropped after it.
@@ -22,9 +25,12 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
+
 from sync_sdk import Client, ClientOptions
 
-from .common import ServerProc, our_server, ratio, summary_us
+from .clients import AckPublisher, open_raw
+from .common import Envelope, ServerProc, baseline_server, our_server, ratio, summary_us
 from .scenarios import Bench
 
 DATABASE_URL = os.environ.get(
@@ -86,6 +92,7 @@ async def run(bench: Bench) -> dict[str, Any]:
         bench.log(f"  propagation {out['propagation']}")
         out["writes"] = await _writes(bench, nodes)
         out["fanout"] = await _fanout(bench, nodes)
+        out["channels"] = await _channels_fanout(bench, name)
         return out
     finally:
         for srv in nodes:
@@ -229,3 +236,97 @@ async def _fanout(bench: Bench, nodes: list[ServerProc]) -> dict[str, Any]:
             "cpu_capacity_scaling": ratio(2 * cpu_one, cpu_two),
         }
     return {"S": size, "messages": n, "summary": summary, "runs": runs}
+
+
+async def _channels_fanout(bench: Bench, prefix: str) -> dict[str, Any]:
+    """Django Channels on the Redis channel layer: one process vs two sharing the layer."""
+    cfg = bench.cfg
+    pool = bench.pool
+    assert pool is not None
+    size = max(cfg.sizes)
+    n = cfg.burst_messages("channels", size)
+    procs: list[ServerProc] = []
+    runs: list[dict[str, Any]] = []
+    try:
+        for i in range(2):
+            srv = baseline_server("channels")
+            srv.cmd += ["--redis-url", REDIS_URL, "--prefix", f"{prefix}_channels"]
+            srv.name = f"channels{i + 1}"
+            procs.append(bench.start_server(srv))
+        bench.log(f"  Django Channels (Redis layer) :{procs[0].port} :{procs[1].port}")
+        envelope = Envelope()
+        publisher = AckPublisher(await open_raw(procs[0].ws_url, "/pub"))
+        try:
+
+            async def publish(data: dict[str, Any]) -> None:
+                await publisher.publish(orjson.dumps(envelope.frame(data)))
+
+            layouts: list[tuple[str, ServerProc | list[ServerProc]]] = [
+                ("one_node", procs[0]),
+                ("two_nodes", procs),
+            ]
+            for layout, servers in layouts:
+                bases = (
+                    servers.ws_url
+                    if isinstance(servers, ServerProc)
+                    else [s.ws_url for s in servers]
+                )
+                shares, _ = await pool.connect("channels", bases, size)
+                for rnd in range(cfg.fanout_rounds):
+                    run = await bench._fanout_once(
+                        f"channels_{layout}", servers, publish, shares, size, n, None
+                    )
+                    run.update(layout=layout, round=rnd)
+                    runs.append(run)
+                    bench.log(
+                        f"  Channels fan-out {layout:<9} S={size}: "
+                        f"{run['deliveries_per_s']}/s p50 {run['p50_us']} µs "
+                        f"{run['delivered']}/{run['expected']}"
+                    )
+                await pool.close_all()
+        finally:
+            await publisher.close()
+    except Exception as exc:  # a baseline that fails must not sink the run
+        bench.log(f"  Django Channels on Redis failed: {exc!r}")
+        return {"error": repr(exc), "runs": runs}
+    finally:
+        for srv in procs:
+            bench.stop_server(srv)
+        await _drop_redis_keys(f"{prefix}_channels")
+
+    def median(layout: str, key: str) -> float:
+        values = sorted(float(r[key] or 0) for r in runs if r["layout"] == layout)
+        return values[len(values) // 2] if values else 0.0
+
+    one, two = median("one_node", "deliveries_per_s"), median("two_nodes", "deliveries_per_s")
+    cpu_one = median("one_node", "cpu_us_per_delivery")
+    cpu_two = median("two_nodes", "cpu_us_per_delivery")
+    return {
+        "layer": "channels_redis.core.RedisChannelLayer",
+        "S": size,
+        "messages": n,
+        "summary": {
+            "one_node_deliveries_per_s": one,
+            "two_nodes_deliveries_per_s": two,
+            "scaling": ratio(two, one),
+            "one_node_cpu_us_per_delivery": cpu_one,
+            "two_nodes_cpu_us_per_delivery": cpu_two,
+            "cpu_capacity_scaling": ratio(2 * cpu_one, cpu_two),
+        },
+        "runs": runs,
+    }
+
+
+async def _drop_redis_keys(prefix: str) -> None:
+    """Remove what the channel layer left in Redis under `prefix` (groups expire in a day)."""
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        keys = [k async for k in client.scan_iter(match=prefix + "*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    except Exception:
+        pass
+    finally:
+        await client.aclose()

@@ -7,7 +7,11 @@
 - `service_set_item`: SyncService.set_item on that storage: the storage write plus argument
   checks, ACL lookup, rate limiter and publishing the event;
 - `reply_encode`: building and encoding the reply frame;
-- `sdk_codec`: the SDK's sans-I/O core encoding the request and decoding the reply.
+- `sdk_codec`: the SDK's sans-I/O core encoding the request and decoding the reply;
+- `sdk_*` (bench/sdkcost.py): whole SDK calls (`map.set`, `map.get`, `document.set`,
+  `stream.publish_message`) against an in-process loopback connection, and
+  `sdk_*_library`: what the client library adds per call to the same exchange done bare
+  (encode, send, read and parse the frames back).
 
 Each is the median of per-call times over `n` sequential calls.
 """
@@ -33,6 +37,7 @@ from sync_server.service import Caller, SyncService
 from sync_server.storage.base import ServiceRecord
 from sync_server.storage.sqlite import SQLiteStorage
 
+from . import sdkcost
 from .common import item_set_request, percentile
 
 SVC = "IS" + "0" * 32
@@ -136,6 +141,7 @@ async def measure(pad: str, n: int = 3000) -> dict[str, float]:
             "service_set_item": await _time_async(service_set, n),
             "reply_encode": _time_sync(reply_encode, n),
             "sdk_codec": _time_sync(sdk_codec, n),
+            **await sdkcost.measure(pad, n),
         }
     finally:
         await storage.close()

@@ -38,6 +38,10 @@ _LIBS = (
     "pydantic",
     "python-socketio",
     "python-engineio",
+    "channels",
+    "channels-redis",
+    "django",
+    "redis",
     "matplotlib",
 )
 
@@ -87,7 +91,11 @@ async def run_all(cfg: Config, out_dir: Path, only: set[str]) -> dict[str, Any]:
         ours = bench.new_ours("main")
         raw = bench.start_server(baseline_server("raw"))
         sio = bench.start_server(baseline_server("socketio"))
-        log(f"servers: ours :{ours.port}  raw :{raw.port}  socketio :{sio.port}")
+        chan = bench.start_server(baseline_server("channels"))
+        log(
+            f"servers: ours :{ours.port}  raw :{raw.port}  socketio :{sio.port}  "
+            f"channels :{chan.port}"
+        )
         if "rtt" in only:
             log("1. operation round trip")
             details["op_rtt"] = await bench.op_rtt(ours, raw)
@@ -99,7 +107,7 @@ async def run_all(cfg: Config, out_dir: Path, only: set[str]) -> dict[str, Any]:
             log(f"  {details['propagation']}")
         if "fanout" in only:
             log("3. fan-out (+ 6. server CPU per delivery)")
-            runs, setup = await bench.fanout(ours, raw, sio)
+            runs, setup = await bench.fanout(ours, raw, sio, chan)
             details["fanout"] = {
                 "burst_messages": {str(k): v for k, v in cfg.burst_n.items() if k in cfg.sizes},
                 "connect_seconds": setup,
@@ -109,7 +117,7 @@ async def run_all(cfg: Config, out_dir: Path, only: set[str]) -> dict[str, Any]:
         if "writes" in only:
             log("4. write throughput")
             details["writes"] = await bench.writes(ours)
-        for srv in (ours, raw, sio):
+        for srv in (ours, raw, sio, chan):
             bench.stop_server(srv)
         if "memory" in only:
             log("5. memory per idle connection")

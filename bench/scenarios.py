@@ -30,7 +30,16 @@ from sync_sdk import Client, ClientOptions
 from sync_server.credentials import load_credentials
 from sync_server.tokens import mint_token
 
-from .clients import SocketIOPublisher, Stack, open_ours, open_raw, open_socketio, ours_request
+from .clients import (
+    PUBLISH_WINDOW,
+    AckPublisher,
+    SocketIOPublisher,
+    Stack,
+    open_ours,
+    open_raw,
+    open_socketio,
+    ours_request,
+)
 from .common import (
     Envelope,
     ServerProc,
@@ -67,6 +76,16 @@ class Config:
     workers: int
     pad: int
     profile: bool = False
+    publish_window: int = PUBLISH_WINDOW
+    # Django Channels delivers a few thousand messages/s: its bursts stop at this many
+    # deliveries per run (N = 15 at S = 1000) so that the run stays within its time budget.
+    channels_max_deliveries: int = 15_000
+
+    def burst_messages(self, stack: str, s: int) -> int:
+        n = self.burst_n[s]
+        if stack == "channels":
+            n = min(n, max(self.channels_max_deliveries // s, 10))
+        return n
 
     @classmethod
     def make(cls, *, quick: bool, profile: bool) -> Config:
@@ -453,7 +472,7 @@ class Bench:
 
     # ---- 3 + 6. fan-out (and server CPU per delivery) -----------------------------------
     async def fanout(
-        self, ours: ServerProc, raw: ServerProc, sio: ServerProc
+        self, ours: ServerProc, raw: ServerProc, sio: ServerProc, chan: ServerProc
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         cfg = self.cfg
         pool = self.pool
@@ -466,8 +485,9 @@ class Bench:
             fmap = await client.map("bench-fanout-map")
             sids = [stream.sid, fmap.sid]
             sub_token = self.token(ours, "bench-subscriber")
-            raw_pub = await open_raw(raw.ws_url, "/pub")
+            raw_pub = AckPublisher(await open_raw(raw.ws_url, "/pub"))
             sio_pub = SocketIOPublisher(await open_socketio(sio.ws_url, join=False))
+            chan_pub = AckPublisher(await open_raw(chan.ws_url, "/pub"))
 
             async def pub_stream(data: dict[str, Any]) -> None:
                 await stream.publish_message(data)
@@ -476,17 +496,20 @@ class Bench:
                 await fmap.set(f"k{data['r']}-{data['seq']}", data)
 
             async def pub_raw(data: dict[str, Any]) -> None:
-                await raw_pub.send(orjson.dumps(envelope.frame(data)), text=True)
-                await raw_pub.recv()
+                await raw_pub.publish(orjson.dumps(envelope.frame(data)))
 
             async def pub_sio(data: dict[str, Any]) -> None:
                 await sio_pub.publish(envelope.frame(data))
+
+            async def pub_chan(data: dict[str, Any]) -> None:
+                await chan_pub.publish(orjson.dumps(envelope.frame(data)))
 
             variants: list[tuple[str, Stack, ServerProc, Publish]] = [
                 ("ours_stream", "ours", ours, pub_stream),
                 ("ours_map", "ours", ours, pub_map),
                 ("raw", "raw", raw, pub_raw),
                 ("socketio", "socketio", sio, pub_sio),
+                ("channels", "channels", chan, pub_chan),
             ]
             for s in cfg.sizes:
                 shares: dict[Stack, list[int]] = {}
@@ -495,6 +518,7 @@ class Bench:
                     ("ours", ours),
                     ("raw", raw),
                     ("socketio", sio),
+                    ("channels", chan),
                 ]
                 for stack, srv in stacks:
                     shares[stack], secs[stack] = await pool.connect(
@@ -506,7 +530,7 @@ class Bench:
                 for rnd in range(cfg.fanout_rounds):
                     for name, stack, srv, publish in variants:
                         run = await self._fanout_once(
-                            name, srv, publish, shares[stack], s, cfg.burst_n[s], None
+                            name, srv, publish, shares[stack], s, cfg.burst_messages(stack, s), None
                         )
                         run["round"] = rnd
                         runs.append(run)
@@ -526,6 +550,7 @@ class Bench:
                 await pool.close_all()
             await raw_pub.close()
             await sio_pub.close()
+            await chan_pub.close()
         return runs, setup
 
     async def _fanout_once(
@@ -547,6 +572,19 @@ class Bench:
         )
         pad = self.pad
         errors = 0
+        # Up to `publish_window` publishes in flight (sent, not yet acknowledged).
+        window = asyncio.Semaphore(self.cfg.publish_window)
+        in_flight: set[asyncio.Task[None]] = set()
+
+        async def one(data: dict[str, Any]) -> None:
+            nonlocal errors
+            try:
+                await publish(data)
+            except Exception:
+                errors += 1
+            finally:
+                window.release()
+
         cpu0 = total_cpu(srv)
         first_ns = time.time_ns()
         t0 = time.perf_counter()
@@ -557,14 +595,18 @@ class Bench:
                         delay = t0 + i / rate - time.perf_counter()
                         if delay > 0:
                             await asyncio.sleep(delay)
-                    try:
-                        await publish(message_data(run, i, pad))
-                    except Exception:
-                        errors += 1
+                    await window.acquire()
+                    task = asyncio.create_task(one(message_data(run, i, pad)))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                if in_flight:
+                    await asyncio.gather(*in_flight)
         except TimeoutError:
             errors += 1
+            for task in in_flight:
+                task.cancel()
         publish_s = time.perf_counter() - t0
-        wait = min(20.0, 5.0 + 2 * publish_s)
+        wait = min(20.0, 8.0 + 2 * publish_s)
         results = await pool.call(
             [{"op": "collect", "timeout": wait} if share else None for share in shares],
             timeout=wait + 30,
@@ -588,6 +630,7 @@ class Bench:
             "delivered": count,
             "complete": round(count / expected, 4) if expected else 1.0,
             "publish_errors": errors,
+            "publish_window": self.cfg.publish_window,
             "publish_s": round(publish_s, 3),
             "span_s": round(span, 3),
             "deliveries_per_s": round(count / span) if count and span > 0 else 0,
@@ -693,7 +736,8 @@ class Bench:
         n = cfg.idle_conns
         warm = 50
         out: dict[str, Any] = {"connections": n, "warm_connections": warm}
-        for stack in ("ours", "raw", "socketio"):
+        stacks: tuple[Stack, ...] = ("ours", "raw", "socketio", "channels")
+        for stack in stacks:
             srv = (
                 self.new_ours("memory")
                 if stack == "ours"

@@ -95,7 +95,12 @@ async def _read_socketio(ws: ClientConnection, col: Collector) -> None:
             col.record(arr[1]["message"]["data"], len(msg))
 
 
-_READERS = {"ours": _read_ours, "raw": _read_raw, "socketio": _read_socketio}
+_READERS = {
+    "ours": _read_ours,
+    "raw": _read_raw,
+    "socketio": _read_socketio,
+    "channels": _read_raw,
+}
 
 
 class Worker:

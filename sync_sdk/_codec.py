@@ -35,6 +35,8 @@ class DataCodec(Generic[T]):
         return None if raw is None else self.decode(raw)
 
     def encode(self, value: object) -> JsonObject:
+        if type(value) is dict and self.data_type is None:
+            return value  # the common case, without an isinstance check on BaseModel
         if isinstance(value, BaseModel):
             if self.data_type is not None and not isinstance(value, self.data_type):
                 raise InvalidDocumentDataError(

@@ -37,6 +37,8 @@ UNNUMBERED = 0
 # The server (orjson) writes an event frame's `type` first, so one is recognised by its
 # first bytes and validated straight from the text; any other frame is parsed first.
 _EVENT_FRAME_START = '{"type":"event"'
+# The adapter's core validator, called without TypeAdapter's Python wrapper (every event).
+_EVENT_VALIDATOR = EVENT_FRAME_ADAPTER.validator
 
 
 class ClientProtocol:
@@ -74,13 +76,13 @@ class ClientProtocol:
         kind = frame.get("type")
         if kind == "reply":
             request_id = frame.get("id")
-            if not isinstance(request_id, int) or isinstance(request_id, bool):
+            if type(request_id) is not int:  # orjson gives exact types; a bool is no id
                 request_id = -1
             err = frame.get("error")
             if err is not None:
                 return Reply(request_id, None, self._error(err))
             result = frame.get("result")
-            return Reply(request_id, result if isinstance(result, dict) else {}, None)
+            return Reply(request_id, result if type(result) is dict else {}, None)
         if kind == "event":
             return self._event(frame)
         raise InvalidRequestError(f"unknown server frame type {kind!r}")
@@ -89,9 +91,12 @@ class ClientProtocol:
     def _event(frame: str | JsonObject) -> EventFrame:
         """The event model of a frame (its text, or the frame parsed by orjson)."""
         try:
+            event: EventFrame
             if isinstance(frame, str):
-                return EVENT_FRAME_ADAPTER.validate_json(frame)
-            return EVENT_FRAME_ADAPTER.validate_python(frame)
+                event = _EVENT_VALIDATOR.validate_json(frame)
+            else:
+                event = _EVENT_VALIDATOR.validate_python(frame)
+            return event
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])

@@ -18,6 +18,7 @@ import base64
 import builtins
 import contextlib
 import logging
+import math
 import random
 import time
 import uuid
@@ -102,6 +103,12 @@ class _Dropped(Exception):
 
 class _NotApplied(_Dropped):
     """The node closed for a restart (1012) before reading the request: send it again."""
+
+
+def _retrieve(future: asyncio.Future[Reply]) -> None:
+    """Mark a failure set on a future nobody awaits as seen (no 'never retrieved' warning)."""
+    if future.done() and not future.cancelled():
+        future.exception()
 
 
 def _token_expiry(token: str) -> float | None:
@@ -192,8 +199,11 @@ class _HandleChannel:
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    async def request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
-        return await self._client._call(request, idempotent=idempotent)
+    def request(
+        self, request: Request, *, idempotent: bool = False
+    ) -> Coroutine[Any, Any, JsonObject]:
+        # The client's own coroutine, not one wrapping it: one frame less on every call.
+        return self._client._call(request, idempotent=idempotent)
 
     async def release(self, obj: CachedObject, handle: ObjectHandle) -> None:
         await self._client._release(obj, handle)
@@ -233,6 +243,10 @@ class Client(ClientEvents):
         self._objects = ObjectCache(self._protocol, self.client_id, self._log)
         self._channel = _HandleChannel(self)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
+        # Each pending reply's deadline, and one timer for all of them (at the earliest).
+        self._deadlines: dict[asyncio.Future[Reply], float] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_at = math.inf
         self._ws: ClientConnection | None = None
         self._connected = asyncio.Event()
         self._state_changed = asyncio.Event()
@@ -360,6 +374,10 @@ class Client(ClientEvents):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._fail_pending(ClientClosedError("the client was shut down"))
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+            self._sweep_at = math.inf
         if self._machine.state == ConnectionState.DISCONNECTING:
             self._machine.move_to(ConnectionState.DISCONNECTED)
 
@@ -582,69 +600,104 @@ class Client(ClientEvents):
 
         Raises ConnectionLostError if never sent (not applied) and CommandTimeoutError if the
         outcome is unknown (sent, but no reply in time or the connection dropped)."""
-        type_ = request["type"]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.command_timeout
         throttled = 0
+        log = self._log
         while True:
-            self._check_open()
             ws = self._ws
-            if ws is None or self._machine.state != ConnectionState.CONNECTED:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise ConnectionLostError(
-                        f"{type_}: not connected within {self.options.command_timeout}s "
-                        f"(state {self._machine.state.value}); the call was not sent"
-                    )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._connected.wait(), remaining)
-                continue
+            # CONNECTED with a socket is the common case (and rules out ERROR); anything else
+            # takes the checks and waits of the slow path.
+            if ws is None or self._closing or self._machine.state is not ConnectionState.CONNECTED:
+                self._check_open()
+                if ws is None or self._machine.state is not ConnectionState.CONNECTED:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise ConnectionLostError(
+                            f"{request['type']}: not connected within "
+                            f"{self.options.command_timeout}s "
+                            f"(state {self._machine.state.value}); the call was not sent"
+                        )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._connected.wait(), remaining)
+                    continue
             request_id, frame = self._protocol.encode_request(request)
             if len(frame) > _MAX_FRAME:
                 raise InvalidRequestError(
-                    f"{type_}: request of {len(frame)} bytes exceeds {_MAX_FRAME}"
+                    f"{request['type']}: request of {len(frame)} bytes exceeds {_MAX_FRAME}"
                 )
             future: asyncio.Future[Reply] = loop.create_future()
             self._pending[request_id] = future
-            if self._log.isEnabledFor(TRACE):
-                self._log.log(TRACE, "-> %s", redact(frame))
-            self._log.debug("request #%d %s", request_id, type_)
+            # At the deadline the future fails with TimeoutError. One timer serves every
+            # pending call: a later call (a later deadline) needs none of its own.
+            self._deadlines[future] = deadline
+            if deadline < self._sweep_at:
+                self._arm_sweeper(loop, deadline)
+            verbose = log.isEnabledFor(logging.DEBUG)
+            if verbose:
+                if log.isEnabledFor(TRACE):
+                    log.log(TRACE, "-> %s", redact(frame))
+                log.debug("request #%d %s", request_id, request["type"])
             try:
-                with contextlib.suppress(ConnectionClosed):
-                    # If the send fails, the outcome still arrives in `future`: the reply,
-                    # when it was read before the close, else _Dropped or _NotApplied.
+                try:
                     await ws.send(frame, text=True)
-                remaining = max(deadline - loop.time(), 0.0)
-                reply = await asyncio.wait_for(future, remaining)
+                except ConnectionClosed:
+                    pass  # the outcome still arrives in `future`: the reply, when it was
+                    # read before the close, else _Dropped or _NotApplied
+                reply = await future
             except _Dropped as dropped:
                 if idempotent or isinstance(dropped, _NotApplied):
                     continue
                 raise CommandTimeoutError(
-                    f"{type_}: connection lost before the reply; whether it was applied is unknown"
+                    f"{request['type']}: connection lost before the reply; whether it was applied is unknown"
                 ) from None
             except TimeoutError:
                 raise CommandTimeoutError(
-                    f"{type_}: no reply within {self.options.command_timeout}s; whether it was applied is unknown"
+                    f"{request['type']}: no reply within {self.options.command_timeout}s; whether it was applied is unknown"
                 ) from None
             finally:
+                self._deadlines.pop(future, None)
                 self._pending.pop(request_id, None)
-            self._log.debug(
-                "reply #%d %s: %s",
-                request_id,
-                type_,
-                "ok" if reply.error is None else f"error {reply.error.code}",
-            )
-            if reply.error is not None:
-                if isinstance(reply.error, RateLimitExceededError):
-                    # Not applied: back off and try again if the command timeout leaves room
-                    # for the retry and its reply; otherwise report the throttling itself.
-                    throttled += 1
-                    delay = min(0.05 * 2**throttled, 1.0)
-                    if loop.time() + delay * 2 < deadline:
-                        await asyncio.sleep(delay)
-                        continue
-                raise reply.error
-            return reply.result or {}
+            error = reply.error
+            if verbose:
+                log.debug(
+                    "reply #%d %s: %s",
+                    request_id,
+                    request["type"],
+                    "ok" if error is None else f"error {error.code}",
+                )
+            if error is None:
+                return reply.result or {}
+            if isinstance(error, RateLimitExceededError):
+                # Not applied: back off and try again if the command timeout leaves room
+                # for the retry and its reply; otherwise report the throttling itself.
+                throttled += 1
+                delay = min(0.05 * 2**throttled, 1.0)
+                if loop.time() + delay * 2 < deadline:
+                    await asyncio.sleep(delay)
+                    continue
+            raise error
+
+    def _arm_sweeper(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self._sweep_at = at
+        self._sweeper = loop.call_at(at, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Fail the calls whose deadline passed; re-arm for the earliest one left."""
+        self._sweeper = None
+        self._sweep_at = math.inf
+        now = loop.time()
+        earliest = math.inf
+        for future, at in list(self._deadlines.items()):
+            if at <= now:
+                if not future.done():
+                    future.set_exception(TimeoutError())
+            elif at < earliest:
+                earliest = at
+        if earliest != math.inf:
+            self._arm_sweeper(loop, earliest)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -848,26 +901,29 @@ class Client(ClientEvents):
                 self._log.error("re-subscribing %s failed: %s", obj.sid, err)
 
     async def _read_loop(self, ws: ClientConnection) -> None:
+        log = self._log
+        decode = self._protocol.decode
+        pending = self._pending
+        receive = self._objects.receive
         with contextlib.suppress(ConnectionClosed):
             async for raw in ws:
-                if self._log.isEnabledFor(TRACE):
-                    self._log.log(TRACE, "<- %s", redact(raw))
+                if log.isEnabledFor(TRACE):
+                    log.log(TRACE, "<- %s", redact(raw))
                 try:
-                    message = self._protocol.decode(raw)
+                    message = decode(raw)
                 except SyncError as err:
-                    self._log.error("ignoring bad frame from server: %s", err)
+                    log.error("ignoring bad frame from server: %s", err)
                     continue
-                if isinstance(message, Reply):
-                    future = self._pending.get(message.id)
+                if type(message) is Reply:
+                    future = pending.get(message.id)
                     if future is not None and not future.done():
                         future.set_result(message)
                     elif message.error is not None:
-                        self._log.warning(
-                            "server error without a pending request: %s", message.error
-                        )
+                        log.warning("server error without a pending request: %s", message.error)
                 else:
+                    assert not isinstance(message, Reply)
                     try:
-                        behind = self._objects.receive(message)
+                        behind = receive(message)
                         if behind is not None:
                             self._spawn(self._subscribe(behind))
                     except Exception:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -61,7 +61,7 @@ from sync_generated.protocol import (
 from sync_generated.protocol_dicts import Request
 
 from ._cache import CachedObject, ObjectHandle, ObjectKind
-from ._codec import DataCodec, as_optional_utc, as_utc, parse_optional_time, parse_time
+from ._codec import DataCodec, as_optional_utc, as_utc, parse_time
 from ._emitter import EventEmitter
 from ._protocol import UNNUMBERED
 from .validation import (
@@ -83,7 +83,9 @@ _MAX_MUTATE_ATTEMPTS = 50
 class ObjectChannel(Protocol):
     """What a handle needs from the client that opened it."""
 
-    async def request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
+    def request(
+        self, request: Request, *, idempotent: bool = False
+    ) -> Coroutine[Any, Any, JsonObject]:
         """Send a request and return its result (see `Client`: waits for a connection,
         retries an idempotent request, raises the reply's error)."""
         ...
@@ -185,10 +187,13 @@ class _Handle:
             raise ClientClosedError(f"{type(self).__name__} {self.sid} is closed")
         return self._emitter.on(event, handler)
 
-    async def _request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
+    def _request(
+        self, request: Request, *, idempotent: bool = False
+    ) -> Coroutine[Any, Any, JsonObject]:
+        """The channel's request coroutine (awaited by the caller: one frame less per call)."""
         if self._closed:
             raise ClientClosedError(f"{type(self).__name__} {self.sid} is closed")
-        return await self._channel.request(request, idempotent=idempotent)
+        return self._channel.request(request, idempotent=idempotent)
 
     def _dispatch_removed(self, is_local: bool) -> None:
         self._emitter.emit("removed", CollectionRemovedEvent(is_local=is_local))
@@ -287,7 +292,7 @@ class SyncDocument(_Handle, SyncDocumentEvents[T]):
         self._object.apply_reply(snap)
 
     def _dispatch(self, event: EventFrame, is_local: bool) -> None:
-        if isinstance(event, UpdatedFrame):
+        if type(event) is UpdatedFrame:
             if self._emitter.has_listeners("updated"):
                 self._emitter.emit(
                     "updated",
@@ -299,7 +304,7 @@ class SyncDocument(_Handle, SyncDocumentEvents[T]):
                         event_id=event.event_id,
                     ),
                 )
-        elif isinstance(event, RemovedFrame):
+        elif type(event) is RemovedFrame:
             self._emitter.emit(
                 "removed",
                 DocumentRemovedEvent(
@@ -394,16 +399,17 @@ class _Collection(_Handle, Generic[T]):
         )
 
     def _dispatch(self, event: EventFrame, is_local: bool) -> None:
-        if isinstance(event, RemovedFrame):
+        # `type(...) is`: cheaper than isinstance on a pydantic model (see _cache).
+        if type(event) is RemovedFrame:
             self._dispatch_removed(is_local)
         elif not self._emitter.has_listeners(event.name):
             return  # nobody listens: skip decoding
-        elif isinstance(event, ItemRemovedFrame):
+        elif type(event) is ItemRemovedFrame:
             self._emitter.emit(event.name, self._item_removed(event, is_local))
-        elif isinstance(event, ItemAddedFrame):
+        elif type(event) is ItemAddedFrame:
             payload = self._added_event(item=self._event_item(event.item), is_local=is_local)
             self._emitter.emit(event.name, payload)
-        elif isinstance(event, ItemUpdatedFrame):
+        elif type(event) is ItemUpdatedFrame:
             payload = self._updated_event(
                 item=self._event_item(event.item),
                 previous_item_data=self._codec.decode(event.previous_data),
@@ -413,14 +419,15 @@ class _Collection(_Handle, Generic[T]):
 
     def _remembered(self, snap: JsonObject) -> Any:
         """The item a reply carries (an ItemSnapshot), remembered for catching up later."""
-        ref, revision = snap[self._item_field], str(snap["revision"])
-        self._object.remember(ref, revision, snap["data"])
+        ref, revision, data = snap[self._item_field], str(snap["revision"]), snap["data"]
+        self._object.remember(ref, revision, data)
+        expires = snap.get("date_expires")
         return self._item(
             ref,
-            snap["data"],
+            data,
             revision,
             parse_time(snap["date_updated"]),
-            parse_optional_time(snap.get("date_expires")),
+            None if expires is None else parse_time(expires),
             int(snap["last_event_id"]),
         )
 
@@ -443,17 +450,17 @@ class _Collection(_Handle, Generic[T]):
         if_absent: bool = False,
     ) -> Any:
         check_data(data)
-        index, key = self._index_and_key(item)
+        index, key = (item, None) if self._item_field == "index" else (None, item)
         snap = await self._request(
             {
                 "id": UNNUMBERED,
                 "type": "item_set",
-                "sid": self.sid,
+                "sid": self._object.sid,
                 "index": index,
                 "key": key,
                 "data": data,
                 "merge": merge,
-                "ttl": check_ttl(ttl),
+                "ttl": None if ttl is None else check_ttl(ttl),
                 "if_match": if_match,
                 "if_absent": if_absent,
             }
@@ -758,7 +765,7 @@ class SyncStream(_Handle, SyncStreamEvents[T]):
         await self._remove()
 
     def _dispatch(self, event: EventFrame, is_local: bool) -> None:
-        if isinstance(event, MessagePublishedFrame):
+        if type(event) is MessagePublishedFrame:
             if self._emitter.has_listeners(event.name):
                 message = event.message
                 self._emitter.emit(
@@ -770,5 +777,5 @@ class SyncStream(_Handle, SyncStreamEvents[T]):
                         is_local=is_local,
                     ),
                 )
-        elif isinstance(event, RemovedFrame):
+        elif type(event) is RemovedFrame:
             self._dispatch_removed(is_local)

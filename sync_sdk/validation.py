@@ -59,6 +59,11 @@ def check_data(data: object, limit: int = MAX_DATA_BYTES, *, what: str = "data")
 
 
 def _check_depth(data: JsonObject, what: str) -> None:
+    for value in data.values():
+        if isinstance(value, (dict, list)):
+            break
+    else:
+        return  # a flat object (the common case)
     level: list[dict[str, Any] | list[Any]] = [data]
     for _ in range(MAX_DATA_DEPTH):
         nested: list[dict[str, Any] | list[Any]] = []
@@ -113,10 +118,11 @@ def _check_text(
     error: type[InvalidRequestError] | type[InvalidMapKeyError] | type[InvalidUniqueNameError],
     what: str,
 ) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise error(f"{what} is not valid unicode (lone surrogate)") from None
+    if not text.isascii():  # ASCII (the common case) has no lone surrogate
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise error(f"{what} is not valid unicode (lone surrogate)") from None
     if "\x00" in text:
         raise error(f"{what} must not contain NUL characters")
 
