@@ -203,6 +203,14 @@ class Client(ClientEvents):
     """A connection to a Sync service. Use `async with client:` (or `connect()` / `shutdown()`)."""
 
     version: ClassVar[str] = __version__
+    options: ClientOptions
+    """The options this client was created with."""
+    client_id: str
+    """A random id of this client, sent to the server with every connection."""
+    identity: str | None
+    """The identity of the token, once connected."""
+    service_sid: str | None
+    """The SID of the token's Sync service, once connected."""
 
     def __init__(self, token: str, options: ClientOptions | None = None) -> None:
         self._token = _check_token(token)
@@ -232,8 +240,8 @@ class Client(ClientEvents):
         self._closing = False
         self._background: set[asyncio.Future[None]] = set()
         self._last_error: SyncError | None = None
-        self.identity: str | None = None
-        self.service_sid: str | None = None
+        self.identity = None
+        self.service_sid = None
 
     # ---- public surface --------------------------------------------------------------
     @property

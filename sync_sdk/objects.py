@@ -21,6 +21,7 @@ from sync_generated.client import (
     DocumentRemovedEvent,
     DocumentUpdatedEvent,
     Handler,
+    JsonObject,
     ListItemAddedEvent,
     ListItemRemovedEvent,
     ListItemUpdatedEvent,
@@ -73,7 +74,6 @@ from .validation import (
     check_ttl,
 )
 
-JsonObject = dict[str, Any]
 Order = Literal["asc", "desc"]
 I = TypeVar("I")  # noqa: E741
 
@@ -311,6 +311,11 @@ class SyncDocument(_Handle, SyncDocumentEvents[T]):
 
 class Paginator(Generic[I]):
     """One page of items: `items`, `has_next_page` / `next_page()`, `has_prev_page` / `prev_page()`."""
+
+    items: builtins.list[I]
+    """The items of this page, in the page's order."""
+    has_next_page: bool
+    has_prev_page: bool
 
     def __init__(
         self,

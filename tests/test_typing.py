@@ -13,6 +13,10 @@ the wrong snippet (so planted errors are not masked by an unrelated one), or if 
 correct snippet has any error at all. The correct snippet uses `assert_type`, so it would
 also fail if the public API degraded to `Any`.
 
+Each snippet is checked twice: as written (the async `sync_sdk`) and as `blocking()` turns
+it into a user of the blocking client (`sync_sdk.blocking`: the same code without `await`),
+which must be accepted and rejected on the same lines with the same messages.
+
 Note on lambdas passed straight to an overloaded `on()`: mypy checks the lambda body
 against every overload and, when the body fails for all of them (e.g. `e.bogus`), only
 reports `No overload variant of "on" ... matches` on the call; it does not name the bad
@@ -325,14 +329,30 @@ def _run_mypy(tmp_path: Path, name: str, source: str) -> tuple[int, list[Diagnos
     return proc.returncode, diagnostics, output
 
 
+def blocking(source: str) -> str:
+    """An async snippet as the same code on the blocking client: imports from
+    `sync_sdk.blocking`, no `await`, `with` instead of `async with`, `main` a plain function
+    (async handlers stay async: the blocking client runs them on its loop)."""
+    out = source.replace("from sync_sdk import", "from sync_sdk.blocking import")
+    out = out.replace("async with ", "with ").replace("await ", "")
+    out = out.replace("async def main(", "def main(")
+    assert "await" not in out and out.count("sync_sdk.blocking") == source.count("sync_sdk")
+    return out
+
+
+FLAVOURS = {"async": lambda source: source, "blocking": blocking}
+
+
 @pytest.mark.timeout(600)
-def test_wrong_usage_is_rejected(tmp_path: Path) -> None:
-    expected = _expectations(WRONG_USAGE)
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_wrong_usage_is_rejected(tmp_path: Path, flavour: str) -> None:
+    source = FLAVOURS[flavour](WRONG_USAGE)
+    expected = _expectations(source)
     assert len([e for e in expected if e.severity == "error"]) >= 15
-    returncode, diagnostics, output = _run_mypy(tmp_path, "wrong_usage", WRONG_USAGE)
+    returncode, diagnostics, output = _run_mypy(tmp_path, "wrong_usage", source)
     assert returncode == 1, f"mypy should report errors (exit 1), got {returncode}:\n{output}"
 
-    lines = WRONG_USAGE.splitlines()
+    lines = source.splitlines()
     missing = [
         f"line {e.line} ({lines[e.line - 1].strip()}): expected {e.severity} "
         f"[{e.code}] containing {e.fragment!r}"
@@ -350,8 +370,10 @@ def test_wrong_usage_is_rejected(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_correct_usage_type_checks(tmp_path: Path) -> None:
-    assert "# E:" not in CORRECT_USAGE
-    returncode, diagnostics, output = _run_mypy(tmp_path, "correct_usage", CORRECT_USAGE)
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_correct_usage_type_checks(tmp_path: Path, flavour: str) -> None:
+    source = FLAVOURS[flavour](CORRECT_USAGE)
+    assert "# E:" not in source
+    returncode, diagnostics, output = _run_mypy(tmp_path, "correct_usage", source)
     errors = [f"line {d.line}: {d.message} [{d.code}]" for d in diagnostics]
     assert returncode == 0 and not errors, "correct usage must type-check cleanly:\n" + output
