@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import multiprocessing
 import queue
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -181,6 +183,44 @@ def test_paging_wraps_pages_in_blocking_paginators(alice: Client) -> None:
     assert seen == [0, 1, 2, 3, 4]
     back = page.prev_page()
     assert [item.data["n"] for item in back.items] == [2, 3]
+
+
+def test_one_client_serves_many_threads_at_once(alice: Client) -> None:
+    """As a web server's request threads or a Celery worker's threads would use it."""
+    hits = alice.list(uniq("hits"))
+    counter = alice.map(uniq("counter"))
+
+    def request(n: int) -> int:
+        counter.mutate("total", lambda d: {"n": d.get("n", 0) + 1})
+        return hits.push({"request": n}).index
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        indexes = list(pool.map(request, range(40)))
+    assert sorted(indexes) == list(range(40))
+    assert counter.get("total").data == {"n": 40}
+
+
+def _use_after_fork(client: Client, result: multiprocessing.SimpleQueue[str]) -> None:
+    try:
+        client.document("anything")
+    except ClientClosedError as exc:
+        result.put(str(exc))
+    client.close()  # does not wait for a thread the child does not have
+    result.put("closed")
+
+
+def test_a_client_used_after_fork_raises_instead_of_hanging(alice: Client) -> None:
+    """Celery's prefork pool and gunicorn fork workers: a client made before the fork has no
+    thread in the child."""
+    ctx = multiprocessing.get_context("fork")
+    result: multiprocessing.SimpleQueue[str] = ctx.SimpleQueue()
+    child = ctx.Process(target=_use_after_fork, args=(alice, result))
+    child.start()
+    child.join(TIMEOUT)
+    assert child.exitcode == 0
+    assert "created in another process, before a fork" in result.get()
+    assert result.get() == "closed"
+    assert alice.document(uniq("doc")).sid.startswith("ET")  # the parent's client still works
 
 
 def test_errors_are_the_async_clients(alice: Client) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from datetime import datetime
@@ -69,6 +70,7 @@ class _LoopThread:
         self._loop = asyncio.new_event_loop()
         self._lock = threading.Lock()
         self._closed = False
+        self._pid = os.getpid()  # a forked child has the object but not the thread
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
 
@@ -95,13 +97,21 @@ class _LoopThread:
                 "use the async API (sync_sdk.Client) from async code."
             )
 
+    def _forked(self) -> bool:
+        return os.getpid() != self._pid
+
     def run(self, coro: Coroutine[Any, Any, _R]) -> _R:
         """Run `coro` on the loop and wait for its result (or exception)."""
         self._refuse_own_thread(coro)
         with self._lock:
-            if self._closed:
+            if self._closed or self._forked():
                 coro.close()
-                raise ClientClosedError("the blocking client was closed; create a new one")
+                raise ClientClosedError(
+                    "the blocking client was closed; create a new one"
+                    if self._closed
+                    else "this blocking client was created in another process, before a fork"
+                    " (its thread did not come along): create the client in each process"
+                )
             future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return future.result()
@@ -113,7 +123,8 @@ class _LoopThread:
         """Run `shutdown` on the loop, then stop the loop and join the thread. Repeatable."""
         self._refuse_own_thread(shutdown)
         with self._lock:
-            if self._closed:
+            if self._closed or self._forked():
+                self._closed = True
                 shutdown.close()
                 return
             self._closed = True
