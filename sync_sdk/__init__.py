@@ -13,11 +13,11 @@ The same API without `await` is `sync_sdk.blocking`.
 from sync_generated import errors as _errors
 from sync_generated.errors import *  # noqa: F403
 
-from . import _public
-from ._public import *  # noqa: F403
+from . import shared
 from .client import Client
 from .objects import Paginator, SyncDocument, SyncList, SyncMap, SyncStream
+from .shared import *  # noqa: F403
 
 __all__ = ["Client", "Paginator", "SyncDocument", "SyncList", "SyncMap", "SyncStream"]
-__all__ += _public.__all__
+__all__ += shared.__all__
 __all__ += _errors.__all__

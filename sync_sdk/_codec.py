@@ -9,6 +9,8 @@ from pydantic import BaseModel, ValidationError
 from sync_generated.client import T
 from sync_generated.errors import InvalidDocumentDataError
 
+from .validation import is_json_object
+
 JsonObject = dict[str, Any]
 
 
@@ -44,7 +46,7 @@ class DataCodec(Generic[T]):
         if self.data_type is not None and isinstance(value, dict):
             # Accept a dict for a typed object, but only if it validates.
             return self.data_type.model_validate(value).model_dump(mode="json")
-        if not isinstance(value, dict):
+        if not is_json_object(value):
             raise InvalidDocumentDataError(
                 f"data must be a JSON object (dict), got {type(value).__name__}"
             )

@@ -19,9 +19,9 @@ from sync_generated import errors as _errors
 from sync_generated.blocking import Client, Paginator, SyncDocument, SyncList, SyncMap, SyncStream
 from sync_generated.errors import *  # noqa: F403
 
-from . import _public
-from ._public import *  # noqa: F403
+from . import shared
+from .shared import *  # noqa: F403
 
 __all__ = ["Client", "Paginator", "SyncDocument", "SyncList", "SyncMap", "SyncStream"]
-__all__ += _public.__all__
+__all__ += shared.__all__
 __all__ += _errors.__all__

@@ -21,9 +21,9 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Literal, TypeVar, overload
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, cast, overload
 
 import orjson
 from pydantic import BaseModel
@@ -66,10 +66,10 @@ from ._protocol import UNNUMBERED, ClientProtocol, Reply
 from ._state import ConnectionStateMachine
 from ._tls import ssl_context
 from ._version import __version__
-from .objects import SyncDocument, SyncList, SyncMap, SyncStream, _Handle
+from .objects import SyncDocument, SyncList, SyncMap, SyncObject, SyncStream
 
 M = TypeVar("M", bound=BaseModel)
-H = TypeVar("H", bound=_Handle)
+H = TypeVar("H", bound=SyncObject)
 OpenMode = Literal["open_or_create", "open_existing", "create_new"]
 
 _MAX_FRAME = 1 << 20
@@ -172,23 +172,31 @@ class _NodeRotation:
         self._tried.clear()
 
 
+class _Caller(Protocol):
+    def __call__(self, request: Request, *, idempotent: bool = False) -> Awaitable[JsonObject]: ...
+
+
 class _HandleChannel:
-    """The client as the handles it opens see it (objects.ObjectChannel)."""
+    """The client as the handles it opens see it (objects.ObjectChannel): its request and
+    release methods and its logger."""
 
-    __slots__ = ("_client",)
+    __slots__ = ("_call", "_release", "log")
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    def __init__(
+        self,
+        call: _Caller,
+        release: Callable[[CachedObject, ObjectHandle], Awaitable[None]],
+        log: logging.Logger,
+    ) -> None:
+        self._call = call
+        self._release = release
+        self.log = log
 
     async def request(self, request: Request, *, idempotent: bool = False) -> JsonObject:
-        return await self._client._call(request, idempotent=idempotent)
+        return await self._call(request, idempotent=idempotent)
 
     async def release(self, obj: CachedObject, handle: ObjectHandle) -> None:
-        await self._client._release(obj, handle)
-
-    @property
-    def log(self) -> logging.Logger:
-        return self._client._log
+        await self._release(obj, handle)
 
 
 def _realtime_url(base: str) -> str:
@@ -214,7 +222,8 @@ class Client(ClientEvents):
 
     def __init__(self, token: str, options: ClientOptions | None = None) -> None:
         self._token = _check_token(token)
-        if options is not None and not isinstance(options, ClientOptions):
+        # Checked at run time too: callers may be untyped.
+        if options is not None and not isinstance(cast(object, options), ClientOptions):
             raise InvalidRequestError("options must be a ClientOptions")
         self.options = options or ClientOptions()
         self._nodes = _NodeRotation(_check_urls(self.options))
@@ -227,7 +236,7 @@ class Client(ClientEvents):
         self._machine = ConnectionStateMachine(self._on_state_changed)
         self._protocol = ClientProtocol()
         self._objects = ObjectCache(self._protocol, self.client_id, self._log)
-        self._channel = _HandleChannel(self)
+        self._channel = _HandleChannel(self._call, self._release, self._log)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._ws: ClientConnection | None = None
         self._connected = asyncio.Event()
@@ -536,13 +545,13 @@ class Client(ClientEvents):
         obj, created = self._objects.open(kind, snap)
         # A failed subscription (e.g. read access revoked, then granted again) is retried.
         resubscribe = created or obj.subscription_state is SubscriptionState.FAILED
-        handle = cls(self._channel, obj, codec)
-        obj.handles.append(handle)
+        handle = cls(self._channel, obj, codec)  # registers itself: the last of obj.handles
+        registration = obj.handles[-1]
         if resubscribe:
             try:
                 await self._subscribe(obj)
             except BaseException:
-                obj.handles.remove(handle)
+                obj.handles.remove(registration)
                 if created:
                     self._objects.drop(obj)
                 raise

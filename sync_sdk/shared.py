@@ -1,6 +1,6 @@
 """What `sync_sdk` and `sync_sdk.blocking` both export besides the errors: options, states,
 events and items (the client and object classes differ: async in `sync_sdk`, blocking in
-`sync_sdk.blocking`)."""
+`sync_sdk.blocking`). Import them from either of those."""
 
 from sync_generated.client import (
     ClientOptions,
