@@ -49,8 +49,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# pyright (strict, settings in pyproject.toml) fetches its node package from npm on first use.
 typecheck: $(STAMP)
-	$(BIN)/mypy sync_sdk generated/sync_generated sync_server codegen examples
+	$(BIN)/mypy sync_sdk generated/sync_generated sync_server codegen examples tests/typing_consumer.py
+	$(BIN)/pyright
 
 pytest: $(STAMP) $(JS_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -7,7 +7,9 @@ components/schemas of http.yaml, and cds.yaml's request bodies), and so do Typed
 (`protocol_dicts.py`, for building frames with no runtime cost); the discriminated unions
 of protocol.yaml (`Request`, `EventFrame`), the client surface (states, transition table,
 options, events, typed `on()` overloads), the error classes and the typed REST client
-(`SyncRestApi`, one method per operationId of http.yaml) come from jinja2 templates.
+(`SyncRestApi`, one method per operationId of http.yaml) come from jinja2 templates; the
+blocking client (`blocking.py`) mirrors the async SDK classes that client.yaml lists, read
+from their source (codegen/blocking.py).
 Output is deterministic and formatted with ruff, so `make check-generated` can compare it
 byte for byte.
 """
@@ -33,6 +35,8 @@ from datamodel_code_generator import InputFileType, PythonVersion, generate
 from datamodel_code_generator._shared_types import LiteralType
 from datamodel_code_generator.enums import DataModelType
 
+from codegen.blocking import build_blocking_context
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -40,7 +44,9 @@ JsonDict = dict[str, Any]
 
 
 def header(*sources: str) -> str:
-    names = ", ".join(f"spec/{s}" for s in sources)
+    """The first two lines of a generated file; `sources` are spec files, or paths from the
+    project root (with a `/`)."""
+    names = ", ".join(s if "/" in s else f"spec/{s}" for s in sources)
     return (
         f"# Generated from {names} by codegen/generate.py (`make generate`).\n"
         "# DO NOT EDIT: change the spec or the template and regenerate."
@@ -523,6 +529,14 @@ def rest_module(http: JsonDict) -> str:
     )
 
 
+def blocking_module(client: JsonDict) -> str:
+    """`sync_sdk.blocking`: the async classes client.yaml `Blocking` lists, read from their
+    source (codegen/blocking.py), as blocking classes."""
+    context = build_blocking_context(ROOT, client["Blocking"])
+    sources = sorted({c.source for c in context["classes"]})
+    return render("blocking.py.j2", header=header("client.yaml", *sources), **context)
+
+
 def generate_all(spec_dir: Path, out_dir: Path) -> list[Path]:
     entities = load_yaml(spec_dir / "entities.yaml")
     protocol = load_yaml(spec_dir / "protocol.yaml")
@@ -545,6 +559,7 @@ def generate_all(spec_dir: Path, out_dir: Path) -> list[Path]:
             "errors.py.j2", header=header("errors.yaml"), **build_errors_context(errors)
         ),
         "rest.py": rest_module(http),
+        "blocking.py": blocking_module(client),
         "twilsock.py": pydantic_models(json_schema_from_openapi(twilsock), "twilsock.yaml"),
         "cds.py": cds_models,
         "cds_types.py": cds_types,

@@ -6,66 +6,18 @@ async with Client(token, ClientOptions(url="http://127.0.0.1:4700")) as client:
     doc = await client.document("settings")
     doc.on("updated", lambda e: print(e.data, e.is_local))
     await doc.set({"theme": "dark"})
+
+The same API without `await` is `sync_sdk.blocking`.
 """
 
-from sync_generated.client import (
-    ClientOptions,
-    CollectionRemovedEvent,
-    ConnectionErrorEvent,
-    ConnectionState,
-    DocumentRemovedEvent,
-    DocumentUpdatedEvent,
-    JsonObject,
-    ListItemAddedEvent,
-    ListItemRemovedEvent,
-    ListItemUpdatedEvent,
-    LogLevel,
-    MapItemAddedEvent,
-    MapItemRemovedEvent,
-    MapItemUpdatedEvent,
-    StreamMessagePublishedEvent,
-    SubscriptionState,
-    SyncListItem,
-    SyncMapItem,
-    SyncStreamMessage,
-    TokenAboutToExpireEvent,
-    TokenExpiredEvent,
-)
+from sync_generated import errors as _errors
 from sync_generated.errors import *  # noqa: F403
-from sync_generated.errors import __all__ as _errors_all
 
-from ._version import __version__
+from . import shared
 from .client import Client
 from .objects import Paginator, SyncDocument, SyncList, SyncMap, SyncStream
+from .shared import *  # noqa: F403
 
-__all__ = [
-    "Client",
-    "ClientOptions",
-    "CollectionRemovedEvent",
-    "ConnectionErrorEvent",
-    "ConnectionState",
-    "DocumentRemovedEvent",
-    "DocumentUpdatedEvent",
-    "JsonObject",
-    "ListItemAddedEvent",
-    "ListItemRemovedEvent",
-    "ListItemUpdatedEvent",
-    "LogLevel",
-    "MapItemAddedEvent",
-    "MapItemRemovedEvent",
-    "MapItemUpdatedEvent",
-    "Paginator",
-    "StreamMessagePublishedEvent",
-    "SubscriptionState",
-    "SyncDocument",
-    "SyncList",
-    "SyncListItem",
-    "SyncMap",
-    "SyncMapItem",
-    "SyncStream",
-    "SyncStreamMessage",
-    "TokenAboutToExpireEvent",
-    "TokenExpiredEvent",
-    "__version__",
-    *_errors_all,
-]
+__all__ = ["Client", "Paginator", "SyncDocument", "SyncList", "SyncMap", "SyncStream"]
+__all__ += shared.__all__
+__all__ += _errors.__all__

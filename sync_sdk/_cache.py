@@ -11,10 +11,10 @@ I/O: `sync_sdk.client` feeds it the frames of its WebSocket, tests feed it frame
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from sync_generated.client import SubscriptionState
 from sync_generated.protocol import (
@@ -29,6 +29,7 @@ from sync_generated.protocol import (
     SnapshotFrame,
     UpdatedFrame,
 )
+from sync_generated.protocol import ObjectKind as WireObjectKind
 
 from ._codec import as_optional_utc, as_utc, parse_optional_time, parse_time
 from ._logging import TRACE, logger
@@ -39,16 +40,17 @@ ObjectKind = Literal["document", "list", "map", "stream"]
 ItemRef = int | str  # a list item's index or a map item's key
 
 
-class ObjectHandle(Protocol):
-    """What the cache needs of a handle on an object (SyncDocument, SyncList, ...)."""
+@dataclass(frozen=True, slots=True, eq=False)
+class ObjectHandle:
+    """What the cache calls on a handle on an object (SyncDocument, SyncList, ...): the
+    callbacks the handle registered with `CachedObject.attach()`."""
 
-    def _dispatch(self, event: EventFrame, is_local: bool) -> None:
-        """Turn an event of the object into the typed event the handle's handlers receive."""
-
-    def _subscription_state_changed(self, state: SubscriptionState) -> None: ...
-
-    def _detach(self) -> None:
-        """The object is gone, or the client shut down: the handle is closed."""
+    dispatch: Callable[[EventFrame, bool], None]
+    """Turn an event of the object (and whether it is the client's own) into the typed
+    event the handle's handlers receive."""
+    subscription_state_changed: Callable[[SubscriptionState], None]
+    detach: Callable[[], None]
+    """The object is gone, or the client shut down: the handle is closed."""
 
 
 @dataclass(slots=True)
@@ -106,22 +108,27 @@ class CachedObject:
     kind: ObjectKind
     sid: str
     state: ObjectState
-    handles: list[ObjectHandle] = field(default_factory=list)
+    handles: list[ObjectHandle] = field(default_factory=list[ObjectHandle])
     subscription_state: SubscriptionState = SubscriptionState.PENDING
     # Every list/map item this client has seen, so that a snapshot sent when the server's
     # history is gone can be turned into the item events that were missed.
-    items: dict[ItemRef, CachedItem] = field(default_factory=dict)
+    items: dict[ItemRef, CachedItem] = field(default_factory=dict[ItemRef, CachedItem])
 
     @property
     def last_event_id(self) -> int:
         return self.state.last_event_id
+
+    @property
+    def wire_kind(self) -> WireObjectKind:
+        """`kind` as the event frames made here carry it."""
+        return WireObjectKind(self.kind)
 
     def set_subscription_state(self, state: SubscriptionState) -> None:
         if state == self.subscription_state:
             return
         self.subscription_state = state
         for handle in list(self.handles):
-            handle._subscription_state_changed(state)
+            handle.subscription_state_changed(state)
 
     # ---- items ---------------------------------------------------------------------------
     def item_ref(self, index: int | None, key: str | None) -> ItemRef | None:
@@ -207,7 +214,7 @@ class CachedObject:
                 ItemRemovedFrame(
                     type="event",
                     sid=self.sid,
-                    kind=self.kind,
+                    kind=self.wire_kind,
                     name="item_removed",
                     event_id=event_id,
                     origin=None,
@@ -223,7 +230,7 @@ class CachedObject:
                     ItemAddedFrame(
                         type="event",
                         sid=self.sid,
-                        kind=self.kind,
+                        kind=self.wire_kind,
                         name="item_added",
                         event_id=event_id,
                         origin=None,
@@ -236,7 +243,7 @@ class CachedObject:
                     ItemUpdatedFrame(
                         type="event",
                         sid=self.sid,
-                        kind=self.kind,
+                        kind=self.wire_kind,
                         name="item_updated",
                         event_id=event_id,
                         origin=None,
@@ -252,7 +259,7 @@ class CachedObject:
         return RemovedFrame(
             type="event",
             sid=self.sid,
-            kind=self.kind,
+            kind=self.wire_kind,
             name="removed",
             event_id=self.last_event_id + 1,
             origin=None,
@@ -316,7 +323,7 @@ class ObjectCache:
         """The client shuts down: every handle is closed and nothing stays cached."""
         for obj in self:
             for handle in obj.handles:
-                handle._detach()
+                handle.detach()
             self.drop(obj)
 
     # ---- events ------------------------------------------------------------------------------
@@ -357,10 +364,10 @@ class ObjectCache:
         event = event or obj.removed_event()
         is_local = event.origin == self._client_id
         for handle in list(obj.handles):
-            handle._dispatch(event, is_local)
-            handle._detach()
+            handle.dispatch(event, is_local)
+            handle.detach()
 
     def _deliver(self, obj: CachedObject, event: EventFrame) -> None:
         is_local = event.origin == self._client_id
         for handle in list(obj.handles):
-            handle._dispatch(event, is_local)
+            handle.dispatch(event, is_local)

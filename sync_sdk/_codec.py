@@ -9,6 +9,8 @@ from pydantic import BaseModel, ValidationError
 from sync_generated.client import T
 from sync_generated.errors import InvalidDocumentDataError
 
+from .validation import is_json_object
+
 JsonObject = dict[str, Any]
 
 
@@ -35,8 +37,8 @@ class DataCodec(Generic[T]):
         return None if raw is None else self.decode(raw)
 
     def encode(self, value: object) -> JsonObject:
-        if type(value) is dict and self.data_type is None:
-            return value  # the common case, without an isinstance check on BaseModel
+        if self.data_type is None and is_json_object(value):
+            return value  # the common case, before the isinstance check on BaseModel
         if isinstance(value, BaseModel):
             if self.data_type is not None and not isinstance(value, self.data_type):
                 raise InvalidDocumentDataError(
@@ -46,7 +48,7 @@ class DataCodec(Generic[T]):
         if self.data_type is not None and isinstance(value, dict):
             # Accept a dict for a typed object, but only if it validates.
             return self.data_type.model_validate(value).model_dump(mode="json")
-        if not isinstance(value, dict):
+        if not is_json_object(value):
             raise InvalidDocumentDataError(
                 f"data must be a JSON object (dict), got {type(value).__name__}"
             )

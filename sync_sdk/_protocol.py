@@ -19,6 +19,8 @@ from sync_generated.errors import InvalidRequestError, SyncError, error_for_code
 from sync_generated.protocol import EVENT_FRAME_ADAPTER, EventFrame
 from sync_generated.protocol_dicts import Request
 
+from .validation import is_json_object
+
 JsonObject = dict[str, Any]
 
 
@@ -71,7 +73,7 @@ class ClientProtocol:
             frame = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise InvalidRequestError(f"server sent invalid JSON: {exc}") from None
-        if not isinstance(frame, dict):
+        if not is_json_object(frame):
             raise InvalidRequestError("server frame is not a JSON object")
         kind = frame.get("type")
         if kind == "reply":
@@ -82,7 +84,7 @@ class ClientProtocol:
             if err is not None:
                 return Reply(request_id, None, self._error(err))
             result = frame.get("result")
-            return Reply(request_id, result if type(result) is dict else {}, None)
+            return Reply(request_id, result if is_json_object(result) else {}, None)
         if kind == "event":
             return self._event(frame)
         raise InvalidRequestError(f"unknown server frame type {kind!r}")
@@ -106,7 +108,7 @@ class ClientProtocol:
 
     @staticmethod
     def _error(err: object) -> SyncError:
-        if not isinstance(err, dict):
+        if not is_json_object(err):
             raise InvalidRequestError(f"reply error is not an object: {err!r:.80}")
         code, status = err.get("code"), err.get("status")
         if not isinstance(code, int) or isinstance(code, bool):

@@ -22,9 +22,9 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import TracebackType
-from typing import Any, ClassVar, Literal, TypeVar, overload
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, cast, overload
 
 import orjson
 from pydantic import BaseModel
@@ -67,10 +67,10 @@ from ._protocol import UNNUMBERED, ClientProtocol, Reply
 from ._state import ConnectionStateMachine
 from ._tls import ssl_context
 from ._version import __version__
-from .objects import SyncDocument, SyncList, SyncMap, SyncStream, _Handle
+from .objects import SyncDocument, SyncList, SyncMap, SyncObject, SyncStream
 
 M = TypeVar("M", bound=BaseModel)
-H = TypeVar("H", bound=_Handle)
+H = TypeVar("H", bound=SyncObject)
 OpenMode = Literal["open_or_create", "open_existing", "create_new"]
 
 _MAX_FRAME = 1 << 20
@@ -103,12 +103,6 @@ class _Dropped(Exception):
 
 class _NotApplied(_Dropped):
     """The node closed for a restart (1012) before reading the request: send it again."""
-
-
-def _retrieve(future: asyncio.Future[Reply]) -> None:
-    """Mark a failure set on a future nobody awaits as seen (no 'never retrieved' warning)."""
-    if future.done() and not future.cancelled():
-        future.exception()
 
 
 def _token_expiry(token: str) -> float | None:
@@ -191,26 +185,36 @@ class _NodeRotation:
         self._tried.clear()
 
 
+class _Caller(Protocol):
+    def __call__(
+        self, request: Request, *, idempotent: bool = False
+    ) -> Coroutine[Any, Any, JsonObject]: ...
+
+
 class _HandleChannel:
-    """The client as the handles it opens see it (objects.ObjectChannel)."""
+    """The client as the handles it opens see it (objects.ObjectChannel): its request and
+    release methods and its logger."""
 
-    __slots__ = ("_client",)
+    __slots__ = ("_call", "_release", "log")
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    def __init__(
+        self,
+        call: _Caller,
+        release: Callable[[CachedObject, ObjectHandle], Awaitable[None]],
+        log: logging.Logger,
+    ) -> None:
+        self._call = call
+        self._release = release
+        self.log = log
 
     def request(
         self, request: Request, *, idempotent: bool = False
     ) -> Coroutine[Any, Any, JsonObject]:
         # The client's own coroutine, not one wrapping it: one frame less on every call.
-        return self._client._call(request, idempotent=idempotent)
+        return self._call(request, idempotent=idempotent)
 
     async def release(self, obj: CachedObject, handle: ObjectHandle) -> None:
-        await self._client._release(obj, handle)
-
-    @property
-    def log(self) -> logging.Logger:
-        return self._client._log
+        await self._release(obj, handle)
 
 
 def _realtime_url(base: str) -> str:
@@ -225,10 +229,19 @@ class Client(ClientEvents):
     """A connection to a Sync service. Use `async with client:` (or `connect()` / `shutdown()`)."""
 
     version: ClassVar[str] = __version__
+    options: ClientOptions
+    """The options this client was created with."""
+    client_id: str
+    """A random id of this client, sent to the server with every connection."""
+    identity: str | None
+    """The identity of the token, once connected."""
+    service_sid: str | None
+    """The SID of the token's Sync service, once connected."""
 
     def __init__(self, token: str, options: ClientOptions | None = None) -> None:
         self._token = _check_token(token)
-        if options is not None and not isinstance(options, ClientOptions):
+        # Checked at run time too: callers may be untyped.
+        if options is not None and not isinstance(cast(object, options), ClientOptions):
             raise InvalidRequestError("options must be a ClientOptions")
         self.options = options or ClientOptions()
         self._nodes = _NodeRotation(_check_urls(self.options))
@@ -241,7 +254,7 @@ class Client(ClientEvents):
         self._machine = ConnectionStateMachine(self._on_state_changed)
         self._protocol = ClientProtocol()
         self._objects = ObjectCache(self._protocol, self.client_id, self._log)
-        self._channel = _HandleChannel(self)
+        self._channel = _HandleChannel(self._call, self._release, self._log)
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         # Each pending reply's deadline, and one timer for all of them (at the earliest).
         self._deadlines: dict[asyncio.Future[Reply], float] = {}
@@ -258,8 +271,8 @@ class Client(ClientEvents):
         self._closing = False
         self._background: set[asyncio.Future[None]] = set()
         self._last_error: SyncError | None = None
-        self.identity: str | None = None
-        self.service_sid: str | None = None
+        self.identity = None
+        self.service_sid = None
 
     # ---- public surface --------------------------------------------------------------
     @property
@@ -558,13 +571,13 @@ class Client(ClientEvents):
         obj, created = self._objects.open(kind, snap)
         # A failed subscription (e.g. read access revoked, then granted again) is retried.
         resubscribe = created or obj.subscription_state is SubscriptionState.FAILED
-        handle = cls(self._channel, obj, codec)
-        obj.handles.append(handle)
+        handle = cls(self._channel, obj, codec)  # registers itself: the last of obj.handles
+        registration = obj.handles[-1]
         if resubscribe:
             try:
                 await self._subscribe(obj)
             except BaseException:
-                obj.handles.remove(handle)
+                obj.handles.remove(registration)
                 if created:
                     self._objects.drop(obj)
                 raise

@@ -21,6 +21,7 @@ from sync_generated.client import (
     DocumentRemovedEvent,
     DocumentUpdatedEvent,
     Handler,
+    JsonObject,
     ListItemAddedEvent,
     ListItemRemovedEvent,
     ListItemUpdatedEvent,
@@ -73,7 +74,6 @@ from .validation import (
     check_ttl,
 )
 
-JsonObject = dict[str, Any]
 Order = Literal["asc", "desc"]
 I = TypeVar("I")  # noqa: E741
 
@@ -100,8 +100,9 @@ class ObjectChannel(Protocol):
         ...
 
 
-class _Handle:
-    """Common part of every handle: identity, metadata, handlers, closing."""
+class SyncObject:
+    """What SyncDocument, SyncList, SyncMap and SyncStream share: identity, metadata,
+    handlers, closing."""
 
     _kind: ObjectKind
 
@@ -111,6 +112,11 @@ class _Handle:
         self._codec = codec
         self._emitter = EventEmitter(f"{type(self).__name__}({obj.sid})", channel.log)
         self._closed = False
+        # What the object cache calls on this handle; registered with the object at once.
+        self._registration = ObjectHandle(
+            self._dispatch, self._subscription_state_changed, self._detach
+        )
+        obj.handles.append(self._registration)
 
     # ---- metadata ----------------------------------------------------------------------
     @property
@@ -164,7 +170,7 @@ class _Handle:
         if self._closed:
             return
         self._detach()
-        await self._channel.release(self._object, self)
+        await self._channel.release(self._object, self._registration)
 
     async def set_ttl(self, ttl: int) -> None:
         """Expire the object `ttl` seconds from now (0 = never)."""
@@ -211,7 +217,7 @@ class _Handle:
         self._emitter.clear()
 
 
-class SyncDocument(_Handle, SyncDocumentEvents[T]):
+class SyncDocument(SyncObject, SyncDocumentEvents[T]):
     """A JSON document. `data` is the latest known value; `updated` fires on every change."""
 
     _kind = "document"
@@ -317,6 +323,11 @@ class SyncDocument(_Handle, SyncDocumentEvents[T]):
 class Paginator(Generic[I]):
     """One page of items: `items`, `has_next_page` / `next_page()`, `has_prev_page` / `prev_page()`."""
 
+    items: builtins.list[I]
+    """The items of this page, in the page's order."""
+    has_next_page: bool
+    has_prev_page: bool
+
     def __init__(
         self,
         items: builtins.list[I],
@@ -355,7 +366,7 @@ class Paginator(Generic[I]):
         return f"<Paginator {len(self.items)} items next={self.has_next_page} prev={self.has_prev_page}>"
 
 
-class _Collection(_Handle, Generic[T]):
+class _Collection(SyncObject, Generic[T]):
     """What lists and maps share: item conversion, paging, item TTL, mutate."""
 
     _item_field: Literal["index", "key"]
@@ -741,7 +752,7 @@ class SyncMap(_Collection[T], SyncMapEvents[T]):
         await self._remove()
 
 
-class SyncStream(_Handle, SyncStreamEvents[T]):
+class SyncStream(SyncObject, SyncStreamEvents[T]):
     """Fire-and-forget messages (at most 4 KiB each), fanned out and not stored."""
 
     _kind = "stream"

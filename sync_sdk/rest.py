@@ -293,19 +293,28 @@ class _SimplePaged(_Paged[R, P]):
 class PermissionContext(Generic[PermT]):
     """The permission of one identity on one document, list or map."""
 
-    def __init__(self, parent: Permissions[PermT, Any], identity: str) -> None:
-        self._parent = parent
+    def __init__(
+        self,
+        identity: str,
+        *,
+        fetch: Callable[[str], Awaitable[PermT]],
+        update: Callable[[str, bool, bool, bool], Awaitable[PermT]],
+        delete: Callable[[str], Awaitable[None]],
+    ) -> None:
         self.identity = identity
+        self._fetch = fetch
+        self._update = update
+        self._delete = delete
 
     async def fetch(self) -> PermT:
-        return await self._parent._fetch(self.identity)
+        return await self._fetch(self.identity)
 
     async def update(self, *, read: bool, write: bool, manage: bool) -> PermT:
         """Set (create or overwrite) all three flags."""
-        return await self._parent._update(self.identity, read, write, manage)
+        return await self._update(self.identity, read, write, manage)
 
     async def delete(self) -> None:
-        await self._parent._delete(self.identity)
+        await self._delete(self.identity)
 
 
 class Permissions(_SimplePaged[PermT, P]):
@@ -320,7 +329,9 @@ class Permissions(_SimplePaged[PermT, P]):
         self.object_sid = object_sid
 
     def __call__(self, identity: str) -> PermissionContext[PermT]:
-        return PermissionContext(self, identity)
+        return PermissionContext(
+            identity, fetch=self._fetch, update=self._update, delete=self._delete
+        )
 
     async def _fetch(self, identity: str) -> PermT:
         raise NotImplementedError

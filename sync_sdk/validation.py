@@ -7,7 +7,7 @@ every request, so both reject the same input with the same error.
 
 from __future__ import annotations
 
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeGuard, overload
 
 import orjson
 from sync_generated.client import (
@@ -41,10 +41,19 @@ __all__ = [
 JsonObject = dict[str, Any]
 
 
+def is_json_object(value: object) -> TypeGuard[JsonObject]:
+    """Whether `value` (decoded from untyped input) is a JSON object: a dict."""
+    return isinstance(value, dict)
+
+
+def _is_container(value: object) -> TypeGuard[JsonObject | list[Any]]:
+    return isinstance(value, (dict, list))
+
+
 def check_data(data: object, limit: int = MAX_DATA_BYTES, *, what: str = "data") -> JsonObject:
     """A JSON object nested at most MAX_DATA_DEPTH deep and of at most `limit` bytes when
     encoded (54101 / 54006). The server applies this same function to every write."""
-    if not isinstance(data, dict):
+    if not is_json_object(data):
         raise InvalidDocumentDataError(
             f"{what} must be a JSON object (dict), got {type(data).__name__}"
         )
@@ -69,7 +78,7 @@ def _check_depth(data: JsonObject, what: str) -> None:
         nested: list[dict[str, Any] | list[Any]] = []
         for value in level:
             children = value.values() if isinstance(value, dict) else value
-            nested.extend(v for v in children if isinstance(v, (dict, list)))
+            nested.extend(v for v in children if _is_container(v))
         if not nested:
             return
         level = nested
@@ -146,14 +155,20 @@ def check_page_size(page_size: object) -> int:
 
 
 def check_order(order: object) -> Literal["asc", "desc"]:
-    if order == "asc" or order == "desc":
-        return order
+    if order == "asc":
+        return "asc"
+    if order == "desc":
+        return "desc"
     raise InvalidRequestError(f"order must be 'asc' or 'desc', got {order!r}")
 
 
 def check_mode(mode: object) -> Literal["open_or_create", "open_existing", "create_new"]:
-    if mode == "open_or_create" or mode == "open_existing" or mode == "create_new":
-        return mode
+    if mode == "open_or_create":
+        return "open_or_create"
+    if mode == "open_existing":
+        return "open_existing"
+    if mode == "create_new":
+        return "create_new"
     raise InvalidRequestError(
         f"mode must be 'open_or_create', 'open_existing' or 'create_new', got {mode!r}"
     )

@@ -185,7 +185,8 @@ class ServerProcess:
             ttl=ttl,
         )
 
-    def client(self, identity: str = "alice", **options: object) -> Client:
+    def options(self, **options: object) -> ClientOptions:
+        """ClientOptions for this server, with quick reconnects; `options` override."""
         opts = {
             "url": self.url,
             "log_level": "warn",
@@ -193,7 +194,10 @@ class ServerProcess:
             "reconnect_max_delay": 0.5,
             **options,
         }
-        return Client(self.token(identity), ClientOptions(**opts))  # type: ignore[arg-type]
+        return ClientOptions(**opts)  # type: ignore[arg-type]
+
+    def client(self, identity: str = "alice", **options: object) -> Client:
+        return Client(self.token(identity), self.options(**options))
 
 
 async def wait_for_state(client: Client, state: ConnectionState, timeout: float = 10.0) -> float:

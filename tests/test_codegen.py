@@ -47,6 +47,7 @@ EXPECTED_SOURCES = {
     "client.py": ["spec/client.yaml", "spec/entities.yaml"],
     "errors.py": ["spec/errors.yaml"],
     "rest.py": ["spec/http.yaml"],
+    "blocking.py": ["spec/client.yaml", "sync_sdk/client.py", "sync_sdk/objects.py"],
     "twilsock.py": ["spec/twilsock.yaml"],
     "cds.py": ["spec/cds.yaml"],
     "cds_types.py": ["spec/cds.yaml"],
@@ -279,3 +280,94 @@ def test_errors_pickle_round_trip(err: SyncError) -> None:
     assert type(back) is type(err)
     assert (back.code, back.status, back.message) == (err.code, err.status, err.message)
     assert str(back) == str(err)
+
+
+# ---- the blocking client (codegen/blocking.py) -------------------------------------------
+
+BLOCKING_SOURCE = '''\
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Root:
+    """The root."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def open(self, key: str) -> Thing[int]:
+        """Open a thing."""
+        ...
+
+    def _add_listener(self, event: str, handler: object) -> None: ...
+
+
+class _Base(Generic[T]):
+    @property
+    def size(self) -> int:
+        """How big."""
+        return 1
+
+    async def read(self, *, fresh: bool = False) -> T:
+        """Read it."""
+        ...
+
+
+class Thing(_Base[T]):
+    """A thing."""
+
+    label: str
+    """Its label."""
+
+    async def read(self, *, fresh: bool = True) -> T:
+        """Read it, overridden."""
+        ...
+'''
+
+
+def blocking_surface(tmp_path: Path, source: str, classes: dict[str, Any]) -> dict[str, Any]:
+    from codegen.blocking import build_blocking_context
+
+    (tmp_path / "pkg").mkdir(exist_ok=True)
+    (tmp_path / "pkg" / "mod.py").write_text(source)
+    context: dict[str, Any] = build_blocking_context(tmp_path, classes)
+    return context
+
+
+def test_blocking_surface_mirrors_methods_properties_and_bases(tmp_path: Path) -> None:
+    spec = {"Root": {"source": "pkg/mod.py", "root": True}, "Thing": {"source": "pkg/mod.py"}}
+    context = blocking_surface(tmp_path, BLOCKING_SOURCE, spec)
+    root, thing = context["classes"]
+    assert (root.init_args, root.init_call) == ("name: str", "name")
+    assert any(
+        "def open(self, key: str) -> Thing[int]:" in m
+        and "return Thing(self._portal, self._portal.run(self._wrapped.open(key)))" in m
+        for m in root.members
+    )
+    assert any(m.startswith("def _add_listener(") for m in root.members)
+    assert thing.bases == ["Generic[T]"] and thing.type_params == ["T"]
+    text = "\n".join(thing.members).replace(" ", "")  # as ast.unparse spaces it, unformatted
+    # the subclass's override wins; the base's property and the annotation become properties
+    assert "fresh:bool=True" in text and "fresh:bool=False" not in text
+    assert "defsize(self)->int:" in text and "deflabel(self)->str:" in text
+    assert "from pkg.mod import T" in context["imports"]
+
+
+@pytest.mark.parametrize(
+    ("snippet", "message"),
+    [
+        ("    async def each(self) -> Any:\n        yield 1\n", "async generator"),
+        ("    async def pair(self) -> list[Thing[int]]: ...\n", "only a mirrored class itself"),
+        ("    async def give(self, other: Thing[int]) -> None: ...\n", "takes a mirrored class"),
+        ("    async def odd(self) -> Unknown: ...\n", "where is 'Unknown' from?"),
+    ],
+)
+def test_blocking_surface_refuses_what_it_cannot_mirror(
+    tmp_path: Path, snippet: str, message: str
+) -> None:
+    source = BLOCKING_SOURCE.replace("    def _add_listener", snippet + "\n    def _add_listener")
+    source = "from typing import Any\n" + source
+    spec = {"Root": {"source": "pkg/mod.py", "root": True}, "Thing": {"source": "pkg/mod.py"}}
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        blocking_surface(tmp_path, source, spec)

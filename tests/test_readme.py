@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,15 +40,15 @@ def snippets(text: str) -> list[Snippet]:
     lines = text.splitlines()
     i = 0
     while i < len(lines):
-        m = re.fullmatch(r"```(\w*)", lines[i])
+        m = re.fullmatch(r"( *)```(\w*)", lines[i])  # also indented, inside a list item
         if m is None:
             i += 1
             continue
-        start = i
-        end = lines.index("```", i + 1)
-        skip = SKIP.match(lines[start - 1]) if start else None
-        code = "\n".join(lines[start + 1 : end]) + "\n"
-        found.append(Snippet(start + 1, m.group(1), code, skip.group(1) if skip else None))
+        indent, start = m.group(1), i
+        end = lines.index(f"{indent}```", i + 1)
+        skip = SKIP.match(lines[start - 1].strip()) if start else None
+        code = textwrap.dedent("\n".join(lines[start + 1 : end])) + "\n"
+        found.append(Snippet(start + 1, m.group(2), code, skip.group(1) if skip else None))
         i = end + 1
     return found
 

@@ -13,6 +13,10 @@ the wrong snippet (so planted errors are not masked by an unrelated one), or if 
 correct snippet has any error at all. The correct snippet uses `assert_type`, so it would
 also fail if the public API degraded to `Any`.
 
+Each snippet is checked twice: as written (the async `sync_sdk`) and as `blocking()` turns
+it into a user of the blocking client (`sync_sdk.blocking`: the same code without `await`),
+which must be accepted and rejected on the same lines with the same messages.
+
 Note on lambdas passed straight to an overloaded `on()`: mypy checks the lambda body
 against every overload and, when the body fails for all of them (e.g. `e.bogus`), only
 reports `No overload variant of "on" ... matches` on the call; it does not name the bad
@@ -22,6 +26,7 @@ attribute. Inside such a lambda `reveal_type(e)` / `assert_type(e, ...)` also se
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -114,133 +119,7 @@ async def main(client: Client) -> None:
     await s.publish_message({"id": "a"})  # E: arg-type: Argument 1 to "publish_message" of "SyncStream" has incompatible type "dict[str, str]"; expected "Order"
 """
 
-CORRECT_USAGE = """\
-from typing import Any, assert_type
-
-from pydantic import BaseModel
-
-from sync_sdk import (
-    Client,
-    ClientOptions,
-    CollectionRemovedEvent,
-    ConnectionState,
-    DocumentUpdatedEvent,
-    JsonObject,
-    ListItemAddedEvent,
-    LogLevel,
-    MapItemAddedEvent,
-    MapItemRemovedEvent,
-    Paginator,
-    StreamMessagePublishedEvent,
-    SyncDocument,
-    SyncList,
-    SyncListItem,
-    SyncMap,
-    SyncMapItem,
-    SyncStream,
-    SyncStreamMessage,
-)
-
-
-class Order(BaseModel):
-    id: str
-    qty: int
-
-
-def on_any_added(e: MapItemAddedEvent[Any]) -> None:
-    print(e.item.key, e.is_local)
-
-
-def on_order_added(e: MapItemAddedEvent[Order]) -> None:
-    assert_type(e.item, SyncMapItem[Order])
-    assert_type(e.item.data, Order)
-    assert_type(e.item.data.qty, int)
-    assert_type(e.is_local, bool)
-
-
-async def on_order_removed(e: MapItemRemovedEvent[Order]) -> None:
-    assert_type(e.previous_item_data, Order | None)
-
-
-def on_doc_updated(e: DocumentUpdatedEvent[Order]) -> None:
-    assert_type(e.data, Order)
-    assert_type(e.previous_data, Order | None)
-
-
-def on_list_added(e: ListItemAddedEvent[Order]) -> None:
-    assert_type(e.item.index, int)
-
-
-def on_message(e: StreamMessagePublishedEvent[Order]) -> None:
-    assert_type(e.message, SyncStreamMessage[Order])
-
-
-def on_removed(e: CollectionRemovedEvent) -> None:
-    print(e.is_local)
-
-
-def on_state(state: ConnectionState) -> None:
-    print(state.value)
-
-
-options = ClientOptions(url="http://127.0.0.1:4700", log_level="warn")
-options_enum = ClientOptions(log_level=LogLevel.DEBUG)
-
-
-async def main() -> None:
-    async with Client("a.b.c", options) as client:
-        client.on("connection_state_changed", on_state)
-
-        m = await client.map("orders", data_type=Order)
-        assert_type(m, SyncMap[Order])
-        item = await m.get("k")
-        assert_type(item, SyncMapItem[Order])
-        assert_type(item.data, Order)
-        assert_type(item.data.qty, int)
-        await m.set("k", Order(id="a", qty=1))
-        await m.mutate("k", lambda o: o.model_copy(update={"qty": o.qty + 1}))
-        unsubscribe = m.on("item_added", on_order_added)
-        unsubscribe()
-        m.on("item_added", on_any_added)
-        m.on("item_added", lambda e: print(e.item.data.qty, e.is_local))
-        m.on("item_removed", on_order_removed)
-        m.on("removed", on_removed)
-        page = await m.get_items(page_size=10)
-        assert_type(page, Paginator[SyncMapItem[Order]])
-
-        plain = await client.map("plain")
-        assert_type(plain, SyncMap[JsonObject])
-        plain_item = await plain.get("k")
-        assert_type(plain_item.data, dict[str, Any])
-
-        lst = await client.list("items", data_type=Order)
-        assert_type(lst, SyncList[Order])
-        li = await lst.get(0)
-        assert_type(li, SyncListItem[Order])
-        lst.on("item_added", on_list_added)
-        lpage = await lst.get_items(from_=0, page_size=20)
-        while lpage.has_next_page:
-            lpage = await lpage.next_page()
-        assert_type(lpage.items, list[SyncListItem[Order]])
-
-        doc = await client.document("settings", data_type=Order)
-        assert_type(doc, SyncDocument[Order])
-        assert_type(doc.data, Order)
-        doc.on("updated", on_doc_updated)
-        doc.on("updated", lambda e: print(e.data.qty))
-        assert_type(await doc.update({"qty": 2}), Order)
-        assert_type(await doc.set(Order(id="a", qty=3)), Order)
-
-        settings = await client.document("plain-settings")
-        assert_type(settings, SyncDocument[dict[str, Any]])
-        assert_type(settings.data, dict[str, Any])
-
-        s = await client.stream("ticks", data_type=Order)
-        assert_type(s, SyncStream[Order])
-        s.on("message_published", on_message)
-        msg = await s.publish_message(Order(id="a", qty=1))
-        assert_type(msg.data, Order)
-"""
+CORRECT_USAGE = (Path(__file__).parent / "typing_consumer.py").read_text(encoding="utf-8")
 
 _OUTPUT_LINE = re.compile(
     r"^(?P<path>.+?):(?P<line>\d+): (?P<severity>error|note): (?P<message>.*?)"
@@ -325,14 +204,30 @@ def _run_mypy(tmp_path: Path, name: str, source: str) -> tuple[int, list[Diagnos
     return proc.returncode, diagnostics, output
 
 
+def blocking(source: str) -> str:
+    """An async snippet as the same code on the blocking client: imports from
+    `sync_sdk.blocking`, no `await`, `with` instead of `async with`, `main` a plain function
+    (async handlers stay async: the blocking client runs them on its loop)."""
+    out = source.replace("from sync_sdk import", "from sync_sdk.blocking import")
+    out = out.replace("async with ", "with ").replace("await ", "")
+    out = out.replace("async def main(", "def main(")
+    assert "await" not in out and out.count("sync_sdk.blocking") == source.count("sync_sdk")
+    return out
+
+
+FLAVOURS = {"async": lambda source: source, "blocking": blocking}
+
+
 @pytest.mark.timeout(600)
-def test_wrong_usage_is_rejected(tmp_path: Path) -> None:
-    expected = _expectations(WRONG_USAGE)
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_wrong_usage_is_rejected(tmp_path: Path, flavour: str) -> None:
+    source = FLAVOURS[flavour](WRONG_USAGE)
+    expected = _expectations(source)
     assert len([e for e in expected if e.severity == "error"]) >= 15
-    returncode, diagnostics, output = _run_mypy(tmp_path, "wrong_usage", WRONG_USAGE)
+    returncode, diagnostics, output = _run_mypy(tmp_path, "wrong_usage", source)
     assert returncode == 1, f"mypy should report errors (exit 1), got {returncode}:\n{output}"
 
-    lines = WRONG_USAGE.splitlines()
+    lines = source.splitlines()
     missing = [
         f"line {e.line} ({lines[e.line - 1].strip()}): expected {e.severity} "
         f"[{e.code}] containing {e.fragment!r}"
@@ -350,8 +245,38 @@ def test_wrong_usage_is_rejected(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_correct_usage_type_checks(tmp_path: Path) -> None:
-    assert "# E:" not in CORRECT_USAGE
-    returncode, diagnostics, output = _run_mypy(tmp_path, "correct_usage", CORRECT_USAGE)
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_correct_usage_type_checks(tmp_path: Path, flavour: str) -> None:
+    source = FLAVOURS[flavour](CORRECT_USAGE)
+    assert "# E:" not in source
+    returncode, diagnostics, output = _run_mypy(tmp_path, "correct_usage", source)
     errors = [f"line {d.line}: {d.message} [{d.code}]" for d in diagnostics]
     assert returncode == 0 and not errors, "correct usage must type-check cleanly:\n" + output
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_correct_usage_passes_pyright_strict(tmp_path: Path, flavour: str) -> None:
+    """The same snippets under pyright's strict mode (IDEs such as VS Code use pyright)."""
+    target = tmp_path / "correct_usage.py"
+    target.write_text(FLAVOURS[flavour](CORRECT_USAGE))
+    config = tmp_path / "pyrightconfig.json"
+    config.write_text(
+        json.dumps(
+            {
+                "typeCheckingMode": "strict",
+                "pythonVersion": "3.11",
+                "extraPaths": [str(ROOT), str(ROOT / "generated")],
+                "include": [str(target)],
+            }
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyright", "--pythonpath", sys.executable, "-p", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "0 errors" in output, output

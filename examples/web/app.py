@@ -134,7 +134,7 @@ def resolve_credentials(args: argparse.Namespace) -> Credentials:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4800, help="0 picks a free port")
     parser.add_argument(

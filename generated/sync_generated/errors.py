@@ -10,7 +10,8 @@
     ├── InvalidInputError The call's arguments break a rule (size, TTL, name, JSON shape).
     ├── RateLimitError    Too many writes; retry later.
     ├── TransportError    The connection failed, timed out or was shut down.
-    └── ServerError       The server failed unexpectedly.
+    ├── ServerError       The server failed unexpectedly.
+    └── UsageError        The SDK was called in a way that cannot work (a programming error, not a network condition).
 
 Each code has its own subclass of a family (e.g. DocumentNotFoundError(NotFoundError),
 code 54100, status 404); `error_for_code()` builds the right one from a code.
@@ -79,6 +80,10 @@ class TransportError(SyncError):
 
 class ServerError(SyncError):
     """The server failed unexpectedly."""
+
+
+class UsageError(SyncError):
+    """The SDK was called in a way that cannot work (a programming error, not a network condition)."""
 
 
 class AuthenticationError(AccessError):
@@ -207,6 +212,16 @@ class ConnectFailedError(TransportError):
     default_code: ClassVar[int] = 51013
     default_status: ClassVar[int] = 503
     default_message: ClassVar[str] = "Could not connect to the Sync server"
+
+
+class BlockingCallInHandlerError(UsageError):
+    """A blocking client method was called on the client's own event-loop thread (from an event handler or a mutator); it would deadlock (51014, HTTP 500, sync-sdk code)."""
+
+    default_code: ClassVar[int] = 51014
+    default_status: ClassVar[int] = 500
+    default_message: ClassVar[str] = (
+        "A blocking client method was called on the client's own event-loop thread (from an event handler or a mutator); it would deadlock"
+    )
 
 
 class InvalidIfMatchError(InvalidInputError):
@@ -402,6 +417,7 @@ ERRORS_BY_CODE: Final[dict[int, type[SyncError]]] = {
     51011: CommandTimeoutError,
     51012: ClientClosedError,
     51013: ConnectFailedError,
+    51014: BlockingCallInHandlerError,
     54003: InvalidIfMatchError,
     54006: DataTooLargeError,
     54007: ForbiddenError,
@@ -465,6 +481,7 @@ __all__ = [
     "RateLimitError",
     "TransportError",
     "ServerError",
+    "UsageError",
     "AuthenticationError",
     "InvalidTokenError",
     "TokenIssuerError",
@@ -481,6 +498,7 @@ __all__ = [
     "CommandTimeoutError",
     "ClientClosedError",
     "ConnectFailedError",
+    "BlockingCallInHandlerError",
     "InvalidIfMatchError",
     "DataTooLargeError",
     "ForbiddenError",

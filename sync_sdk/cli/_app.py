@@ -62,6 +62,7 @@ from sync_sdk import (
     __version__,
 )
 from sync_sdk.rest import mint_access_token
+from sync_sdk.validation import is_json_object
 
 Kind: TypeAlias = Literal["document", "list", "map", "stream"]
 OpenMode: TypeAlias = Literal["open_or_create", "open_existing"]
@@ -178,16 +179,20 @@ def parse_data(text: str, what: str = "DATA") -> JsonObject:
     if text == "-":
         text = sys.stdin.read()
     try:
-        value = json.loads(text)
+        value: object = json.loads(text)
     except json.JSONDecodeError as exc:
         shown = text if len(text) <= 60 else text[:57] + "..."
         raise click.BadParameter(
             f"not valid JSON ({exc.msg} at column {exc.colno}): {shown!r}", param_hint=what
         ) from None
-    if not isinstance(value, dict):
-        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-            type(value), "a number"
-        )
+    if not is_json_object(value):
+        kinds: dict[type, str] = {
+            list: "an array",
+            str: "a string",
+            bool: "a boolean",
+            type(None): "null",
+        }
+        kind = kinds.get(type(value), "a number")
         raise click.BadParameter(
             f'must be a JSON object such as \'{{"key": "value"}}\', got {kind}', param_hint=what
         )
