@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import config as defaults
@@ -239,6 +241,40 @@ def _env_int(name: str, default: int) -> int:
     return int(raw)
 
 
+def _whole(kind: str) -> Callable[[str], int]:
+    """An argparse type: a whole number, > 0 ("positive") or >= 0 ("non_negative")."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r:.40} is not a whole number") from None
+        if value < (1 if kind == "positive" else 0):
+            raise argparse.ArgumentTypeError(f"{value} is not {_RANGE[kind]}")
+        return value
+
+    return parse
+
+
+def _number(kind: str) -> Callable[[str], float]:
+    """An argparse type: a finite number, > 0 ("positive") or >= 0 ("non_negative")."""
+
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r:.40} is not a number") from None
+        low_ok = value > 0 if kind == "positive" else value >= 0
+        if not (low_ok and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{raw!r:.40} is not {_RANGE[kind]}")
+        return value
+
+    return parse
+
+
+_RANGE = {"positive": "above 0", "non_negative": "0 or more"}
+
+
 def _env_float(name: str, default: float) -> float:
     """A non-negative number from the environment; a one-line error naming it otherwise."""
     raw = os.environ.get(name)
@@ -300,58 +336,58 @@ def build_parser() -> argparse.ArgumentParser:
     limits = DEFAULT_LIMITS  # one home for the defaults (sync_server/config.py)
     serve.add_argument(
         "--heartbeat-interval",
-        type=float,
+        type=_number("positive"),
         default=limits.heartbeat_interval,
         help="seconds between WebSocket pings (default %(default)s)",
     )
     serve.add_argument(
         "--max-subscriptions",
-        type=int,
+        type=_whole("positive"),
         default=limits.max_subscriptions,
         help="per connection (default %(default)s)",
     )
     serve.add_argument(
         "--max-frame-bytes",
-        type=int,
+        type=_whole("positive"),
         default=limits.max_frame_bytes,
         help="UTF-8 bytes; over it: 51001, over twice it the socket closes (default %(default)s)",
     )
     serve.add_argument(
         "--write-rate",
-        type=float,
+        type=_number("non_negative"),
         default=limits.write_rate,
         help="sustained writes/s per object, 0 = unlimited (Twilio: 20); over it: 54009 "
         "(default %(default)s)",
     )
     serve.add_argument(
         "--write-burst",
-        type=int,
+        type=_whole("non_negative"),
         default=limits.write_burst,
         help="burst of writes per object above the rate (default %(default)s)",
     )
     serve.add_argument(
         "--create-rate",
-        type=float,
+        type=_number("non_negative"),
         default=limits.create_rate,
         help="objects created/s per identity and per connection, 0 = unlimited; over it: 54009 "
         "(default %(default)s)",
     )
     serve.add_argument(
         "--create-burst",
-        type=int,
+        type=_whole("non_negative"),
         default=limits.create_burst,
         help="burst of creations above the rate (default %(default)s)",
     )
     serve.add_argument(
         "--event-retention",
-        type=int,
+        type=_whole("positive"),
         default=limits.event_retention,
         help="events kept per object for catch-up after a reconnect (older: a snapshot is sent) "
         "(default %(default)s)",
     )
     serve.add_argument(
         "--max-outbox-frames",
-        type=int,
+        type=_whole("positive"),
         default=limits.max_outbox_frames,
         help="frames queued for a slow client before it is disconnected (4008) to catch up later "
         "(default %(default)s)",
@@ -363,13 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--head-timeout",
-        type=float,
+        type=_number("positive"),
         default=limits.head_timeout,
         help="seconds a connection has to send a request's headers (default %(default)s)",
     )
     serve.add_argument(
         "--max-connections",
-        type=int,
+        type=_whole("positive"),
         default=limits.max_connections,
         help="open connections per node (HTTP and WebSocket); more are refused with a 503 "
         "(kept below the open-file limit, which is raised at start as far as allowed) "
@@ -377,14 +413,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--max-outbox-bytes",
-        type=int,
+        type=_whole("positive"),
         default=limits.max_outbox_bytes,
         help="the same in bytes; requests are not read while half of it is queued "
         "(default %(default)s)",
     )
     serve.add_argument(
         "--drain-timeout",
-        type=float,
+        type=_number("non_negative"),
         default=_env_float("SYNC_DRAIN_TIMEOUT", defaults.DRAIN_TIMEOUT),
         help="seconds from SIGTERM to exit: connections are drained (closed with 1012 once "
         "their requests are answered), then the process exits 0; env SYNC_DRAIN_TIMEOUT "
@@ -393,25 +429,25 @@ def build_parser() -> argparse.ArgumentParser:
     hooks = serve.add_argument_group("webhooks", "the durable outbox of webhook deliveries")
     hooks.add_argument(
         "--webhook-max-pending",
-        type=int,
+        type=_whole("positive"),
         default=limits.webhook_max_pending,
         help="deliveries pending in all; a write beyond it has none (default %(default)s)",
     )
     hooks.add_argument(
         "--webhook-max-per-object",
-        type=int,
+        type=_whole("positive"),
         default=limits.webhook_max_per_object,
         help="deliveries waiting per object; beyond it the oldest are dropped (%(default)s)",
     )
     hooks.add_argument(
         "--webhook-attempts",
-        type=int,
+        type=_whole("positive"),
         default=limits.webhook_attempts,
         help="attempts per delivery, with exponential back-off (default %(default)s)",
     )
     hooks.add_argument(
         "--webhook-lease",
-        type=float,
+        type=_number("positive"),
         default=limits.webhook_lease,
         help="seconds a node's claim on a delivery lasts unless renewed: how soon another "
         "node takes over from a dead one (default %(default)s)",
@@ -433,13 +469,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cluster.add_argument(
         "--database-pool-size",
-        type=int,
+        type=_whole("positive"),
         default=_env_int("SYNC_DATABASE_POOL_SIZE", defaults.DATABASE_POOL_SIZE),
         help="PostgreSQL connections per node (default %(default)s)",
     )
     cluster.add_argument(
         "--database-statement-cache-size",
-        type=int,
+        type=_whole("non_negative"),
         default=_env_int(
             "SYNC_DATABASE_STATEMENT_CACHE_SIZE", defaults.DATABASE_STATEMENT_CACHE_SIZE
         ),
@@ -465,7 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     token = sub.add_parser("token", help="print a client access token for the default service")
     token.add_argument("--identity", required=True)
-    token.add_argument("--ttl", type=int, default=3600, help="seconds (default %(default)s)")
+    token.add_argument(
+        "--ttl", type=_whole("positive"), default=3600, help="seconds (default %(default)s)"
+    )
     token.add_argument(
         "--init",
         action="store_true",

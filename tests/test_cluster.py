@@ -381,6 +381,27 @@ def test_serve_names_a_bad_number_in_the_environment(tmp_path: Path, value: str)
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--max-subscriptions", "0"], "argument --max-subscriptions: 0 is not above 0"),
+        (["--write-rate", "-1"], "argument --write-rate: '-1' is not 0 or more"),
+        (["--heartbeat-interval", "nan"], "argument --heartbeat-interval: 'nan' is not above 0"),
+        (["--drain-timeout", "soon"], "argument --drain-timeout: 'soon' is not a number"),
+    ],
+)
+def test_serve_names_a_bad_flag_value(tmp_path: Path, flags: list[str], message: str) -> None:
+    done = _serve(tmp_path, flags)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_names_a_bad_drain_timeout_in_the_environment(tmp_path: Path) -> None:
+    done = _serve(tmp_path, [], SYNC_DRAIN_TIMEOUT="-1")
+    assert (
+        done.returncode != 0 and "SYNC_DRAIN_TIMEOUT='-1' is not a number of seconds" in done.stderr
+    )
+
+
 def test_serve_takes_the_clients_word_for_warning() -> None:
     from sync_server.cli import build_parser
 
