@@ -361,7 +361,12 @@ class ObjectCache:
         """The object is gone: deliver its `removed` event (`event`, or one made up when the
         removal was found on re-subscribing), close its handles and drop it."""
         self.drop(obj)
-        event = event or obj.removed_event()
+        if event is None:
+            event = obj.removed_event()
+        elif event.previous_data is None and obj.state.data is not None:
+            # A removal the server found on catching up (say, an expiry whose event it
+            # missed) carries no data: the previous data is what this client last had.
+            event = event.model_copy(update={"previous_data": obj.state.data})
         is_local = event.origin == self._client_id
         for handle in list(obj.handles):
             handle.dispatch(event, is_local)

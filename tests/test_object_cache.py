@@ -361,6 +361,24 @@ def test_removal_found_on_resubscribing_tells_the_handles_the_last_data() -> Non
     assert cache.get(DOC) is None
 
 
+def test_a_removal_without_data_tells_the_handles_the_last_data() -> None:
+    """The server sends `removed` with no data when it found the removal on catching up
+    (an expiry event it missed): the handles still get the data this client last had."""
+    cache, _, _, handle = open_object("document", DOC, 3, {"v": 3})
+    bare = RemovedFrame(
+        type="event",
+        sid=DOC,
+        kind="document",
+        name="removed",
+        event_id=4,
+        origin=None,
+        previous_data=None,
+    )
+    cache.receive(bare)
+    [(event, _)] = handle.events
+    assert isinstance(event, RemovedFrame) and event.previous_data == {"v": 3}
+
+
 # ---- snapshots (history gone): the events that were missed ------------------------------------
 
 
