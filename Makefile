@@ -51,7 +51,7 @@ format: $(STAMP)
 
 # pyright (strict, settings in pyproject.toml) fetches its node package from npm on first use.
 typecheck: $(STAMP)
-	$(BIN)/mypy sync_sdk generated/sync_generated sync_server codegen examples tests/typing_consumer.py
+	$(BIN)/mypy sync_sdk generated/sync_generated sync_server codegen examples tests/typing_consumer.py tests/typing_rest_consumer.py
 	$(BIN)/pyright
 
 pytest: $(STAMP) $(JS_STAMP)

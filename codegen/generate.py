@@ -6,10 +6,11 @@ Pydantic v2 models come from datamodel-code-generator (protocol.yaml, twilsock.y
 components/schemas of http.yaml, and cds.yaml's request bodies), and so do TypedDicts of protocol.yaml's payloads
 (`protocol_dicts.py`, for building frames with no runtime cost); the discriminated unions
 of protocol.yaml (`Request`, `EventFrame`), the client surface (states, transition table,
-options, events, typed `on()` overloads), the error classes and the typed REST client
-(`SyncRestApi`, one method per operationId of http.yaml) come from jinja2 templates; the
-blocking client (`blocking.py`) mirrors the async SDK classes that client.yaml lists, read
-from their source (codegen/blocking.py).
+options, events, typed `on()` overloads), the error classes, the typed REST client
+(`SyncRestApi`, one method per operationId of http.yaml) and the REST resource classes of
+`sync_sdk.rest` (from http.yaml's `x-sdk` annotations, codegen/rest_resources.py) come from
+jinja2 templates; the blocking client (`blocking.py`) mirrors the async SDK classes that
+client.yaml lists, read from their source (codegen/blocking.py).
 Output is deterministic and formatted with ruff, so `make check-generated` can compare it
 byte for byte.
 """
@@ -36,6 +37,7 @@ from datamodel_code_generator._shared_types import LiteralType
 from datamodel_code_generator.enums import DataModelType
 
 from codegen.blocking import build_blocking_context
+from codegen.rest_resources import build_resources_context
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -408,9 +410,14 @@ def build_rest_context(doc: JsonDict) -> JsonDict:
                 raise SystemExit(f"{where}: success responses must share one schema (or none)")
             returns = models.pop()
             params: dict[str, JsonDict] = {}
+            components: dict[str, str] = {}  # the components/parameters name of a $ref
             for raw in [*shared, *op.get("parameters", [])]:
                 p = _resolve(doc, raw)
-                params[f"{p['in']}:{p['name']}"] = p  # operation-level overrides path-level
+                key = f"{p['in']}:{p['name']}"
+                params[key] = p  # operation-level overrides path-level
+                ref = raw.get("$ref", "") if isinstance(raw, dict) else ""
+                if ref.startswith("#/components/parameters/"):
+                    components[key] = ref.rsplit("/", 1)[-1]
             path_names = re.findall(r"{(\w+)}", path)
             positional: list[JsonDict] = []
             by_location: dict[str, list[JsonDict]] = {"query": [], "header": [], "form": []}
@@ -436,6 +443,8 @@ def build_rest_context(doc: JsonDict) -> JsonDict:
                     "type": _param_py_type(p["schema"], where),
                     "required": bool(p.get("required", False)),
                     "doc": _doc_text(p.get("description"), where),
+                    "component": components.get(f"{p['in']}:{p['name']}"),
+                    "location": p["in"],
                 }
                 by_location[p["in"]].append(arg)
             has_body = "requestBody" in op
@@ -454,6 +463,8 @@ def build_rest_context(doc: JsonDict) -> JsonDict:
                             "type": _param_py_type(prop, where),
                             "required": name in required,
                             "doc": _doc_text(prop.get("description"), where),
+                            "component": None,
+                            "location": "form",
                         }
                     )
             ordered = [*by_location["form"], *by_location["query"], *by_location["header"]]
@@ -493,6 +504,8 @@ def build_rest_context(doc: JsonDict) -> JsonDict:
                     "has_body": has_body,
                     "returns": returns,
                     "secured": bool(op.get("security", default_security)),
+                    "path_args": positional,  # for codegen/rest_resources.py
+                    "keyword_args": keyword_args,
                 }
             )
     return {"operations": operations}
@@ -529,6 +542,13 @@ def rest_module(http: JsonDict) -> str:
     )
 
 
+def rest_resources_module(http: JsonDict) -> str:
+    """The resource classes `sync_sdk.rest` exports, from http.yaml's `x-sdk` annotations
+    (codegen/rest_resources.py), over the operations of `SyncRestApi`."""
+    context = build_resources_context(http, build_rest_context(http)["operations"])
+    return render("rest_resources.py.j2", header=header("http.yaml"), **context)
+
+
 def blocking_module(client: JsonDict) -> str:
     """`sync_sdk.blocking`: the async classes client.yaml `Blocking` lists, read from their
     source (codegen/blocking.py), as blocking classes."""
@@ -559,6 +579,7 @@ def generate_all(spec_dir: Path, out_dir: Path) -> list[Path]:
             "errors.py.j2", header=header("errors.yaml"), **build_errors_context(errors)
         ),
         "rest.py": rest_module(http),
+        "rest_resources.py": rest_resources_module(http),
         "blocking.py": blocking_module(client),
         "twilsock.py": pydantic_models(json_schema_from_openapi(twilsock), "twilsock.yaml"),
         "cds.py": cds_models,

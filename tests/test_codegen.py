@@ -6,6 +6,8 @@ Generation runs in subprocesses into temp dirs; the committed `generated/` tree 
 
 from __future__ import annotations
 
+import ast
+import copy
 import importlib.util
 import pickle
 import re
@@ -47,6 +49,7 @@ EXPECTED_SOURCES = {
     "client.py": ["spec/client.yaml", "spec/entities.yaml"],
     "errors.py": ["spec/errors.yaml"],
     "rest.py": ["spec/http.yaml"],
+    "rest_resources.py": ["spec/http.yaml"],
     "blocking.py": ["spec/client.yaml", "sync_sdk/client.py", "sync_sdk/objects.py"],
     "twilsock.py": ["spec/twilsock.yaml"],
     "cds.py": ["spec/cds.yaml"],
@@ -371,3 +374,256 @@ def test_blocking_surface_refuses_what_it_cannot_mirror(
     spec = {"Root": {"source": "pkg/mod.py", "root": True}, "Thing": {"source": "pkg/mod.py"}}
     with pytest.raises(SystemExit, match=re.escape(message)):
         blocking_surface(tmp_path, source, spec)
+
+
+# ---- the REST resource classes (codegen/rest_resources.py) -------------------------------
+
+RESOURCES_SPEC = """\
+openapi: 3.1.0
+x-sdk: {import-as: {List: Things}}
+paths:
+  /v1/Services/{ServiceSid}/Boxes:
+    x-sdk: {class: Boxes, doc: The boxes of a service.}
+    parameters: [{$ref: "#/components/parameters/ServiceSid"}]
+    get:
+      operationId: listBoxes
+      parameters:
+        - $ref: "#/components/parameters/Order"
+        - {name: PageSize, in: query, schema: {type: integer}}
+        - {name: PageToken, in: query, schema: {type: string}}
+      responses: {"200": {description: ok, content: {application/json: {schema: {$ref: "#/components/schemas/BoxPage"}}}}}
+    post:
+      operationId: createBox
+      summary: Make a box.
+      x-sdk: {args: [label, data, box_ttl], positional: [label], rename: {box_ttl: ttl}}
+      requestBody:
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              required: [Label]
+              properties:
+                Label: {type: string}
+                Data: {type: string, contentMediaType: application/json, contentSchema: {type: object}}
+                Ttl: {type: integer}
+                BoxTtl: {type: integer}
+      responses: {"201": {description: ok, content: {application/json: {schema: {$ref: "#/components/schemas/List"}}}}}
+  /v1/Services/{ServiceSid}/Boxes/{Index}:
+    x-sdk: {class: BoxContext, doc: One box.}
+    parameters:
+      - $ref: "#/components/parameters/ServiceSid"
+      - {name: Index, in: path, required: true, schema: {type: integer}}
+    get:
+      operationId: fetchBox
+      summary: Read one box.
+      responses: {"200": {description: ok, content: {application/json: {schema: {$ref: "#/components/schemas/List"}}}}}
+    delete:
+      operationId: deleteBox
+      x-sdk: {doc: Throw the box away.}
+      parameters: [{name: If-Match, in: header, schema: {type: string}}]
+      responses: {"204": {description: gone}}
+  /v1/Services/{ServiceSid}/Boxes/{BoxSid}/Permissions:
+    x-sdk: {class: BoxPermissions, base: Permissions, rename: {box_sid: object_sid}}
+    parameters:
+      - $ref: "#/components/parameters/ServiceSid"
+      - {name: BoxSid, in: path, required: true, schema: {type: string}}
+    get:
+      operationId: listBoxPermissions
+      parameters: [{name: PageSize, in: query, schema: {type: integer}}]
+      responses: {"200": {description: ok, content: {application/json: {schema: {$ref: "#/components/schemas/BoxPermissionPage"}}}}}
+  /v1/Services/{ServiceSid}/Boxes/{BoxSid}/Permissions/{Identity}:
+    parameters:
+      - $ref: "#/components/parameters/ServiceSid"
+      - {name: BoxSid, in: path, required: true, schema: {type: string}}
+      - {name: Identity, in: path, required: true, schema: {type: string}}
+    post:
+      operationId: updateBoxPermission
+      requestBody:
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              required: [Read, Write]
+              properties: {Read: {type: boolean}, Write: {type: boolean}}
+      responses: {"200": {description: ok, content: {application/json: {schema: {$ref: "#/components/schemas/BoxPermission"}}}}}
+components:
+  parameters:
+    ServiceSid: {name: ServiceSid, in: path, required: true, schema: {type: string}}
+    Order: {name: Order, in: query, description: Up or down., schema: {type: string, enum: [asc, desc]}}
+  schemas:
+    List: {type: object, properties: {label: {type: string}}}
+    BoxPage:
+      type: object
+      properties: {boxes: {type: array, items: {$ref: "#/components/schemas/List"}}, meta: {type: object}}
+    BoxPermission: {type: object, properties: {read: {type: boolean}}}
+    BoxPermissionPage:
+      type: object
+      properties:
+        permissions: {type: array, items: {$ref: "#/components/schemas/BoxPermission"}}
+        meta: {type: object}
+"""
+
+
+def resources_module(doc: dict[str, Any]) -> ast.Module:
+    """rest_resources.py.j2 rendered from `doc`, parsed (not formatted: ast does not care)."""
+    from codegen.generate import build_rest_context, render
+    from codegen.rest_resources import build_resources_context
+
+    context = build_resources_context(doc, build_rest_context(doc)["operations"])
+    return ast.parse(render("rest_resources.py.j2", header="# test", **context))
+
+
+def members(module: ast.Module) -> dict[str, str]:
+    """`Class.method` -> its signature and body, unparsed (one line per statement)."""
+    found = {}
+    for cls in module.body:
+        if isinstance(cls, ast.ClassDef):
+            found[cls.name] = ", ".join(ast.unparse(b) for b in cls.bases)
+            for fn in cls.body:
+                if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                    returns = ast.unparse(fn.returns) if fn.returns else ""
+                    body = [ast.unparse(s) for s in fn.body]
+                    found[f"{cls.name}.{fn.name}"] = (
+                        f"({ast.unparse(fn.args)}) -> {returns}\n" + "\n".join(body)
+                    )
+    return found
+
+
+def test_rest_resources_from_x_sdk_annotations() -> None:
+    module = resources_module(yaml.safe_load(RESOURCES_SPEC))
+    got = members(module)
+    # a collection paged by more than page_size: Paged, with page/iter/list of its arguments
+    assert got["Boxes"] == "Paged[Things, BoxPage]"
+    assert got["Boxes.page"] == (  # no summary, no doc: no docstring
+        "(self, *, order: Order | None=None, page_size: int | None=None) -> BoxPage\n"
+        "return await self._api.list_boxes(self.service_sid, order=order, page_size=page_size)"
+    )
+    assert "limit: int | None=None) -> AsyncIterator[Things]" in got["Boxes.iter"]
+    assert "-> builtins.list[Things]" in got["Boxes.list"]
+    # args, positional, rename; a JSON object is Data; the docstring defaults to the summary
+    assert got["Boxes.create"] == (
+        "(self, label: str, *, data: Data | None=None, ttl: int | None=None) -> Things\n"
+        "'Make a box.'\n"
+        "return await self._api.create_box(self.service_sid, label=label, data=data, box_ttl=ttl)"
+    )
+    assert got["Boxes.__call__"].endswith(
+        "'One box.'\nreturn BoxContext(self._api, self.service_sid, index)"
+    )
+    # a context: path parameters as attributes, the collections under it as attributes
+    assert got["BoxContext.__init__"].split("\n")[1:] == [
+        "self._api = api",
+        "self.service_sid = service_sid",
+        "self.index = index",
+        "self.permissions = BoxPermissions(api, service_sid, index)",
+    ]
+    assert got["BoxContext.fetch"].endswith(
+        "'Read one box.'\nreturn await self._api.fetch_box(self.service_sid, self.index)"
+    )
+    assert got["BoxContext.delete"] == (
+        "(self, *, if_match: str | None=None) -> None\n'Throw the box away.'\n"
+        "await self._api.delete_box(self.service_sid, self.index, if_match=if_match)"
+    )
+    # a family member fills in its base's hooks; rename keeps box_sid as object_sid
+    assert got["BoxPermissions"] == "Permissions[BoxPermission, BoxPermissionPage]"
+    assert got["BoxPermissions.__init__"].endswith(
+        "super().__init__(api, _BOX_PERMISSION_PAGE, service_sid, box_sid)"
+    )
+    assert got["BoxPermissions._first"].endswith(
+        "return self._api.list_box_permissions(self.service_sid, self.object_sid, "
+        "page_size=page_size)"
+    )
+    assert got["BoxPermissions._update"] == (
+        "(self, identity: str, read: bool, write: bool) -> BoxPermission\n"
+        "return await self._api.update_box_permission(self.service_sid, self.object_sid, "
+        "identity, read=read, write=write)"
+    )
+    assert "BoxPermissions.__call__" not in got  # the base's
+    [rest_import] = [n for n in module.body if isinstance(n, ast.ImportFrom) and n.level == 1]
+    imported = {(a.name, a.asname) for a in rest_import.names}
+    assert ("List", "Things") in imported and ("BoxPermission", None) in imported
+    # an enum of components/parameters is a Literal alias named after it
+    assert "Order = Literal['asc', 'desc']\n'Up or down.'" in ast.unparse(module)
+
+
+def _edit(path: str, method: str | None, **xsdk: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = copy.deepcopy(yaml.safe_load(RESOURCES_SPEC))
+    node = doc["paths"][path]
+    node = node[method] if method else node
+    node["x-sdk"] = {**node.get("x-sdk", {}), **xsdk}
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (
+            _edit("/v1/Services/{ServiceSid}/Boxes", "post", args=["label", "colour"]),
+            "'colour' is not an argument of SyncRestApi.create_box",
+        ),
+        (
+            _edit("/v1/Services/{ServiceSid}/Boxes", "post", positional=["data"]),
+            "`positional` must name the first of `args`",
+        ),
+        (
+            _edit("/v1/Services/{ServiceSid}/Boxes", "post", rename={"box_ttl": "label"}),
+            "two arguments are called the same",
+        ),
+        (
+            _edit("/v1/Services/{ServiceSid}/Boxes", "get", args=["order"]),
+            "a list operation takes `page_size`",
+        ),
+        (
+            _edit("/v1/Services/{ServiceSid}/Boxes/{Index}", None, colour="red"),
+            "unknown keys ['colour']",
+        ),
+        (
+            _edit("/v1/Services/{ServiceSid}/Boxes/{BoxSid}/Permissions", None, rename={"x": "y"}),
+            "rename names no path parameter: ['x']",
+        ),
+    ],
+)
+def test_rest_resources_refuse_what_they_cannot_generate(doc: dict[str, Any], message: str) -> None:
+    from codegen.generate import build_rest_context
+    from codegen.rest_resources import build_resources_context
+
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        build_resources_context(doc, build_rest_context(doc)["operations"])
+
+
+def test_rest_resources_need_every_rest_operation_annotated() -> None:
+    from codegen.generate import build_rest_context
+    from codegen.rest_resources import build_resources_context
+
+    doc: dict[str, Any] = yaml.safe_load(RESOURCES_SPEC)
+    del doc["paths"]["/v1/Services/{ServiceSid}/Boxes/{Index}"]["x-sdk"]
+    with pytest.raises(SystemExit, match="need a `class`"):
+        build_resources_context(doc, build_rest_context(doc)["operations"])
+    doc = yaml.safe_load(RESOURCES_SPEC)
+    doc["paths"]["/v1/Services/{ServiceSid}/Crates"] = copy.deepcopy(
+        doc["paths"]["/v1/Services/{ServiceSid}/Boxes"]
+    )
+    crates = doc["paths"]["/v1/Services/{ServiceSid}/Crates"]
+    del crates["x-sdk"]
+    crates["get"]["operationId"], crates["post"]["operationId"] = "listCrates", "createCrate"
+    with pytest.raises(SystemExit, match="listCrates, createCrate would be missing"):
+        build_resources_context(doc, build_rest_context(doc)["operations"])
+
+
+def test_every_rest_operation_has_a_resource_method() -> None:
+    """The committed resource classes call every REST API v1 operation of SyncRestApi."""
+    from sync_generated.rest import OPERATIONS
+
+    tree = ast.parse((GENERATED / "rest_resources.py").read_text(encoding="utf-8"))
+    called = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "_api"
+    }
+    expected = {
+        re.sub(r"(?<!^)(?=[A-Z])", "_", op_id).lower()
+        for op_id, (_, path) in OPERATIONS.items()
+        if path.startswith("/v1/Services")
+    }
+    assert called == expected

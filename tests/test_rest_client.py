@@ -566,6 +566,56 @@ async def test_mock_transport_is_injectable() -> None:
     assert parse_qs(request.content.decode()) == {"Data": ['{"a":[1,"ü"]}'], "Ttl": ["60"]}
 
 
+async def test_mock_transport_resource_arguments_reach_the_wire() -> None:
+    """The generated resource classes send each argument as its spec says: `ttl` of an item
+    as ItemTtl, `key`/`data` positionally, path ids percent-encoded, If-Match as a header."""
+    sent: list[tuple[str, str, dict[str, list[str]], str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        form = parse_qs(request.content.decode())
+        sent.append(
+            (request.method, request.url.raw_path.decode(), form, request.headers.get("If-Match"))
+        )
+        common = {
+            "account_sid": "AC" + "b" * 32,
+            "service_sid": "IS" + "a" * 32,
+            "url": "http://mock/x",
+            "revision": "2",
+            "data": {},
+            "date_created": "2024-05-01T12:00:00Z",
+            "date_updated": "2024-05-01T12:00:00Z",
+        }
+        if request.method == "DELETE":
+            return httpx.Response(204)
+        if "/Maps/" in request.url.path:
+            return httpx.Response(200, json={**common, "key": "k", "map_sid": "MP" + "d" * 32})
+        return httpx.Response(200, json={**common, "index": 3, "list_sid": "ES" + "d" * 32})
+
+    async with SyncRestClient(
+        "AC" + "b" * 32, "tok", base_url="http://mock", transport=httpx.MockTransport(handler)
+    ) as client:
+        svc = client.service("S")
+        await svc.lists("L").items(3).update({"a": 1}, ttl=5, collection_ttl=6, if_match="1")
+        await svc.maps("M").items.create("a/b", {"b": 2}, ttl=7)
+        await svc.maps("M").items("a/b").delete(if_match="2")
+
+    assert sent == [
+        (
+            "POST",
+            "/v1/Services/S/Lists/L/Items/3",
+            {"Data": ['{"a":1}'], "ItemTtl": ["5"], "CollectionTtl": ["6"]},
+            "1",
+        ),
+        (
+            "POST",
+            "/v1/Services/S/Maps/M/Items",
+            {"Key": ["a/b"], "Data": ['{"b":2}'], "ItemTtl": ["7"]},
+            None,
+        ),
+        ("DELETE", "/v1/Services/S/Maps/M/Items/a%2Fb", {}, "2"),
+    ]
+
+
 async def test_mock_transport_errors_map_to_typed_exceptions() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/missing"):
