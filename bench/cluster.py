@@ -8,18 +8,27 @@ configuration in the same run.
 - fan-out: S subscribers of one stream (and one map) all on one node vs split evenly over
   the two nodes; the publisher is on the first node -> `cluster_fanout_scaling`
   (two nodes' deliveries/s / one node's).
+- the limit: PostgreSQL's own `pgbench` on the same database, one-row updates of 100 rows from
+  8 clients (`-c 8 -j 2`, the server's synchronous_commit) -> `pgbench.tps`, beside our
+  writes/s (None when pgbench is not installed).
 - beside it, Django Channels on its Redis channel layer (channels_redis RedisChannelLayer):
   the same S subscribers in one process vs split over two processes sharing the layer, the
   publisher on the first -> `cluster_channels_fanout_scaling`, and ours / Channels per layout.
 
 PostgreSQL and Redis come from SYNC_BENCH_DATABASE_URL / SYNC_BENCH_REDIS_URL (default: the
 local services); a fresh database is created for the run and dropped after it.
+`python -m bench.run --only cluster_writes` runs the writes and pgbench alone. The nodes run
+`SYNC_BENCH_SERVER_PYTHON` when set (another checkout's venv python: its code), for before /
+after comparisons in one session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
+import re
+import shutil
 import time
 import uuid
 from typing import Any
@@ -49,7 +58,7 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-async def run(bench: Bench) -> dict[str, Any]:
+async def run(bench: Bench, *, writes_only: bool = False) -> dict[str, Any]:
     try:
         import redis.asyncio as redis
 
@@ -88,11 +97,14 @@ async def run(bench: Bench) -> dict[str, Any]:
             nodes.append(bench.start_server(srv))
         bench.log(f"  nodes :{nodes[0].port} :{nodes[1].port} (PostgreSQL {name}, Redis)")
         out: dict[str, Any] = {"database": "postgresql", "broker": "redis", "nodes": 2}
-        out["propagation"] = await _propagation(bench, nodes)
-        bench.log(f"  propagation {out['propagation']}")
+        if not writes_only:
+            out["propagation"] = await _propagation(bench, nodes)
+            bench.log(f"  propagation {out['propagation']}")
         out["writes"] = await _writes(bench, nodes)
-        out["fanout"] = await _fanout(bench, nodes)
-        out["channels"] = await _channels_fanout(bench, name)
+        out["pgbench"] = await _pgbench(bench, url)
+        if not writes_only:
+            out["fanout"] = await _fanout(bench, nodes)
+            out["channels"] = await _channels_fanout(bench, name)
         return out
     finally:
         for srv in nodes:
@@ -170,6 +182,53 @@ async def _writes(bench: Bench, nodes: list[ServerProc]) -> dict[str, Any]:
     out["two_nodes_vs_one"] = ratio(
         out["two_nodes"]["writes_per_s"], out["one_node"]["writes_per_s"]
     )
+    return out
+
+
+_PGBENCH_SCRIPT = "\\set id random(1, 100)\nUPDATE pgbench_one_row SET n = n + 1 WHERE id = :id;\n"
+
+
+async def _pgbench(bench: Bench, url: str) -> dict[str, Any]:
+    """PostgreSQL's own ceiling for one-row durable updates on this box (see the docstring)."""
+    exe = shutil.which("pgbench") or next(
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"), reverse=True)), None
+    )
+    if exe is None:
+        return {"tps": None, "skipped": "pgbench not found"}
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        await conn.execute(
+            "CREATE TABLE pgbench_one_row (id INT PRIMARY KEY, n BIGINT NOT NULL DEFAULT 0); "
+            "INSERT INTO pgbench_one_row (id) SELECT generate_series(1, 100)"
+        )
+        sync_commit = await conn.fetchval("SHOW synchronous_commit")
+    finally:
+        await conn.close()
+    script = bench.tmp / "pgbench_one_row.sql"
+    script.write_text(_PGBENCH_SCRIPT)
+    seconds = max(round(bench.cfg.write_seconds), 2)
+    argv = [exe, "-n", "-M", "prepared", "-c", "8", "-j", "2", "-T", str(seconds)]
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        "-f",
+        str(script),
+        url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), seconds + 60)
+    found = re.search(r"tps = ([0-9.]+)", output.decode(errors="replace"))
+    out: dict[str, Any] = {
+        "tps": round(float(found.group(1))) if found else None,
+        "clients": 8,
+        "seconds": seconds,
+        "synchronous_commit": sync_commit,
+    }
+    if found is None:
+        out["error"] = output.decode(errors="replace")[-500:]
+    bench.log(f"  pgbench one-row updates: {out['tps']} tps (synchronous_commit={sync_commit})")
     return out
 
 

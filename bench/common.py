@@ -245,7 +245,7 @@ def our_server(data_dir: Path, extra_args: Sequence[str] = ()) -> ServerProc:
     return ServerProc(
         "ours",
         [
-            sys.executable,
+            os.environ.get("SYNC_BENCH_SERVER_PYTHON") or sys.executable,
             "-m",
             "sync_server",
             "serve",

@@ -153,6 +153,8 @@ def headline(raw: dict[str, Any]) -> dict[str, Any]:
             "one_node": writes["one_node"]["writes_per_s"],
             "two_nodes": writes["two_nodes"]["writes_per_s"],
             "per_node_of_two": round(writes["two_nodes"]["writes_per_s"] / 2),
+            # PostgreSQL's own one-row updates/s on this box (pgbench): the ceiling.
+            "pgbench_limit": (cluster.get("pgbench") or {}).get("tps"),
         }
     out["targets"] = targets(out, sizes)
     return out
@@ -353,6 +355,17 @@ def cluster_markdown(c: dict[str, Any]) -> str:
             writes["two_nodes_vs_one"],
         ],
     ]
+    bench = c.get("pgbench") or {}
+    if bench.get("tps") is not None:
+        rows.append(
+            [
+                f"the limit: pgbench one-row UPDATEs/s ({bench['clients']} clients, "
+                f"synchronous_commit {bench['synchronous_commit']})",
+                bench["tps"],
+                "",
+                "",
+            ]
+        )
     for variant, v in fan["summary"].items():
         rows.append(
             [

@@ -88,48 +88,57 @@ async def run_all(cfg: Config, out_dir: Path, only: set[str]) -> dict[str, Any]:
     details: dict[str, Any] = {}
     try:
         bench.pool = Pool(cfg.workers)
-        ours = bench.new_ours("main")
-        raw = bench.start_server(baseline_server("raw"))
-        sio = bench.start_server(baseline_server("socketio"))
-        chan = bench.start_server(baseline_server("channels"))
-        log(
-            f"servers: ours :{ours.port}  raw :{raw.port}  socketio :{sio.port}  "
-            f"channels :{chan.port}"
-        )
-        if "rtt" in only:
-            log("1. operation round trip")
-            details["op_rtt"] = await bench.op_rtt(ours, raw)
-            details["op_rtt"]["components"] = await costs.measure(bench.pad)
-            log(f"  {details['op_rtt']}")
-        if "prop" in only:
-            log("2. propagation")
-            details["propagation"] = await bench.propagation(ours, raw)
-            log(f"  {details['propagation']}")
-        if "fanout" in only:
-            log("3. fan-out (+ 6. server CPU per delivery)")
-            runs, setup = await bench.fanout(ours, raw, sio, chan)
-            details["fanout"] = {
-                "burst_messages": {str(k): v for k, v in cfg.burst_n.items() if k in cfg.sizes},
-                "connect_seconds": setup,
-                "summary": report.aggregate_fanout(runs),
-                "runs": runs,
-            }
-        if "writes" in only:
-            log("4. write throughput")
-            details["writes"] = await bench.writes(ours)
-        for srv in (ours, raw, sio, chan):
-            bench.stop_server(srv)
+        if only & SINGLE_NODE:
+            await single_node(bench, only, details)
         if "memory" in only:
             log("5. memory per idle connection")
             details["memory"] = await bench.memory()
-        if "cluster" in only:
+        if only & {"cluster", "cluster_writes"}:
             log("7. two nodes on PostgreSQL + Redis")
-            details["cluster"] = await cluster.run(bench)
+            details["cluster"] = await cluster.run(bench, writes_only="cluster" not in only)
     finally:
         bench.close()
     if bench.profiles:
         details["profile"] = bench.profiles
     return details
+
+
+SINGLE_NODE = {"rtt", "prop", "fanout", "writes"}
+PARTS = ("rtt", "prop", "fanout", "writes", "memory", "cluster")
+
+
+async def single_node(bench: Bench, only: set[str], details: dict[str, Any]) -> None:
+    """Scenarios 1-4: our server and the baselines, started once for them all."""
+    log = bench.log
+    cfg = bench.cfg
+    ours = bench.new_ours("main")
+    raw = bench.start_server(baseline_server("raw"))
+    sio = bench.start_server(baseline_server("socketio"))
+    chan = bench.start_server(baseline_server("channels"))
+    log(f"servers: ours :{ours.port}  raw :{raw.port}  socketio :{sio.port}  channels :{chan.port}")
+    if "rtt" in only:
+        log("1. operation round trip")
+        details["op_rtt"] = await bench.op_rtt(ours, raw)
+        details["op_rtt"]["components"] = await costs.measure(bench.pad)
+        log(f"  {details['op_rtt']}")
+    if "prop" in only:
+        log("2. propagation")
+        details["propagation"] = await bench.propagation(ours, raw)
+        log(f"  {details['propagation']}")
+    if "fanout" in only:
+        log("3. fan-out (+ 6. server CPU per delivery)")
+        runs, setup = await bench.fanout(ours, raw, sio, chan)
+        details["fanout"] = {
+            "burst_messages": {str(k): v for k, v in cfg.burst_n.items() if k in cfg.sizes},
+            "connect_seconds": setup,
+            "summary": report.aggregate_fanout(runs),
+            "runs": runs,
+        }
+    if "writes" in only:
+        log("4. write throughput")
+        details["writes"] = await bench.writes(ours)
+    for srv in (ours, raw, sio, chan):
+        bench.stop_server(srv)
 
 
 def write_outputs(doc: dict[str, Any], out_dir: Path) -> None:
@@ -161,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
         "--only",
-        default="rtt,prop,fanout,writes,memory,cluster",
-        help="comma-separated subset (development; the report needs all of them)",
+        default=",".join(PARTS),
+        help="comma-separated subset (development; the report needs all of them); "
+        "`cluster_writes` runs only the cluster's writes/s (with the pgbench limit)",
     )
     parser.add_argument(
         "--deadline", type=float, default=600.0, help="hard stop of the whole run, in seconds"
@@ -199,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {**cfg.__dict__, "burst_n": {str(k): v for k, v in cfg.burst_n.items()}},
         "details": details,
     }
-    if not {"rtt", "prop", "fanout", "writes", "memory", "cluster"} <= only:
+    if not set(PARTS) <= only:
         path = out_dir / "latest-partial.json"
         path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
         print(f"partial run ({sorted(only)}): wrote {path}")

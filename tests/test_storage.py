@@ -37,6 +37,7 @@ from sync_generated.errors import (
     UniqueNameExistsError,
 )
 
+from sync_server import events as frames
 from sync_server.events import StoredEvent
 from sync_server.storage import postgres as postgres_module
 from sync_server.storage import sqlite as sqlite_module
@@ -49,6 +50,7 @@ from sync_server.storage.base import (
 )
 from sync_server.storage.postgres import MIGRATIONS, PostgresStorage
 from sync_server.storage.sqlite import SQLiteStorage
+from sync_server.wire import dumps
 from tests import services
 
 SVC = "IS" + "0" * 32
@@ -1913,3 +1915,174 @@ async def test_a_failed_write_leaves_no_webhook_and_a_failed_webhook_no_write(
         webhook=hook_for(doc.sid),
     )
     assert await outbox_rows(backend) == [(doc.sid, "updated")]
+
+
+# ---- PostgreSQL: a write is one call of sync_write ------------------------------------
+
+
+@pytest.fixture
+async def pg_counted(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[PostgresStorage, list[str]]]:
+    """A PostgresStorage whose connections log every query they send (asyncpg's query
+    logger: one entry per statement sent, BEGIN and COMMIT included)."""
+    await empty_database(pg_url)
+    sent: list[str] = []
+    create_pool = asyncpg.create_pool
+
+    async def log_queries(conn: asyncpg.Connection[Any]) -> None:
+        conn.add_query_logger(lambda record: sent.append(record.query))
+
+    def counted_pool(*args: Any, **kwargs: Any) -> Any:
+        return create_pool(*args, init=log_queries, **kwargs)
+
+    monkeypatch.setattr(postgres_module.asyncpg, "create_pool", counted_pool)
+    store = PostgresStorage(pg_url, min_pool=1, max_pool=1)
+    await store.start()
+    yield store, sent
+    await store.close()
+
+
+async def test_postgres_write_is_one_round_trip(
+    pg_counted: tuple[PostgresStorage, list[str]],
+) -> None:
+    """Each write of a document, list or map item, accepted or refused, is one statement
+    (asyncpg sends a prepared statement's Bind/Execute/Sync together: one round trip)."""
+    store, sent = pg_counted
+    doc = await store.create_object(
+        SVC, "document", unique_name="d", data={"a": 1}, ttl=None, created_by="s"
+    )
+    lst = await store.create_object(
+        SVC, "list", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    mp = await store.create_object(SVC, "map", unique_name="m", data=None, ttl=None, created_by="s")
+    writes = {
+        "document set": lambda: store.update_document(
+            SVC, doc.sid, data={"a": 2}, merge=False, if_match=None, ttl=None, origin="c"
+        ),
+        "document merge by name": lambda: store.update_document(
+            SVC, "d", data={"b": 3}, merge=True, if_match=None, ttl=60, origin=None
+        ),
+        "list push": lambda: store.list_push(
+            SVC, lst.sid, data={"n": 1}, ttl=None, origin=None, created_by="s"
+        ),
+        "list set": lambda: store.set_item(
+            SVC,
+            "list",
+            lst.sid,
+            0,
+            data={"n": 2},
+            merge=True,
+            if_match=None,
+            ttl=None,
+            origin=None,
+            created_by="s",
+        ),
+        "map set": lambda: store.set_item(
+            SVC,
+            "map",
+            mp.sid,
+            "k",
+            data={"v": 1},
+            merge=False,
+            if_match=None,
+            ttl=30,
+            origin=None,
+            created_by="s",
+        ),
+    }
+    for name, write in writes.items():
+        await write()  # prepares the statement on the connection
+        sent.clear()
+        await write()
+        assert len(sent) == 1, (name, sent)
+        assert "sync_write" in sent[0]
+    sent.clear()
+    await store.remove_item(SVC, "map", mp.sid, "k", if_match=None, origin=None)
+    assert len(sent) == 1, sent
+    sent.clear()
+    with pytest.raises(DocumentRevisionMismatchError):
+        await store.update_document(
+            SVC, doc.sid, data={}, merge=False, if_match="0", ttl=None, origin=None
+        )
+    with pytest.raises(MapItemNotFoundError):
+        await store.remove_item(SVC, "map", mp.sid, "k", if_match=None, origin=None)
+    assert len(sent) == 2, sent
+
+
+async def test_postgres_frames_are_the_python_rules(
+    pg_counted: tuple[PostgresStorage, list[str]],
+) -> None:
+    """sync_write assembles each frame in SQL: byte for byte the frame `events` and orjson
+    make of the records it returns (escapes, key order, dates, merge order)."""
+    store, _ = pg_counted
+    odd = 'é\n"\\/\x01\x7f\u2028😀'
+    doc = await store.create_object(
+        SVC,
+        "document",
+        unique_name=None,
+        data={"z": 1, odd: [1, 2.5e-7, None]},
+        ttl=None,
+        created_by=odd,
+    )
+    got, event = await store.update_document(
+        SVC,
+        doc.sid,
+        data={"a": {"b": odd}, "z": 1e300},
+        merge=True,
+        if_match="0",
+        ttl=90,
+        origin=odd,
+    )
+    assert list(got.data or {}) == ["z", odd, "a"]
+    assert event.frame == dumps(frames.document_updated(got, doc.data or {}, odd))
+    assert await store.get_object(SVC, "document", doc.sid) == got
+    for kind in ("list", "map"):
+        obj = await store.create_object(
+            SVC, kind, unique_name=None, data=None, ttl=None, created_by="s"
+        )
+        ref: int | str
+        if kind == "list":
+            first, event = await store.list_push(
+                SVC, obj.sid, data={"v": odd}, ttl=5, origin=None, created_by=odd
+            )
+            ref = 0
+        else:
+            ref = odd
+            first, event = await store.set_item(
+                SVC,
+                kind,
+                obj.sid,
+                ref,
+                data={"v": odd},
+                merge=True,
+                if_match=None,
+                ttl=5,
+                origin=None,
+                created_by=odd,
+            )
+        assert event.frame == dumps(frames.item_added(kind, obj.sid, first, None))
+        second, event = await store.set_item(
+            SVC,
+            kind,
+            obj.sid,
+            ref,
+            data={"w": 2, "v": 0},
+            merge=True,
+            if_match=first.revision,
+            ttl=None,
+            origin="o",
+            created_by="other",
+        )
+        assert (second.date_created, second.created_by) == (first.date_created, odd)
+        assert second.date_expires == first.date_expires and list(second.data) == ["v", "w"]
+        assert event.frame == dumps(frames.item_updated(kind, obj.sid, second, first.data, "o"))
+        assert await store.get_item(SVC, kind, obj.sid, ref) == second
+        event = await store.remove_item(SVC, kind, obj.sid, ref, if_match="2", origin=odd)
+        expected = frames.item_removed(kind, obj.sid, 3, ref, second.data, odd)
+        assert event.frame == dumps(expected)
+        assert [e.frame for e in await store.events_since(SVC, obj.sid, 0, 10) or []] == [
+            dumps(frames.item_added(kind, obj.sid, first, None)),
+            dumps(frames.item_updated(kind, obj.sid, second, first.data, "o")),
+            event.frame,
+        ]

@@ -184,9 +184,28 @@ def item_not_found(kind: str, sid: str, item: int | str) -> SyncError:
     return MapItemNotFoundError(f"Map item {item!r} not found in {sid}")
 
 
-def item_mismatch(kind: str, item: ItemRecord, if_match: str) -> SyncError:
+def revision_mismatch(kind: str, revision: str, if_match: str) -> SyncError:
+    """If-Match `if_match` failed against a document's (kind "document") or an item's revision."""
+    if kind == "document":
+        return DocumentRevisionMismatchError(
+            f"Document revision is {revision}, If-Match was {if_match!r}"
+        )
     cls = ListItemRevisionMismatchError if kind == "list" else MapItemRevisionMismatchError
-    return cls(f"Item revision is {item.revision}, If-Match was {if_match!r}")
+    return cls(f"Item revision is {revision}, If-Match was {if_match!r}")
+
+
+def item_mismatch(kind: str, item: ItemRecord, if_match: str) -> SyncError:
+    return revision_mismatch(kind, item.revision, if_match)
+
+
+def item_exists(kind: str, item: int | str) -> SyncError:
+    return MapItemAlreadyExistsError(f"{kind} item {item!r} already exists")
+
+
+def too_large(size: int) -> SyncError:
+    return DataTooLargeError(
+        f"merged data would be {size} bytes of JSON; the limit is {MAX_DATA_BYTES}"
+    )
 
 
 def merged(old: JsonObject, patch: JsonObject) -> JsonObject:
@@ -194,9 +213,7 @@ def merged(old: JsonObject, patch: JsonObject) -> JsonObject:
     result = {**old, **patch}
     size = len(dumps(result))
     if size > MAX_DATA_BYTES:
-        raise DataTooLargeError(
-            f"merged data would be {size} bytes of JSON; the limit is {MAX_DATA_BYTES}"
-        )
+        raise too_large(size)
     return result
 
 
@@ -243,9 +260,7 @@ def update_document(
 ) -> bytes:
     """Apply an update to `doc` (next event id, data, dates); the `updated` frame."""
     if if_match is not None and if_match != doc.revision:
-        raise DocumentRevisionMismatchError(
-            f"Document revision is {doc.revision}, If-Match was {if_match!r}"
-        )
+        raise revision_mismatch("document", doc.revision, if_match)
     old = doc.data or {}
     doc.data = merged(old, data) if merge else data
     doc.last_event_id += 1
@@ -303,7 +318,7 @@ def write_item(
             raise item_not_found(kind, obj.sid, item)
     else:
         if if_absent:
-            raise MapItemAlreadyExistsError(f"{kind} item {item!r} already exists")
+            raise item_exists(kind, item)
         if if_match is not None and if_match != existing.revision:
             raise item_mismatch(kind, existing, if_match)
     obj.last_event_id += 1

@@ -9,12 +9,16 @@ bytes as in SQLite, whatever the database's locale.
 
 Per-object order. Every write to an object runs in its own transaction that first locks the
 object's row (`SELECT ... FOR UPDATE`) and reads items only after that, so it sees every
-earlier write of the object. Writes that append an event compute it in Python (the rules in
-`common`) and send one statement that stores the item change, the event and the object's
-new `last_event_id`. The next writer of the object gets the lock only after COMMIT: event
-ids are gap-free, unique, and committed in order, and a method returns only once committed.
-Writes without an event (TTL changes) take the same lock, so they never race with a write
-that read the old value.
+earlier write of the object. The next writer of the object gets the lock only after COMMIT:
+event ids are gap-free, unique, and committed in order, and a method returns only once
+committed. A document update, list push, item set or item removal is one call of the
+plpgsql function `sync_write` (migration 4), one statement and one round trip in its own
+transaction: it locks, reads, checks (the refusals `common` names, returned as `err`), stores
+the change, builds the event frame (the same bytes as `common` + `events` would; tested),
+appends it, prunes the log and moves the counter. With a webhook, the call and the outbox
+row (computed in Python from the event) share an explicit transaction. Other writes (TTL
+changes, object removal) take the same lock in a transaction of several statements, so they
+never race with a write that read the old value.
 
 Within one process, writers of one object also queue on an asyncio lock before taking a
 pooled connection: only one of them at a time waits on the row lock (PostgreSQL wakes every
@@ -37,10 +41,11 @@ from typing import Any, Literal, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+from sync_generated.client import MAX_DATA_BYTES
 from sync_generated.errors import InvalidRequestError, UniqueNameExistsError
 
 from ..credentials import redact_url
-from ..wire import expires_at, now
+from ..wire import expires_at, loads, now
 from . import common
 from .base import (
     ItemRecord,
@@ -180,8 +185,200 @@ CREATE TABLE webhook_outbox (
 CREATE INDEX webhook_outbox_by_object ON webhook_outbox (object_sid, seq);
 """
 
+# A write of a document, list or map in one call: `sync_write` (below, in Python's words:
+# `PostgresStorage._write`). JSON text is assembled by concatenation, byte for byte what
+# orjson writes for the same values (to_json(text) escapes strings as orjson does; json_each
+# on the json type gives values verbatim), so the frames equal those of `common` + `events`
+# (tests/test_storage.py checks it).
+_V4 = r"""
+CREATE FUNCTION sync_json(s text) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT coalesce(to_json(s)::text, 'null') $$;
+
+-- wire.iso as a JSON value: "%Y-%m-%dT%H:%M:%SZ" of the whole second, or null.
+CREATE FUNCTION sync_iso(t float8) RETURNS text LANGUAGE sql STABLE AS
+$$ SELECT coalesce('"' || to_char(to_timestamp(floor(t)) AT TIME ZONE 'UTC',
+                                   'YYYY-MM-DD"T"HH24:MI:SS"Z"') || '"', 'null') $$;
+
+-- common.merged: {**old, **patch}, old keys first in their order.
+CREATE FUNCTION sync_merge(old text, patch text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+SELECT '{' || coalesce(string_agg(to_json(k)::text || ':' || v, ',' ORDER BY part, n), '') || '}'
+FROM (
+    SELECT 0, o.n, o.key, coalesce(p.value, o.value)::text
+    FROM json_each(old::json) WITH ORDINALITY AS o(key, value, n)
+    LEFT JOIN json_each(patch::json) AS p ON p.key = o.key
+    UNION ALL
+    SELECT 1, p.n, p.key, p.value::text
+    FROM json_each(patch::json) WITH ORDINALITY AS p(key, value, n)
+    WHERE NOT EXISTS (SELECT 1 FROM json_each(old::json) AS o WHERE o.key = p.key)
+) AS m(part, n, k, v)
+$$;
+
+-- wire.item_snapshot
+CREATE FUNCTION sync_item_json(
+    event_id bigint, data text, created float8, updated float8, expires float8,
+    created_by text, idx bigint, key text
+) RETURNS text LANGUAGE sql STABLE AS $$
+SELECT '{"revision":"' || event_id || '","data":' || data
+    || ',"date_created":' || sync_iso(created) || ',"date_updated":' || sync_iso(updated)
+    || ',"date_expires":' || sync_iso(expires) || ',"created_by":' || sync_json(created_by)
+    || ',"last_event_id":' || event_id
+    || CASE WHEN idx IS NOT NULL THEN ',"index":' || idx ELSE ',"key":' || sync_json(key) END
+    || '}'
+$$;
+
+-- One write of a document ('update'), a list ('push') or a list or map item ('set',
+-- 'remove'): lock the live object's row, read what the write depends on, check it, store
+-- the change, append its event (pruning the log to p_keep events) and move the object's
+-- counter. A refused write changes nothing and returns `err` (+ `err_detail`).
+CREATE FUNCTION sync_write(
+    p_op text, p_service text, p_kind text, p_by_sid boolean, p_ref text,
+    p_idx bigint, p_key text, p_data text, p_merge boolean, p_if_match text,
+    p_if_absent boolean, p_ttl bigint, p_origin text, p_created_by text,
+    p_at float8, p_keep bigint, p_max_bytes integer,
+    OUT err text, OUT err_detail text, OUT obj_sid text, OUT obj_unique_name text,
+    OUT new_event_id bigint, OUT new_frame bytea, OUT item_idx bigint, OUT item_key text,
+    OUT new_data text, OUT row_created float8, OUT row_updated float8,
+    OUT row_expires float8, OUT row_created_by text
+) LANGUAGE plpgsql AS $$
+DECLARE
+    obj objects%ROWTYPE;
+    cur record;  -- the live item (set, remove) and its ctid
+    have boolean := false;
+    old_data text;  -- the live item's data (set, remove), else the document's
+    at float8;
+    eid bigint;
+    expires float8;
+    name text;
+    tail text;
+BEGIN
+    IF p_by_sid THEN
+        SELECT * INTO obj FROM objects o
+        WHERE o.sid = p_ref AND o.service_sid = p_service AND o.kind = p_kind FOR UPDATE;
+    ELSE
+        SELECT * INTO obj FROM objects o
+        WHERE o.service_sid = p_service AND o.kind = p_kind AND o.unique_name = p_ref
+        FOR UPDATE;
+    END IF;
+    -- Never earlier than the object's last change, whichever node's clock wrote it.
+    at := greatest(p_at, obj.date_updated);
+    IF obj.sid IS NULL OR obj.date_expires <= at THEN
+        err := 'object_not_found';
+        RETURN;
+    END IF;
+    obj_sid := obj.sid;
+    obj_unique_name := obj.unique_name;
+    eid := obj.last_event_id + 1;
+    expires := CASE WHEN p_ttl IS NULL OR p_ttl = 0 THEN NULL ELSE at + p_ttl END;
+    -- Read under the lock: every earlier write of the object is visible.
+    IF p_op IN ('set', 'remove') THEN
+        IF p_kind = 'list' THEN
+            SELECT i.ctid AS tid, i.* INTO cur FROM items i
+            WHERE i.object_sid = obj.sid AND i.idx = p_idx
+              AND (i.date_expires IS NULL OR i.date_expires > at);
+        ELSE
+            SELECT i.ctid AS tid, i.* INTO cur FROM items i
+            WHERE i.object_sid = obj.sid AND i.key = p_key
+              AND (i.date_expires IS NULL OR i.date_expires > at);
+        END IF;
+        have := FOUND;
+        IF have THEN
+            old_data := cur.data;
+        END IF;
+        IF NOT have AND (p_op = 'remove' OR p_kind = 'list' OR p_if_match IS NOT NULL) THEN
+            err := 'item_not_found';
+            RETURN;
+        END IF;
+        IF have AND p_if_absent THEN
+            err := 'item_exists';
+            RETURN;
+        END IF;
+        IF have AND p_if_match <> cur.last_event_id::text THEN
+            err := 'revision_mismatch';
+            err_detail := cur.last_event_id::text;
+            RETURN;
+        END IF;
+    ELSIF p_op = 'update' THEN
+        IF p_if_match <> obj.last_event_id::text THEN
+            err := 'revision_mismatch';
+            err_detail := obj.last_event_id::text;
+            RETURN;
+        END IF;
+        old_data := coalesce(obj.data, '{}');
+    END IF;
+    new_data := p_data;
+    IF p_merge AND (p_op = 'update' OR have) THEN  -- a new item takes the data as given
+        new_data := sync_merge(old_data, p_data);
+        IF octet_length(new_data) > p_max_bytes THEN
+            err := 'too_large';
+            err_detail := octet_length(new_data)::text;
+            RETURN;
+        END IF;
+    END IF;
+    row_updated := at;
+    new_event_id := eid;
+    IF p_op = 'update' THEN
+        row_created := obj.date_created;
+        row_created_by := obj.created_by;
+        row_expires := CASE WHEN p_ttl IS NULL THEN obj.date_expires ELSE expires END;
+        UPDATE objects SET data = new_data, date_expires = row_expires WHERE sid = obj.sid;
+        name := 'updated';
+        tail := ',"data":' || new_data || ',"previous_data":' || old_data
+            || ',"revision":"' || eid || '","date_updated":' || sync_iso(at)
+            || ',"date_expires":' || sync_iso(row_expires);
+    ELSIF p_op = 'remove' THEN
+        DELETE FROM items WHERE ctid = cur.tid;
+        name := 'item_removed';
+        tail := ',"previous_data":' || old_data || CASE WHEN p_kind = 'list'
+            THEN ',"index":' || cur.idx ELSE ',"key":' || sync_json(cur.key) END;
+    ELSIF have THEN
+        name := 'item_updated';
+        item_idx := cur.idx;
+        item_key := cur.key;
+        row_created := cur.date_created;
+        row_created_by := cur.created_by;
+        row_expires := CASE WHEN p_ttl IS NULL THEN cur.date_expires ELSE expires END;
+        UPDATE items SET data = new_data, last_event_id = eid, date_updated = at,
+            date_expires = row_expires
+        WHERE ctid = cur.tid;
+    ELSE  -- a new item: pushed at the list's next index, or a map's new key
+        name := 'item_added';
+        IF p_op = 'push' THEN
+            item_idx := obj.next_index;
+        ELSE
+            item_key := p_key;
+        END IF;
+        row_created := at;
+        row_created_by := p_created_by;
+        row_expires := expires;
+        -- A map's new key replaces an expired row holding it.
+        INSERT INTO items (object_sid, idx, key, data, last_event_id, date_created,
+                           date_updated, date_expires, created_by)
+        VALUES (obj.sid, item_idx, item_key, new_data, eid, at, at, row_expires, p_created_by)
+        ON CONFLICT (object_sid, key) DO UPDATE SET data = excluded.data,
+            last_event_id = excluded.last_event_id, date_created = excluded.date_created,
+            date_updated = excluded.date_updated, date_expires = excluded.date_expires,
+            created_by = excluded.created_by;
+    END IF;
+    IF p_op IN ('push', 'set') THEN
+        tail := ',"item":' || sync_item_json(eid, new_data, row_created, at, row_expires,
+                                             row_created_by, item_idx, item_key)
+            || ',"previous_data":' || coalesce(old_data, 'null');
+    END IF;
+    new_frame := convert_to('{"type":"event","sid":' || sync_json(obj.sid) || ',"kind":"'
+        || p_kind || '","name":"' || name || '","event_id":' || eid || ',"origin":'
+        || sync_json(p_origin) || tail || '}', 'UTF8');
+    INSERT INTO events (object_sid, event_id, frame, created_at)
+    VALUES (obj.sid, eid, new_frame, at);
+    DELETE FROM events WHERE object_sid = obj.sid AND event_id <= eid - p_keep;
+    UPDATE objects SET last_event_id = eid, date_updated = at,
+        next_index = next_index + (p_op = 'push')::int
+    WHERE sid = obj.sid;
+END
+$$;
+"""
+
 # (version, SQL), applied in order, each exactly once per database. Append; never edit.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3))
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4))
 
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS sync_schema_migrations (
@@ -222,45 +419,8 @@ _INSERT_OBJECT = (
 )
 
 
-def _with_event(changes: str = "", object_sets: str = "") -> str:
-    """One statement appending an event and moving the object's counter, plus `changes` (a
-    data-modifying CTE) and `object_sets`. Parameters: $1 object sid, $2 event id (the new
-    last_event_id), $3 frame, $4 time, $5 prune the log up to this event id; then $6...
-    for the changes."""
-    ctes = (
-        "new_event AS (INSERT INTO events (object_sid, event_id, frame, created_at) "
-        "VALUES ($1, $2, $3, $4)), "
-        "pruned AS (DELETE FROM events WHERE object_sid = $1 AND event_id <= $5)"
-    )
-    if changes:
-        ctes += f", {changes}"
-    return (
-        f"WITH {ctes} UPDATE objects SET last_event_id = $2, date_updated = $4{object_sets} "
-        "WHERE sid = $1"
-    )
-
-
-def _upsert_item(column: str) -> str:
-    """Write the whole item row: $6 idx, $7 key, $8 data, $9 date_created, $10 date_expires,
-    $11 created_by (last_event_id $2, date_updated $4). A map item replaces an expired row
-    holding its key; a list item exists (set) or has a fresh index (push)."""
-    return (
-        "item AS (INSERT INTO items (object_sid, idx, key, data, last_event_id, date_created, "
-        "date_updated, date_expires, created_by) VALUES ($1, $6, $7, $8, $2, $9, $4, $10, $11) "
-        f"ON CONFLICT (object_sid, {column}) DO UPDATE SET data = excluded.data, "
-        "last_event_id = excluded.last_event_id, date_created = excluded.date_created, "
-        "date_updated = excluded.date_updated, date_expires = excluded.date_expires, "
-        "created_by = excluded.created_by)"
-    )
-
-
-_UPDATE_DOCUMENT = _with_event(object_sets=", data = $6, date_expires = $7")
-_PUSH_ITEM = _with_event(_upsert_item("idx"), ", next_index = $6 + 1")
-_WRITE_ITEM = {column: _with_event(_upsert_item(column)) for column in ("idx", "key")}
-_REMOVE_ITEM = {
-    column: _with_event(f"gone AS (DELETE FROM items WHERE object_sid = $1 AND {column} = $6)")
-    for column in ("idx", "key")
-}
+# One write: see `sync_write` (migration 4) and `PostgresStorage._write`.
+_WRITE = "SELECT * FROM sync_write(" + ", ".join(f"${n}" for n in range(1, 18)) + ")"
 
 _EXPIRED_OBJECTS = """
 SELECT sid, service_sid, kind, data, last_event_id, date_expires FROM objects
@@ -284,7 +444,7 @@ ORDER BY i.date_expires, i.object_sid, i.idx, i.key LIMIT $3
 """
 # Deletes the items ($1: their ctids, read under their objects' locks), logs the removals
 # ($6-$8: those the log keeps), moves each object's counter ($3, $4) and prunes its log up
-# to $5, as `_with_event` does for one write.
+# to $5, as `sync_write` does for one write.
 _EXPIRE_ITEMS = """
 WITH gone AS (DELETE FROM items WHERE ctid = ANY($1::tid[])),
 logged AS (
@@ -311,18 +471,6 @@ DELETE FROM events WHERE ctid = ANY(ARRAY(
 
 def _expired(row: asyncpg.Record, at: float) -> bool:
     return row["date_expires"] is not None and row["date_expires"] <= at
-
-
-def _item_args(item: ItemRecord) -> tuple[Any, ...]:
-    """Parameters $6.. of `_upsert_item`."""
-    return (
-        item.index,
-        item.key,
-        json_text(item.data),
-        item.date_created,
-        item.date_expires,
-        item.created_by,
-    )
 
 
 @dataclass(slots=True)
@@ -424,10 +572,11 @@ class PostgresStorage(Storage):
     @asynccontextmanager
     async def _locked(
         self, service_sid: str, kind: str, sid_or_name: str
-    ) -> AsyncIterator[tuple[_Conn, ObjectRecord, int, float]]:
-        """A transaction holding the live object's row lock: (conn, object, next list index,
-        now). The time is taken once the lock is held, so it never goes back between two
-        events of one object. Commits when the block ends, rolls back if it raises."""
+    ) -> AsyncIterator[tuple[_Conn, ObjectRecord, float]]:
+        """A transaction holding the live object's row lock: (conn, object, now). The time is
+        taken once the lock is held, so it never goes back between two events of one object.
+        Commits when the block ends, rolls back if it raises. (Writes that append an event
+        run in one call instead: `_write`.)"""
         column = common.object_column(kind, sid_or_name)
         async with (
             self._queued((service_sid, kind, sid_or_name)),
@@ -435,7 +584,7 @@ class PostgresStorage(Storage):
             conn.transaction(),
         ):
             row = await conn.fetchrow(
-                f"SELECT {OBJECT_COLS}, next_index FROM objects "
+                f"SELECT {OBJECT_COLS} FROM objects "
                 f"WHERE service_sid = $1 AND kind = $2 AND {column} = $3 FOR UPDATE",
                 service_sid,
                 kind,
@@ -444,24 +593,58 @@ class PostgresStorage(Storage):
             at = now()
             if row is None or (row["date_expires"] is not None and row["date_expires"] <= at):
                 raise common.object_not_found(kind, sid_or_name)
-            yield conn, object_from_row(row), int(row["next_index"]), at
+            yield conn, object_from_row(row), at
 
-    async def _append(
+    async def _write(
         self,
-        conn: _Conn,
+        op: Literal["update", "push", "set", "remove"],
+        service_sid: str,
+        kind: ObjectKind,
+        sid_or_name: str,
+        *,
+        item: int | str | None = None,
+        data: JsonObject | None = None,
+        merge: bool = False,
+        if_match: str | None = None,
+        if_absent: bool = False,
+        ttl: int | None = None,
+        origin: str | None,
+        created_by: str = "",
         webhook: OnChange | None,
-        sql: str,
-        obj: ObjectRecord,
-        frame: bytes,
-        at: float,
-        *args: Any,
-    ) -> StoredEvent:
-        """Run a `_with_event` statement for event `obj.last_event_id`, then store its webhook."""
-        event_id = obj.last_event_id
-        await conn.execute(sql, obj.sid, event_id, frame, at, self._pruned_upto(event_id), *args)
-        event = StoredEvent(obj.service_sid, obj.sid, event_id, frame)
-        await _add_webhook(conn, webhook, event, at)
-        return event
+    ) -> tuple[asyncpg.Record, StoredEvent]:
+        """A write that appends an event, in one call of `sync_write`: one statement, one
+        round trip, its own transaction (whose row lock orders the object's writers, as in
+        `_locked`). With a webhook, the call and the outbox row share a transaction. Returns
+        the row of `sync_write` and the event; raises the SyncError of a refused write."""
+        args: tuple[Any, ...] = (
+            op,
+            service_sid,
+            kind,
+            common.object_column(kind, sid_or_name) == "sid",
+            sid_or_name,
+            item if kind == "list" else None,
+            item if kind == "map" else None,
+            json_text(data),
+            merge,
+            if_match,
+            if_absent,
+            ttl,
+            origin,
+            created_by,
+        )
+        async with self._queued((service_sid, kind, sid_or_name)):
+            # sync_write never goes back before the object's last change (another node's).
+            args += (now(), self.event_retention, MAX_DATA_BYTES)
+            if webhook is None:
+                row = await self.pool.fetchrow(_WRITE, *args)
+                assert row is not None
+                return row, _written(row, service_sid, kind, sid_or_name, item, if_match)
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(_WRITE, *args)
+                assert row is not None
+                event = _written(row, service_sid, kind, sid_or_name, item, if_match)
+                await _add_webhook(conn, webhook, event, row["row_updated"])
+            return row, event
 
     def _pruned_upto(self, last_event_id: int) -> int:
         """The log of an object keeps its `event_retention` newest events: ids above this."""
@@ -643,26 +826,36 @@ class PostgresStorage(Storage):
         origin: str | None,
         webhook: OnChange | None = None,
     ) -> tuple[ObjectRecord, StoredEvent]:
-        async with self._locked(service_sid, "document", sid) as (conn, doc, _, at):
-            frame = common.update_document(
-                doc, data=data, merge=merge, if_match=if_match, ttl=ttl, origin=origin, at=at
-            )
-            event = await self._append(
-                conn,
-                webhook,
-                _UPDATE_DOCUMENT,
-                doc,
-                frame,
-                at,
-                json_text(doc.data),
-                doc.date_expires,
-            )
+        row, event = await self._write(
+            "update",
+            service_sid,
+            "document",
+            sid,
+            data=data,
+            merge=merge,
+            if_match=if_match,
+            ttl=ttl,
+            origin=origin,
+            webhook=webhook,
+        )
+        doc = ObjectRecord(
+            kind="document",
+            sid=event.sid,
+            service_sid=service_sid,
+            unique_name=row["obj_unique_name"],
+            data=loads(row["new_data"]) if merge else data,
+            last_event_id=event.event_id,
+            date_created=row["row_created"],
+            date_updated=row["row_updated"],
+            date_expires=row["row_expires"],
+            created_by=row["row_created_by"],
+        )
         return doc, event
 
     async def set_object_ttl(
         self, service_sid: str, kind: ObjectKind, sid: str, ttl: int
     ) -> ObjectRecord:
-        async with self._locked(service_sid, kind, sid) as (conn, obj, _, at):
+        async with self._locked(service_sid, kind, sid) as (conn, obj, at):
             obj.date_expires = expires_at(ttl, at)
             await conn.execute(
                 "UPDATE objects SET date_expires = $2 WHERE sid = $1", obj.sid, obj.date_expires
@@ -678,7 +871,7 @@ class PostgresStorage(Storage):
         origin: str | None,
         webhook: OnChange | None = None,
     ) -> StoredEvent:
-        async with self._locked(service_sid, kind, sid) as (conn, obj, _, at):
+        async with self._locked(service_sid, kind, sid) as (conn, obj, at):
             await conn.execute(_DELETE_OBJECTS, [obj.sid])
             event = common.object_removed_event(
                 kind, obj.service_sid, obj.sid, obj.last_event_id, obj.data, origin
@@ -699,12 +892,18 @@ class PostgresStorage(Storage):
         created_by: str,
         webhook: OnChange | None = None,
     ) -> tuple[ItemRecord, StoredEvent]:
-        async with self._locked(service_sid, "list", sid) as (conn, lst, index, at):
-            item, frame = common.push_item(
-                lst, index, data=data, ttl=ttl, origin=origin, created_by=created_by, at=at
-            )
-            event = await self._append(conn, webhook, _PUSH_ITEM, lst, frame, at, *_item_args(item))
-        return item, event
+        row, event = await self._write(
+            "push",
+            service_sid,
+            "list",
+            sid,
+            data=data,
+            ttl=ttl,
+            origin=origin,
+            created_by=created_by,
+            webhook=webhook,
+        )
+        return _item(row, data, event), event
 
     async def get_item(
         self, service_sid: str, kind: ObjectKind, sid: str, item: int | str
@@ -729,18 +928,6 @@ class PostgresStorage(Storage):
             raise common.item_not_found(kind, row["sid"], item)
         return item_from_row(row)
 
-    async def _find_item(
-        self, conn: _Conn, object_sid: str, column: str, item: int | str, at: float
-    ) -> ItemRecord | None:
-        row = await conn.fetchrow(
-            f"SELECT {ITEM_COLS} FROM items "
-            f"WHERE object_sid = $1 AND {column} = $2 AND {_live('$3')}",
-            object_sid,
-            item,
-            at,
-        )
-        return None if row is None else item_from_row(row)
-
     async def set_item(
         self,
         service_sid: str,
@@ -757,33 +944,29 @@ class PostgresStorage(Storage):
         if_absent: bool = False,
         webhook: OnChange | None = None,
     ) -> tuple[ItemRecord, StoredEvent]:
-        column = item_column(kind, item)
-        async with self._locked(service_sid, kind, sid) as (conn, obj, _, at):
-            existing = await self._find_item(conn, obj.sid, column, item, at)
-            record, frame = common.write_item(
-                kind,
-                obj,
-                existing,
-                item,
-                data=data,
-                merge=merge,
-                if_match=if_match,
-                ttl=ttl,
-                origin=origin,
-                created_by=created_by,
-                if_absent=if_absent,
-                at=at,
-            )
-            event = await self._append(
-                conn, webhook, _WRITE_ITEM[column], obj, frame, at, *_item_args(record)
-            )
-        return record, event
+        item_column(kind, item)  # InvalidRequestError on a wrong kind or address
+        row, event = await self._write(
+            "set",
+            service_sid,
+            kind,
+            sid,
+            item=item,
+            data=data,
+            merge=merge,
+            if_match=if_match,
+            if_absent=if_absent,
+            ttl=ttl,
+            origin=origin,
+            created_by=created_by,
+            webhook=webhook,
+        )
+        return _item(row, None if merge else data, event), event
 
     async def set_item_ttl(
         self, service_sid: str, kind: ObjectKind, sid: str, item: int | str, ttl: int
     ) -> ItemRecord:
         column = item_column(kind, item)
-        async with self._locked(service_sid, kind, sid) as (conn, obj, _, at):
+        async with self._locked(service_sid, kind, sid) as (conn, obj, at):
             row = await conn.fetchrow(
                 f"UPDATE items SET date_expires = $3 "
                 f"WHERE object_sid = $1 AND {column} = $2 AND {_live('$4')} "
@@ -808,13 +991,17 @@ class PostgresStorage(Storage):
         origin: str | None,
         webhook: OnChange | None = None,
     ) -> StoredEvent:
-        column = item_column(kind, item)
-        async with self._locked(service_sid, kind, sid) as (conn, obj, _, at):
-            found = await self._find_item(conn, obj.sid, column, item, at)
-            frame = common.remove_item(
-                kind, obj, found, item, if_match=if_match, origin=origin, at=at
-            )
-            event = await self._append(conn, webhook, _REMOVE_ITEM[column], obj, frame, at, item)
+        item_column(kind, item)  # InvalidRequestError on a wrong kind or address
+        _, event = await self._write(
+            "remove",
+            service_sid,
+            kind,
+            sid,
+            item=item,
+            if_match=if_match,
+            origin=origin,
+            webhook=webhook,
+        )
         return event
 
     async def items_page(
@@ -1074,6 +1261,49 @@ class PostgresStorage(Storage):
     async def trim_webhooks(self, per_object: int) -> int:
         status = await self.pool.execute(_OUTBOX.trim, per_object)
         return int(status.split()[-1])
+
+
+def _written(
+    row: asyncpg.Record,
+    service_sid: str,
+    kind: ObjectKind,
+    sid_or_name: str,
+    item: int | str | None,
+    if_match: str | None,
+) -> StoredEvent:
+    """The event of a `sync_write` row, or the SyncError it stands for (`common`'s)."""
+    match row["err"]:
+        case None:
+            return StoredEvent(service_sid, row["obj_sid"], row["new_event_id"], row["new_frame"])
+        case "object_not_found":
+            raise common.object_not_found(kind, sid_or_name)
+        case "item_not_found":
+            assert item is not None
+            raise common.item_not_found(kind, row["obj_sid"], item)
+        case "item_exists":
+            assert item is not None
+            raise common.item_exists(kind, item)
+        case "revision_mismatch":
+            assert if_match is not None
+            raise common.revision_mismatch(kind, row["err_detail"], if_match)
+        case "too_large":
+            raise common.too_large(int(row["err_detail"]))
+        case other:
+            raise RuntimeError(f"sync_write refused a write for an unknown reason: {other!r}")
+
+
+def _item(row: asyncpg.Record, data: JsonObject | None, event: StoredEvent) -> ItemRecord:
+    """The item a `sync_write` row stored; `data` as sent (None: the stored, merged data)."""
+    return ItemRecord(
+        index=row["item_idx"],
+        key=row["item_key"],
+        data=loads(row["new_data"]) if data is None else data,
+        last_event_id=event.event_id,
+        date_created=row["row_created"],
+        date_updated=row["row_updated"],
+        date_expires=row["row_expires"],
+        created_by=row["row_created_by"],
+    )
 
 
 async def _add_webhook(
