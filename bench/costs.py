@@ -8,6 +8,9 @@
   checks, ACL lookup, rate limiter and publishing the event;
 - `reply_encode`: building and encoding the reply frame;
 - `sdk_codec`: the SDK's sans-I/O core encoding the request and decoding the reply;
+- `server_ping` / `server_ping_asgi` (bench/wscost.py): the server's whole cost of one `ping`
+  message, from the frame's bytes to its reply's, on our realtime protocol and on the ASGI
+  route (uvicorn's WebSocket protocol, the ASGI hop, Starlette);
 - `sdk_*` (bench/sdkcost.py): whole SDK calls (`map.set`, `map.get`, `document.set`,
   `stream.publish_message`) against an in-process loopback connection, and
   `sdk_*_library`: what the client library adds per call to the same exchange done bare
@@ -36,8 +39,9 @@ from sync_server.credentials import load_credentials
 from sync_server.service import Caller, SyncService
 from sync_server.storage.base import ServiceRecord
 from sync_server.storage.sqlite import SQLiteStorage
+from sync_server.tokens import mint_token
 
-from . import sdkcost
+from . import sdkcost, wscost
 from .common import item_set_request, percentile
 
 SVC = "IS" + "0" * 32
@@ -63,6 +67,17 @@ async def _time_async(fn: Callable[[], Awaitable[Any]], n: int) -> float:
         await fn()
         samples.append(time.perf_counter_ns() - t0)
     return _median_us(samples)
+
+
+def _token(creds: Any) -> str:
+    return mint_token(
+        account_sid=creds.account_sid,
+        api_key_sid=creds.api_key_sid,
+        api_secret=creds.api_secret,
+        service_sid=SVC,
+        identity="bench",
+        ttl=3600,
+    )
 
 
 async def measure(pad: str, n: int = 3000) -> dict[str, float]:
@@ -141,6 +156,7 @@ async def measure(pad: str, n: int = 3000) -> dict[str, float]:
             "service_set_item": await _time_async(service_set, n),
             "reply_encode": _time_sync(reply_encode, n),
             "sdk_codec": _time_sync(sdk_codec, n),
+            **await wscost.measure(service, _token(creds), n),
             **await sdkcost.measure(pad, n),
         }
     finally:

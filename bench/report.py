@@ -261,8 +261,15 @@ def rtt_waterfall(rtt: dict[str, Any], costs: dict[str, float]) -> str:
     rows: list[list[Any]] = [
         ["raw websockets echo: loopback, framing, two event loops", "", round(echo, 1)],
         [
-            "`ping`: uvicorn's WebSocket protocol, the ASGI hop, Starlette, validating and "
-            f"dispatching the request (validation alone: {costs['validate_request']} µs)",
+            "`ping`: our WebSocket protocol (sync_server/ws_server.py, no ASGI hop), validating "
+            f"and dispatching the request (validation alone: {costs['validate_request']} µs"
+            + (
+                f"; the server's whole cost of a ping in-process: {costs['server_ping']} µs, "
+                f"{costs['server_ping_asgi']} µs through uvicorn's protocol, ASGI and Starlette"
+                if "server_ping" in costs
+                else ""
+            )
+            + ")",
             round(ping - echo, 1),
             round(ping, 1),
         ],
@@ -302,7 +309,7 @@ def rtt_waterfall(rtt: dict[str, Any], costs: dict[str, float]) -> str:
         f"handling that even a `ping` pays ({ping:.0f} µs), the committed SQLite transaction "
         f"alone ({costs['storage_set_item']} µs) and the SDK ({sdk - put:.0f} µs) add up to "
         f"{floor:.0f} µs before any read, snapshot or event is built: a durable, acknowledged "
-        "write through an ASGI server and a client library cannot be within 2× of an echo on "
+        "write through a Python server and a client library cannot be within 2× of an echo on "
         "this stack. `propagation_ratio` carries the same costs (a durable `doc.set`, then "
         "the event through the reader's SDK) against a relay that only forwards bytes.\n"
     )

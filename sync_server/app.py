@@ -1,4 +1,5 @@
-"""The ASGI application: realtime WebSocket endpoint and HTTP on one port."""
+"""The ASGI application: realtime WebSocket endpoints and HTTP on one port (the realtime
+endpoints are also served off ASGI, by sync_server.ws_server, through `app.state.realtime_doors`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
 from sync_generated.errors import SyncError
 
 from sync_sdk import __version__
@@ -31,6 +31,7 @@ from .storage.base import ServiceRecord, Storage
 from .storage.sqlite import SQLiteStorage
 from .twilsock import twilsock_endpoint
 from .webhooks import WebhookDispatcher
+from .ws import Door, RealtimeSocket, asgi_door
 
 log = logging.getLogger("sync_server")
 access_log = logging.getLogger("sync_server.access")
@@ -177,13 +178,17 @@ def create_app(
             await hub.close()
             await store.close()
 
-    async def realtime(ws: WebSocket) -> None:
+    async def realtime(ws: RealtimeSocket) -> None:
         await realtime_endpoint(ws, service)
 
     client_api = ClientApi(service)
 
-    async def twilsock(ws: WebSocket) -> None:
+    async def twilsock(ws: RealtimeSocket) -> None:
         await twilsock_endpoint(ws, service, client_api)
+
+    # The realtime paths: served by sync_server.ws_server straight from the transport when the
+    # server runs with the guarded httptools protocol (cli.py), by these ASGI routes otherwise.
+    doors: dict[str, Door] = {"/v1/realtime": realtime, "/v3/wsconnect": twilsock}
 
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})
@@ -217,8 +222,7 @@ def create_app(
 
     app = Starlette(
         routes=[
-            WebSocketRoute("/v1/realtime", realtime),
-            WebSocketRoute("/v3/wsconnect", twilsock),
+            *(WebSocketRoute(path, asgi_door(door)) for path, door in doors.items()),
             Route("/healthz", health),
             Route("/readyz", readiness),
             Route("/metrics", metrics),
@@ -229,4 +233,5 @@ def create_app(
         middleware=[Middleware(AccessLog)],
     )
     app.state.service = service
+    app.state.realtime_doors = doors
     return app

@@ -136,7 +136,10 @@ def _serve(args: argparse.Namespace) -> int:
             app,
             ws="websockets-sansio",
             loop=loop,
-            http=guarded_http(max_connections, args.head_timeout) if _has("httptools") else "h11",
+            # With httptools, the realtime paths are served off ASGI (sync_server/ws_server.py).
+            http=guarded_http(max_connections, args.head_timeout, app.state.realtime_doors)
+            if _has("httptools")
+            else "h11",
             # Frames up to twice the limit get a 51001 reply; larger ones close the socket (1009).
             ws_max_size=args.max_frame_bytes * 2,
             ws_ping_interval=args.heartbeat_interval,

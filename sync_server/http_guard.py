@@ -6,14 +6,25 @@ socket is closed (431 for a head too large).
 An idle keep-alive connection is closed by uvicorn itself (`timeout_keep_alive`). Past
 `max_connections` open connections (HTTP and WebSocket) a new one is refused at once with
 a 503, before it can hold a file descriptor for long.
+
+A WebSocket upgrade for one of the realtime paths (`doors`) is handed to
+`ws_server.RealtimeWebSocket`, which serves it without ASGI; any other goes to uvicorn's
+WebSocket protocol and the ASGI app, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from types import MappingProxyType
+from urllib.parse import unquote
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.utils import get_local_addr, is_ssl
+
+from .ws import Door
+from .ws_server import RealtimeWebSocket
 
 log = logging.getLogger("sync_server.http")
 
@@ -35,6 +46,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     max_connections = 10_000
     head_timeout = 10.0
+    doors: Mapping[str, Door] = MappingProxyType({})  # realtime paths served off ASGI
     _head_timer: asyncio.TimerHandle | None = None
     _head_bytes = 0
     _in_head = True
@@ -70,6 +82,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if not (self.parser.should_upgrade() and self._should_upgrade()):  # a WebSocket: none
             self._head_timer = self.loop.call_later(self.head_timeout, self._body_too_slow)
+
+    def handle_websocket_upgrade(self) -> None:
+        path = self.url.partition(b"?")[0].decode("latin-1")
+        door = self.doors.get(unquote(path) if "%" in path else path)
+        if door is None:
+            super().handle_websocket_upgrade()
+            return
+        self.connections.discard(self)
+        config = self.config
+        protocol = RealtimeWebSocket(
+            door,
+            connections=self.connections,
+            tasks=self.tasks,
+            default_headers=self.server_state.default_headers,
+            max_size=config.ws_max_size,
+            ping_interval=config.ws_ping_interval,
+            ping_timeout=config.ws_ping_timeout,
+            client=self.client,
+            server=get_local_addr(self.transport),
+            secure=is_ssl(self.transport),
+        )
+        head = [self.scope["method"].encode(), b" ", self.url, b" HTTP/1.1\r\n"]
+        for name, value in self.scope["headers"]:
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"\r\n")
+        protocol.connection_made(self.transport)
+        protocol.data_received(b"".join(head))
+        self.transport.set_protocol(protocol)
 
     def on_message_complete(self) -> None:
         self._body_done = True
@@ -107,7 +147,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def guarded_http(max_connections: int, head_timeout: float) -> type[GuardedHttpToolsProtocol]:
-    """The guarded protocol class, for uvicorn.Config(http=...)."""
-    settings = {"max_connections": max_connections, "head_timeout": head_timeout}
+def guarded_http(
+    max_connections: int, head_timeout: float, doors: Mapping[str, Door] | None = None
+) -> type[GuardedHttpToolsProtocol]:
+    """The guarded protocol class, for uvicorn.Config(http=...); `doors`: the realtime paths
+    it serves without ASGI."""
+    settings = {
+        "max_connections": max_connections,
+        "head_timeout": head_timeout,
+        "doors": MappingProxyType(dict(doors or {})),
+    }
     return type("GuardedHttp", (GuardedHttpToolsProtocol,), settings)

@@ -20,7 +20,6 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from starlette.websockets import WebSocket, WebSocketDisconnect
 from sync_generated import protocol as p
 from sync_generated.errors import (
     FrameTooLargeError,
@@ -48,6 +47,7 @@ from .outbox import (
 from .service import SyncService
 from .session import Session
 from .tokens import TokenClaims
+from .ws import Disconnected, RealtimeSocket
 
 log = logging.getLogger("sync_server.realtime")
 
@@ -92,7 +92,7 @@ class Connection:
 
     __slots__ = ("limits", "outbox", "reading", "requests", "service", "session", "started", "ws")
 
-    def __init__(self, ws: WebSocket, service: SyncService) -> None:
+    def __init__(self, ws: RealtimeSocket, service: SyncService) -> None:
         self.ws = ws
         self.service = service
         self.limits: Limits = service.limits
@@ -287,30 +287,39 @@ class Connection:
         self.service.metrics.connection_closed("native")
 
 
-async def realtime_endpoint(ws: WebSocket, service: SyncService) -> None:
-    await ws.accept()
+class _BinaryFrame(Exception):
+    """A binary frame arrived: the native protocol is JSON text."""
+
+
+def _text(message: str | bytes) -> str:
+    if isinstance(message, bytes):
+        raise _BinaryFrame
+    return message
+
+
+async def realtime_endpoint(ws: RealtimeSocket, service: SyncService) -> None:
+    """Run one accepted connection to its end."""
     conn = Connection(ws, service)
     try:
         async with conn.reading:
-            first = await asyncio.wait_for(ws.receive_text(), service.limits.hello_timeout)
-            await conn.handle(first)
+            first = await asyncio.wait_for(ws.receive(), service.limits.hello_timeout)
+            await conn.handle(_text(first))
             if not conn.started:
                 # A failed hello: say why (already queued), then close.
                 conn.outbox.close(CLOSE_PROTOCOL)
                 return
             while not conn.outbox.closed:
                 await ready_for_request(conn.outbox, conn.requests)
-                raw = await ws.receive_text()
+                raw = _text(await ws.receive())
                 # Requests run concurrently (a slow read must not stall the rest), but each
                 # starts in arrival order, so writes on one object are applied in order.
                 conn.requests.start(conn.handle(raw))
         if conn.reading.stopped:  # the node is draining
             await conn.requests.finish()
             conn.outbox.close(CLOSE_SERVICE_RESTART)
-    except (WebSocketDisconnect, TimeoutError, RuntimeError):
+    except (Disconnected, TimeoutError):
         pass
-    except KeyError:
-        # A binary frame: receive_text() cannot read it.
+    except _BinaryFrame:
         conn.reply_error(
             None, InvalidRequestError("binary frames are not supported; send JSON text")
         )

@@ -34,7 +34,6 @@ from typing import Any
 from urllib.parse import unquote
 
 import orjson
-from starlette.websockets import WebSocket, WebSocketDisconnect
 from sync_generated.cds import SubscriptionRequest
 from sync_generated.errors import (
     FrameTooLargeError,
@@ -67,6 +66,7 @@ from .service import SyncService, kind_of_sid
 from .session import Session
 from .tokens import TokenClaims
 from .twilsock_codec import FrameError, HeaderError, client_header, decode, encode
+from .ws import Disconnected, RealtimeSocket
 
 log = logging.getLogger("sync_server.twilsock")
 
@@ -193,14 +193,14 @@ def _subscription_event(
 class TwilsockConnection:
     """One Twilsock client (the session's Outlet); see the module docstring."""
 
-    def __init__(self, ws: WebSocket, service: SyncService, api: ClientApi) -> None:
+    def __init__(self, ws: RealtimeSocket, service: SyncService, api: ClientApi) -> None:
         self.ws = ws
         self.service = service
         self.api = api
         self.limits = service.limits
         self.session = Session(service, self)
-        scheme = "https" if ws.url.scheme == "wss" else "http"
-        self.base = f"{scheme}://{ws.url.netloc}"  # replaced by the cdsUri host on requests
+        scheme = "https" if ws.secure else "http"
+        self.base = f"{scheme}://{ws.host}"  # replaced by the cdsUri host on requests
         self.outbox: Outbox[bytes] = connection_outbox(
             ws.send_bytes,
             ws.close,
@@ -503,24 +503,22 @@ def _reason(status: int) -> str:
         return "Unknown"
 
 
-async def twilsock_endpoint(ws: WebSocket, service: SyncService, api: ClientApi) -> None:
-    await ws.accept()
+async def twilsock_endpoint(ws: RealtimeSocket, service: SyncService, api: ClientApi) -> None:
+    """Run one accepted connection to its end."""
     conn = TwilsockConnection(ws, service, api)
     try:
         async with conn.reading:
-            timeout: float | None = service.limits.hello_timeout
             while not conn.outbox.closed:
-                message = await asyncio.wait_for(ws.receive(), timeout)
-                if message["type"] == "websocket.disconnect":
-                    break
-                data = message.get("bytes")
-                if data is None:
+                if conn.started:
+                    data = await ws.receive()
+                else:
+                    data = await asyncio.wait_for(ws.receive(), service.limits.hello_timeout)
+                if not isinstance(data, bytes):
                     err = InvalidRequestError("Twilsock frames are binary WebSocket messages")
                     conn.close(CLOSE_PROTOCOL, "Not Acceptable", err)
                     break
                 if not conn.started:
                     await conn.handle(data)  # init: wait for it before reading more
-                    timeout = None
                 else:
                     # Requests run concurrently, each started in arrival order.
                     conn.requests.start(conn.handle(data))
@@ -528,7 +526,7 @@ async def twilsock_endpoint(ws: WebSocket, service: SyncService, api: ClientApi)
         if conn.reading.stopped:  # the node is draining: the SDK reconnects on an offload
             await conn.requests.finish()
             conn.close(CLOSE_OFFLOAD, "Service restart", ws_code=CLOSE_SERVICE_RESTART)
-    except (WebSocketDisconnect, RuntimeError):
+    except Disconnected:
         pass
     except TimeoutError:
         conn.close(CLOSE_PROTOCOL, "Not Acceptable", InvalidRequestError("no init in time"))

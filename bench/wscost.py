@@ -1,0 +1,145 @@
+"""The server's own cost of one realtime message, in-process (no network, no client): a `ping`
+frame handed to the connection's protocol as the transport would, until its reply is written
+back to the transport. Measured for the two ways the server can carry `/v1/realtime`:
+
+- `server_ping`: `sync_server.ws_server.RealtimeWebSocket` (what `sync-server serve` runs: the
+  front door called from the transport, frames written straight to it);
+- `server_ping_asgi`: uvicorn's `websockets-sansio` protocol, the ASGI hop and Starlette's
+  `WebSocket` (the fallback route, and what the server ran before).
+
+Both include the loop turn from the frame's arrival to the door's task, validation and
+dispatch of the request (the same front door), and encoding the reply. Blocks of the two
+alternate; each figure is the median of per-message times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import WebSocketRoute
+from sync_generated import protocol as p
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.frames import Frame, Opcode
+
+from sync_server.app import AccessLog
+from sync_server.realtime import realtime_endpoint
+from sync_server.service import SyncService
+from sync_server.ws import RealtimeSocket, asgi_door
+from sync_server.ws_server import RealtimeWebSocket
+
+from .common import percentile
+
+_HANDSHAKE = (
+    b"GET /v1/realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+class _Transport(asyncio.Transport):
+    """A transport that keeps nothing and tells a waiter when something is written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiter: asyncio.Future[None] | None = None
+        self.closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 4700)}.get(
+            name, default
+        )
+
+
+def _frame(obj: dict[str, Any]) -> bytes:
+    return Frame(Opcode.TEXT, orjson.dumps(obj)).serialize(mask=True, extensions=[])
+
+
+async def _exchange(protocol: asyncio.Protocol, transport: _Transport, data: bytes) -> None:
+    waiter = asyncio.get_running_loop().create_future()
+    transport.waiter = waiter
+    protocol.data_received(data)
+    await waiter
+
+
+async def _connect(protocol: asyncio.Protocol, transport: _Transport, token: str) -> None:
+    protocol.connection_made(transport)
+    await _exchange(protocol, transport, _HANDSHAKE)
+    hello = {"id": 1, "type": "hello", "protocol": p.PROTOCOL_VERSION, "token": token}
+    await _exchange(protocol, transport, _frame({**hello, "client_id": "wscost"}))
+
+
+async def _pings(protocol: asyncio.Protocol, transport: _Transport, n: int) -> list[int]:
+    frame = _frame({"id": 7, "type": "ping"})
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        await _exchange(protocol, transport, frame)
+        samples.append(time.perf_counter_ns() - t0)
+    return samples
+
+
+async def measure(service: SyncService, token: str, n: int) -> dict[str, float]:
+    async def door(ws: RealtimeSocket) -> None:
+        await realtime_endpoint(ws, service)
+
+    ours_t = _Transport()
+    ours = RealtimeWebSocket(
+        door,
+        connections=set(),
+        tasks=set(),
+        default_headers=[],
+        max_size=2**20,
+        ping_interval=None,
+        ping_timeout=None,
+        client=("127.0.0.1", 50000),
+        server=("127.0.0.1", 4700),
+        secure=False,
+    )
+    app = Starlette(
+        routes=[WebSocketRoute("/v1/realtime", asgi_door(door))],
+        middleware=[Middleware(AccessLog)],
+    )
+    config = uvicorn.Config(
+        app, ws="websockets-sansio", ws_ping_interval=None, lifespan="off", log_config=None
+    )
+    config.load()
+    asgi_t = _Transport()
+    asgi = WebSocketsSansIOProtocol(config=config, server_state=ServerState(), app_state={})
+    await _connect(ours, ours_t, token)
+    await _connect(asgi, asgi_t, token)
+    samples: dict[str, list[int]] = {"server_ping": [], "server_ping_asgi": []}
+    block = max(n // 10, 1)
+    for _ in range(10):
+        samples["server_ping"] += await _pings(ours, ours_t, block)
+        samples["server_ping_asgi"] += await _pings(asgi, asgi_t, block)
+    ours.shutdown()
+    asgi.shutdown()
+    await asyncio.sleep(0)
+    return {
+        name: round(percentile([s / 1000 for s in values[block // 5 :]], 50), 1)
+        for name, values in samples.items()
+    }
