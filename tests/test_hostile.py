@@ -311,8 +311,10 @@ async def test_an_oversize_request_head_is_a_431(server: ServerProcess) -> None:
         await writer.drain()
     try:
         answer = await closed_within(reader, 5)
-    except ConnectionResetError:
-        answer = b"reset"  # closed with our unread headers in its buffer: a TCP reset
+    except (ConnectionResetError, BrokenPipeError):
+        # Closed with our unread headers in its buffer: a TCP reset (seen on reading, or
+        # on the writes still flushing).
+        answer = b"reset"
     assert answer.startswith(b"HTTP/1.1 431 ") or answer == b"reset", answer[:100]
     writer.close()
     async with httpx.AsyncClient() as http:

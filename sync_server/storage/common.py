@@ -44,6 +44,19 @@ from .base import (
     WebhookDelivery,
 )
 
+NOT_FOUND_ERRORS = (
+    DocumentNotFoundError,
+    ListNotFoundError,
+    MapNotFoundError,
+    ListItemNotFoundError,
+    MapItemNotFoundError,
+)
+REVISION_MISMATCH_ERRORS = (
+    DocumentRevisionMismatchError,
+    ListItemRevisionMismatchError,
+    MapItemRevisionMismatchError,
+)
+
 PREFIXES: dict[str, str] = {"document": "ET", "list": "ES", "map": "MP", "stream": "TO"}
 SID_RES: dict[str, re.Pattern[str]] = {
     kind: re.compile(prefix + "[0-9a-f]{32}") for kind, prefix in PREFIXES.items()

@@ -33,6 +33,7 @@ Reads run outside transactions on a pooled connection, one statement each.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
@@ -596,6 +597,66 @@ class PostgresStorage(Storage):
             yield conn, object_from_row(row), at
 
     async def _write(
+        self,
+        op: Literal["update", "push", "set", "remove"],
+        service_sid: str,
+        kind: ObjectKind,
+        sid_or_name: str,
+        *,
+        item: int | str | None = None,
+        data: JsonObject | None = None,
+        merge: bool = False,
+        if_match: str | None = None,
+        if_absent: bool = False,
+        ttl: int | None = None,
+        origin: str | None,
+        created_by: str = "",
+        webhook: OnChange | None,
+    ) -> tuple[asyncpg.Record, StoredEvent]:
+        """`_write_once`, except that a merge PostgreSQL cannot do (a top-level key with a
+        NUL character, which its text type cannot hold) is done here instead: read, merge,
+        write the whole object with If-Match on what was read (again if it moved on)."""
+        write = functools.partial(
+            self._write_once,
+            op,
+            service_sid,
+            kind,
+            sid_or_name,
+            item=item,
+            if_absent=if_absent,
+            ttl=ttl,
+            origin=origin,
+            created_by=created_by,
+            webhook=webhook,
+        )
+        try:
+            return await write(data=data, merge=merge, if_match=if_match)
+        except asyncpg.UntranslatableCharacterError:
+            if not merge or data is None:
+                raise
+        while True:
+            if kind == "document":
+                doc = await self.get_object(service_sid, kind, sid_or_name)
+                current = None if doc is None else (doc.data or {}, doc.revision)
+            else:
+                assert item is not None
+                try:
+                    found = await self.get_item(service_sid, kind, sid_or_name, item)
+                    current = (found.data, found.revision)
+                except common.NOT_FOUND_ERRORS:
+                    current = None
+            if current is None or (if_match is not None and if_match != current[1]):
+                # Gone, or not the revision asked for: the write says so (or creates).
+                return await write(data=data, merge=False, if_match=if_match)
+            try:
+                return await write(
+                    data=common.merged(current[0], data), merge=False, if_match=current[1]
+                )
+            except common.REVISION_MISMATCH_ERRORS:
+                if if_match is not None:
+                    raise  # (cannot happen: it matched what was read, unless it moved on)
+
+    async def _write_once(
         self,
         op: Literal["update", "push", "set", "remove"],
         service_sid: str,
