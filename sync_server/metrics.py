@@ -1,8 +1,9 @@
 """Prometheus metrics of one node (`GET /metrics`, the text format of `prometheus-client`).
 
 Requests are counted and timed as they are answered (`observe_request`), and commits as they
-are made; everything else is read from the live objects when Prometheus scrapes, so the hot
-paths (fan-out, frame writes) pay nothing for it:
+are made, in plain numbers (no prometheus-client metric objects, whose locks cost more than the
+counting); those and everything else are read when Prometheus scrapes, so the hot paths
+(requests, fan-out, frame writes) pay next to nothing for them:
 
     sync_connections{protocol}             realtime connections open (native, twilsock)
     sync_subscriptions                     subscriptions of those connections
@@ -22,6 +23,7 @@ plus the library's process, platform and garbage-collector collectors.
 from __future__ import annotations
 
 import weakref
+from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Iterator, Set
 from typing import TYPE_CHECKING, Protocol
@@ -29,14 +31,17 @@ from typing import TYPE_CHECKING, Protocol
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
-    Counter,
     GCCollector,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -46,6 +51,32 @@ if TYPE_CHECKING:
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Timing:
+    """A latency histogram (`_LATENCY_BUCKETS`) kept as plain numbers: `observe` is a bisect
+    and two additions, with no lock (the event loop's thread is the only writer), where
+    prometheus-client's `Histogram.observe` takes a lock and walks the buckets; it is
+    exposed at scrape time (`_LiveCollector`)."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_LATENCY_BUCKETS) + 1)  # the last one: above every bound
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative counts by upper bound, as Prometheus wants them."""
+        out: list[tuple[str, float]] = []
+        total = 0
+        for bound, count in zip((*_LATENCY_BUCKETS, None), self.counts, strict=True):
+            total += count
+            out.append(("+Inf" if bound is None else repr(bound), total))
+        return out
 
 
 class Queued(Protocol):
@@ -71,24 +102,10 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        self.requests = Counter(
-            "sync_requests", "Requests answered.", ["type", "code"], registry=self.registry
-        )
-        self.request_seconds = Histogram(
-            "sync_request_duration_seconds",
-            "Time to answer a request.",
-            ["type"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.commit_seconds = Histogram(
-            "sync_storage_commit_seconds",
-            "Durable writes: the storage round trip and commit.",
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self._counted: dict[tuple[str, int | None], Counter] = {}
-        self._timed: dict[str, Histogram] = {}
+        # Requests answered by (type, code: None when it succeeded), and their times by type.
+        self.requests: dict[tuple[str, int | None], int] = {}
+        self.request_seconds: dict[str, Timing] = {}
+        self.commit_seconds = Timing()
         self.connections: Tally[str] = Tally()
         self.slow_consumer_disconnects = 0
         self.outboxes: weakref.WeakSet[Queued] = weakref.WeakSet()
@@ -98,18 +115,13 @@ class Metrics:
         self.registry.register(_LiveCollector(self))
 
     def observe_request(self, type_: str, code: int | None, seconds: float) -> None:
-        """One request answered: `code` None when it succeeded. (The labelled children are
-        kept here: `labels()` on every request costs more than the count itself.)"""
+        """One request answered: `code` None when it succeeded."""
         key = (type_, code)
-        counted = self._counted.get(key)
-        if counted is None:
-            counted = self._counted[key] = self.requests.labels(
-                type_, "ok" if code is None else str(code)
-            )
-        counted.inc()
-        timed = self._timed.get(type_)
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
+        timed = self.request_seconds.get(type_)
         if timed is None:
-            timed = self._timed[type_] = self.request_seconds.labels(type_)
+            timed = self.request_seconds[type_] = Timing()
         timed.observe(seconds)
 
     def slow_consumer(self) -> None:
@@ -134,6 +146,23 @@ class _LiveCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         m = self.m
+        requests = CounterMetricFamily(
+            "sync_requests", "Requests answered.", labels=["type", "code"]
+        )
+        for (type_, code), count in list(m.requests.items()):
+            requests.add_metric([type_, "ok" if code is None else str(code)], count)
+        yield requests
+        durations = HistogramMetricFamily(
+            "sync_request_duration_seconds", "Time to answer a request.", labels=["type"]
+        )
+        for type_, timing in list(m.request_seconds.items()):
+            durations.add_metric([type_], timing.buckets(), timing.sum)
+        yield durations
+        commits = HistogramMetricFamily(
+            "sync_storage_commit_seconds", "Durable writes: the storage round trip and commit."
+        )
+        commits.add_metric([], m.commit_seconds.buckets(), m.commit_seconds.sum)
+        yield commits
         connections = GaugeMetricFamily(
             "sync_connections", "Realtime connections open.", labels=["protocol"]
         )

@@ -80,6 +80,8 @@ NOT_FOUND: dict[ObjectKind, type[SyncError]] = {
     "stream": StreamNotFoundError,
 }
 SID_RE = re.compile(r"[A-Z]{2}[0-9a-f]{32}")
+_STREAM_PREFIX = PREFIX_BY_KIND["stream"]
+_UNKNOWN: Any = object()  # not in a cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,9 +322,13 @@ class SyncService:
     async def authorize(self, caller: Caller, object_sid: str, access: Access) -> None:
         """ForbiddenError (54007) unless the caller may `access` the object. Only services with
         acl_enabled are checked; streams are not covered by permissions (as in Twilio)."""
-        if caller.trusted or object_sid[:2] == PREFIX_BY_KIND["stream"]:
+        if caller.trusted or object_sid[:2] == _STREAM_PREFIX:
             return
-        if not await self._acl_on(caller.service_sid):
+        # The cached service without a coroutine per check (`settings` reads it otherwise).
+        svc = self._services.get(caller.service_sid, _UNKNOWN)
+        if svc is _UNKNOWN:
+            svc = await self.settings(caller.service_sid)
+        if not (svc and svc.acl_enabled):
             return
         key = (object_sid, caller.identity)
         if key not in self._permissions:
@@ -414,7 +420,9 @@ class SyncService:
         (it is reserved: pass it to `_commit`)."""
         if self.webhooks is None:
             return None
-        svc = await self.settings(caller.service_sid)
+        svc = self._services.get(caller.service_sid, _UNKNOWN)
+        if svc is _UNKNOWN:
+            svc = await self.settings(caller.service_sid)
         if not (svc and svc.webhook_url and (not caller.trusted or svc.webhooks_from_rest_enabled)):
             return None
         if not self.webhooks.reserve():

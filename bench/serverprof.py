@@ -1,0 +1,308 @@
+"""The server's CPU per request, in-process: `C` realtime connections (our WebSocket protocol
+on a fake transport, as in bench/wscost.py) each send requests one after another (the next
+once the reply is written), over `objects` maps or documents; process CPU time per request,
+and optionally a cProfile of the run ranked by own and inclusive time.
+
+    python -m bench.serverprof --storage sqlite --op item_set
+    python -m bench.serverprof --storage postgres --op item_set --profile 25
+
+`--storage postgres` uses a fresh database on SYNC_BENCH_DATABASE_URL and the Redis broker on
+SYNC_BENCH_REDIS_URL (both as bench/cluster.py). Runs whatever `sync_server` the interpreter
+imports, so the same file measures another checkout when run with that checkout's venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+from sync_generated import protocol as p
+from websockets.frames import Frame, Opcode
+
+from sync_server import wire
+from sync_server.broker import Broker, InProcessBroker
+from sync_server.config import Limits
+from sync_server.credentials import load_credentials
+from sync_server.realtime import realtime_endpoint
+from sync_server.service import SyncService
+from sync_server.storage.base import ServiceRecord, Storage
+from sync_server.storage.sqlite import SQLiteStorage
+from sync_server.tokens import mint_token
+from sync_server.webhooks import WebhookDispatcher
+from sync_server.ws import RealtimeSocket
+from sync_server.ws_server import RealtimeWebSocket
+
+DATABASE_URL = os.environ.get(
+    "SYNC_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("SYNC_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+SVC = "IS" + "0" * 32
+_HANDSHAKE = (
+    b"GET /v1/realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+class _Transport(asyncio.Transport):
+    """Keeps nothing; wakes a waiter on each write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiter: asyncio.Future[None] | None = None
+        self.closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 4700)}.get(
+            name, default
+        )
+
+
+def _frame(obj: dict[str, Any]) -> bytes:
+    return Frame(Opcode.TEXT, orjson.dumps(obj)).serialize(mask=True, extensions=[])
+
+
+async def _exchange(protocol: RealtimeWebSocket, transport: _Transport, data: bytes) -> None:
+    waiter = asyncio.get_running_loop().create_future()
+    transport.waiter = waiter
+    protocol.data_received(data)
+    await waiter
+
+
+def _request(op: str, sid: str, i: int, pad: str) -> dict[str, Any]:
+    if op == "item_set":
+        return {
+            "id": 7,
+            "type": "item_set",
+            "sid": sid,
+            "key": "k",
+            "data": {"v": pad, "i": i},
+            "merge": False,
+            "ttl": None,
+            "if_match": None,
+            "if_absent": False,
+        }
+    if op == "item_get":
+        return {"id": 7, "type": "item_get", "sid": sid, "key": "k"}
+    if op == "document_set":
+        return {
+            "id": 7,
+            "type": "document_set",
+            "sid": sid,
+            "data": {"v": pad, "i": i},
+            "merge": False,
+            "if_match": None,
+            "ttl": None,
+        }
+    raise ValueError(op)
+
+
+async def _make(storage_kind: str, tmp: Path, local: bool) -> tuple[Storage, Broker, str | None]:
+    if storage_kind == "sqlite":
+        return SQLiteStorage(tmp / "sync.db"), InProcessBroker(), None
+    import asyncpg
+
+    from sync_server.redis_broker import RedisBroker
+    from sync_server.storage.postgres import PostgresStorage
+
+    name = "sync_prof_" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(DATABASE_URL)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = urlunsplit(urlsplit(DATABASE_URL)._replace(path="/" + name))
+    broker = InProcessBroker() if local else RedisBroker(REDIS_URL, prefix=name)
+    return PostgresStorage(url), broker, name
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="sync-serverprof-"))
+    storage, broker, db = await _make(args.storage, tmp, args.local_broker)
+    await storage.start()
+    await broker.start()
+    creds = load_credentials(tmp, env={})
+    webhooks = WebhookDispatcher(auth_token=creds.auth_token, storage=storage)
+    service = SyncService(
+        storage,
+        broker,
+        credentials=creds,
+        limits=Limits(write_rate=0, create_rate=0),
+        webhooks=webhooks,
+    )
+    try:
+        t = wire.now()
+        await storage.put_service(
+            ServiceRecord(sid=SVC, account_sid=creds.account_sid, date_created=t, date_updated=t)
+        )
+        kind = "document" if args.op == "document_set" else "map"
+        sids = []
+        for i in range(args.objects):
+            obj = await storage.create_object(
+                SVC, kind, unique_name=f"o{i}", data=None, ttl=None, created_by="bench"
+            )
+            sids.append(obj.sid)
+            if kind == "map":
+                await storage.set_item(
+                    SVC,
+                    "map",
+                    obj.sid,
+                    "k",
+                    data={"v": 0},
+                    merge=False,
+                    if_match=None,
+                    ttl=None,
+                    origin=None,
+                    created_by="bench",
+                )
+        token = mint_token(
+            account_sid=creds.account_sid,
+            api_key_sid=creds.api_key_sid,
+            api_secret=creds.api_secret,
+            service_sid=SVC,
+            identity="bench",
+            ttl=3600,
+        )
+
+        async def door(ws: RealtimeSocket) -> None:
+            await realtime_endpoint(ws, service)
+
+        conns: list[tuple[RealtimeWebSocket, _Transport]] = []
+        for c in range(args.conns):
+            tr = _Transport()
+            proto = RealtimeWebSocket(
+                door,
+                connections=set(),
+                tasks=set(),
+                default_headers=[],
+                max_size=2**20,
+                ping_interval=None,
+                ping_timeout=None,
+                client=("127.0.0.1", 50000 + c),
+                server=("127.0.0.1", 4700),
+                secure=False,
+            )
+            proto.connection_made(tr)
+            await _exchange(proto, tr, _HANDSHAKE)
+            hello = {"id": 1, "type": "hello", "protocol": p.PROTOCOL_VERSION, "token": token}
+            await _exchange(proto, tr, _frame({**hello, "client_id": f"c{c}"}))
+            conns.append((proto, tr))
+        pad = "x" * args.pad
+        # Frames prepared up front: the client's cost is not the server's.
+        per_conn = args.n // args.conns
+        frames = [
+            [
+                _frame(_request(args.op, sids[(c + i * args.conns) % len(sids)], i, pad))
+                for i in range(per_conn)
+            ]
+            for c in range(args.conns)
+        ]
+
+        async def worker(c: int, frames: list[bytes]) -> None:
+            proto, tr = conns[c]
+            for f in frames:
+                await _exchange(proto, tr, f)
+
+        async def once(count: int) -> None:
+            await asyncio.gather(*(worker(c, frames[c][:count]) for c in range(args.conns)))
+
+        await once(max(per_conn // 10, 1))  # warm-up
+        profiler = (
+            (cProfile.Profile(time.process_time) if args.cpu_clock else cProfile.Profile())
+            if args.profile
+            else None
+        )
+        t0, wall0 = os.times(), time.perf_counter()
+        if profiler:
+            profiler.enable()
+        await once(per_conn)
+        if profiler:
+            profiler.disable()
+        t1, wall = os.times(), time.perf_counter() - wall0
+        user, system = t1.user - t0.user, t1.system - t0.system
+        total = per_conn * args.conns
+        out: dict[str, Any] = {
+            "storage": args.storage,
+            "op": args.op,
+            "requests": total,
+            "cpu_us_per_request": round((user + system) * 1e6 / total, 1),
+            "user_us": round(user * 1e6 / total, 1),
+            "system_us": round(system * 1e6 / total, 1),
+            "requests_per_s": round(total / wall),
+        }
+        if profiler:
+            s = io.StringIO()
+            st = pstats.Stats(profiler, stream=s)
+            st.sort_stats("tottime").print_stats(args.profile)
+            st.sort_stats("cumulative").print_stats(args.profile)
+            out["profile"] = s.getvalue()
+        for proto, _ in conns:
+            proto.shutdown()
+        await asyncio.sleep(0.05)
+        return out
+    finally:
+        await webhooks.close()
+        await broker.close()
+        await storage.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if db is not None:
+            import asyncpg
+
+            admin = await asyncpg.connect(DATABASE_URL)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            await admin.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--storage", choices=("sqlite", "postgres"), default="sqlite")
+    ap.add_argument("--op", choices=("item_set", "item_get", "document_set"), default="item_set")
+    ap.add_argument("--conns", type=int, default=8)
+    ap.add_argument("--objects", type=int, default=100)
+    ap.add_argument("-n", type=int, default=8000)
+    ap.add_argument("--pad", type=int, default=100)
+    ap.add_argument("--profile", type=int, default=0, help="print the top N functions")
+    ap.add_argument("--uvloop", action="store_true")
+    ap.add_argument("--local-broker", action="store_true", help="postgres without Redis")
+    ap.add_argument("--cpu-clock", action="store_true", help="profile in process CPU time")
+    args = ap.parse_args()
+    if args.uvloop:
+        import uvloop
+
+        uvloop.install()
+    out = asyncio.run(run(args))
+    profile = out.pop("profile", None)
+    print(orjson.dumps(out).decode())
+    if profile:
+        print(profile)
+
+
+if __name__ == "__main__":
+    main()
