@@ -24,7 +24,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -162,7 +162,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await storage.put_service(
             ServiceRecord(sid=SVC, account_sid=creds.account_sid, date_created=t, date_updated=t)
         )
-        kind = "document" if args.op == "document_set" else "map"
+        kind: Literal["document", "map"] = "document" if args.op == "document_set" else "map"
         sids = []
         for i in range(args.objects):
             obj = await storage.create_object(
