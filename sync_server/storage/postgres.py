@@ -556,44 +556,35 @@ class _Connections:
         return _Checkout(self)
 
     async def fetchrow(self, query: str, *args: Any, timeout: float | None = None) -> Any:
-        conn = await self._take()
-        try:
-            row = await conn.fetchrow(query, *args, timeout=timeout)
-        except BaseException:
-            await self.drop(conn)
-            raise
-        self.put(conn)
-        return row
+        return await self._run("fetchrow", query, args, timeout)
 
     async def fetch(self, query: str, *args: Any, timeout: float | None = None) -> list[Any]:
-        conn = await self._take()
-        try:
-            rows = await conn.fetch(query, *args, timeout=timeout)
-        except BaseException:
-            await self.drop(conn)
-            raise
-        self.put(conn)
+        rows: list[Any] = await self._run("fetch", query, args, timeout)
         return rows
 
     async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
-        conn = await self._take()
-        try:
-            value = await conn.fetchval(query, *args, timeout=timeout)
-        except BaseException:
-            await self.drop(conn)
-            raise
-        self.put(conn)
-        return value
+        return await self._run("fetchval", query, args, timeout)
 
     async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str:
+        status: str = await self._run("execute", query, args, timeout)
+        return status
+
+    async def _run(
+        self,
+        method: Literal["fetchrow", "fetch", "fetchval", "execute"],
+        query: str,
+        args: tuple[Any, ...],
+        timeout: float | None,
+    ) -> Any:
+        """One statement on a connection of the free list (back to the pool on an error)."""
         conn = await self._take()
         try:
-            status = await conn.execute(query, *args, timeout=timeout)
+            result = await getattr(conn, method)(query, *args, timeout=timeout)
         except BaseException:
             await self.drop(conn)
             raise
         self.put(conn)
-        return status
+        return result
 
     async def _take(self) -> _Conn:
         while True:
