@@ -10,7 +10,9 @@ configuration in the same run.
   (two nodes' deliveries/s / one node's).
 - the limit: PostgreSQL's own `pgbench` on the same database, one-row updates of 100 rows from
   8 clients (`-c 8 -j 2`, the server's synchronous_commit) -> `pgbench.tps`, beside our
-  writes/s (None when pgbench is not installed).
+  writes/s (None when pgbench is not installed). When PostgreSQL runs on this machine, the CPU
+  its processes spend per write (ours) and per update (pgbench) is reported too
+  (`postgres_cpu_us_per_write`): where a write's cost goes besides the node.
 - beside it, Django Channels on its Redis channel layer (channels_redis RedisChannelLayer):
   the same S subscribers in one process vs split over two processes sharing the layer, the
   publisher on the first -> `cluster_channels_fanout_scaling`, and ours / Channels per layout.
@@ -165,6 +167,28 @@ async def _propagation(bench: Bench, nodes: list[ServerProc]) -> dict[str, Any]:
     }
 
 
+def _postgres_cpu_seconds() -> float | None:
+    """CPU used so far by the local PostgreSQL: every `postgres` process, plus what the
+    postmaster's exited children used (its cutime/cstime). None if none runs here."""
+    ticks, postmaster = 0, None
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        if not fields[0].endswith("(postgres"):
+            continue
+        rest = fields[1].split()
+        ticks += int(rest[11]) + int(rest[12])  # utime, stime
+        pid = int(stat.split("/")[2])
+        if rest[1] != str(pid) and (postmaster is None or pid < postmaster[0]):
+            postmaster = (pid, int(rest[13]) + int(rest[14]))  # cutime, cstime
+    if postmaster is None and ticks == 0:
+        return None
+    return (ticks + (postmaster[1] if postmaster else 0)) / os.sysconf("SC_CLK_TCK")
+
+
 async def _writes(bench: Bench, nodes: list[ServerProc]) -> dict[str, Any]:
     cfg = bench.cfg
     token = bench.token(nodes[0], "bench-cluster-writer")
@@ -174,10 +198,16 @@ async def _writes(bench: Bench, nodes: list[ServerProc]) -> dict[str, Any]:
         ]
     out: dict[str, Any] = {"clients": cfg.write_conns, "objects": len(sids)}
     for label, servers in (("one_node", nodes[0]), ("two_nodes", nodes)):
+        pg_before = _postgres_cpu_seconds()
         out[label] = await bench._write_load(servers, token, sids, False, label)
+        pg_after = _postgres_cpu_seconds()
+        count = out[label].get("writes") or 0
+        if pg_before is not None and pg_after is not None and count:
+            out[label]["postgres_cpu_us_per_write"] = round((pg_after - pg_before) / count * 1e6)
         bench.log(
             f"  writes {label}: {out[label]['writes_per_s']} writes/s, "
-            f"p50 {out[label]['p50_us']} µs, errors {out[label]['errors']}"
+            f"p50 {out[label]['p50_us']} µs, errors {out[label]['errors']}, PostgreSQL CPU "
+            f"{out[label].get('postgres_cpu_us_per_write')} µs/write"
         )
     out["two_nodes_vs_one"] = ratio(
         out["two_nodes"]["writes_per_s"], out["one_node"]["writes_per_s"]
@@ -218,8 +248,11 @@ async def _pgbench(bench: Bench, url: str) -> dict[str, Any]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+    pg_before = _postgres_cpu_seconds()
     output, _ = await asyncio.wait_for(proc.communicate(), seconds + 60)
+    pg_after = _postgres_cpu_seconds()
     found = re.search(r"tps = ([0-9.]+)", output.decode(errors="replace"))
+    done = re.search(r"number of transactions actually processed: (\d+)", output.decode())
     out: dict[str, Any] = {
         "tps": round(float(found.group(1))) if found else None,
         "clients": 8,
@@ -228,7 +261,12 @@ async def _pgbench(bench: Bench, url: str) -> dict[str, Any]:
     }
     if found is None:
         out["error"] = output.decode(errors="replace")[-500:]
-    bench.log(f"  pgbench one-row updates: {out['tps']} tps (synchronous_commit={sync_commit})")
+    if pg_before is not None and pg_after is not None and done and int(done.group(1)):
+        out["postgres_cpu_us_per_update"] = round((pg_after - pg_before) / int(done.group(1)) * 1e6)
+    bench.log(
+        f"  pgbench one-row updates: {out['tps']} tps (synchronous_commit={sync_commit}), "
+        f"PostgreSQL CPU {out.get('postgres_cpu_us_per_update')} µs/update"
+    )
     return out
 
 
