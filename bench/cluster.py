@@ -250,6 +250,7 @@ async def _pgbench(bench: Bench, url: str) -> dict[str, Any]:
     )
     pg_before = _postgres_cpu_seconds()
     output, _ = await asyncio.wait_for(proc.communicate(), seconds + 60)
+    await asyncio.sleep(0.5)  # pgbench's backends exit and are reaped: their CPU is counted
     pg_after = _postgres_cpu_seconds()
     found = re.search(r"tps = ([0-9.]+)", output.decode(errors="replace"))
     done = re.search(r"number of transactions actually processed: (\d+)", output.decode())
