@@ -1,5 +1,5 @@
 """The server's CPU per request, in-process: `C` realtime connections (our WebSocket protocol
-on a fake transport, as in bench/wscost.py) each send requests one after another (the next
+on bench/wscost.py's fake transport) each send requests one after another (the next
 once the reply is written), over `objects` maps or documents; process CPU time per request,
 and optionally a cProfile of the run ranked by own and inclusive time.
 
@@ -28,8 +28,6 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
-from sync_generated import protocol as p
-from websockets.frames import Frame, Opcode
 
 from sync_server import wire
 from sync_server.broker import Broker, InProcessBroker
@@ -44,58 +42,13 @@ from sync_server.webhooks import WebhookDispatcher
 from sync_server.ws import RealtimeSocket
 from sync_server.ws_server import RealtimeWebSocket
 
+from .wscost import FakeTransport, client_frame, connect, exchange
+
 DATABASE_URL = os.environ.get(
     "SYNC_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("SYNC_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SVC = "IS" + "0" * 32
-_HANDSHAKE = (
-    b"GET /v1/realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    b"Sec-WebSocket-Version: 13\r\n\r\n"
-)
-
-
-class _Transport(asyncio.Transport):
-    """Keeps nothing; wakes a waiter on each write."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waiter: asyncio.Future[None] | None = None
-        self.closing = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 4700)}.get(
-            name, default
-        )
-
-
-def _frame(obj: dict[str, Any]) -> bytes:
-    return Frame(Opcode.TEXT, orjson.dumps(obj)).serialize(mask=True, extensions=[])
-
-
-async def _exchange(protocol: RealtimeWebSocket, transport: _Transport, data: bytes) -> None:
-    waiter = asyncio.get_running_loop().create_future()
-    transport.waiter = waiter
-    protocol.data_received(data)
-    await waiter
 
 
 def _request(op: str, sid: str, i: int, pad: str) -> dict[str, Any]:
@@ -194,9 +147,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async def door(ws: RealtimeSocket) -> None:
             await realtime_endpoint(ws, service)
 
-        conns: list[tuple[RealtimeWebSocket, _Transport]] = []
+        conns: list[tuple[RealtimeWebSocket, FakeTransport]] = []
         for c in range(args.conns):
-            tr = _Transport()
+            tr = FakeTransport()
             proto = RealtimeWebSocket(
                 door,
                 connections=set(),
@@ -209,17 +162,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 server=("127.0.0.1", 4700),
                 secure=False,
             )
-            proto.connection_made(tr)
-            await _exchange(proto, tr, _HANDSHAKE)
-            hello = {"id": 1, "type": "hello", "protocol": p.PROTOCOL_VERSION, "token": token}
-            await _exchange(proto, tr, _frame({**hello, "client_id": f"c{c}"}))
+            await connect(proto, tr, token, f"c{c}")
             conns.append((proto, tr))
         pad = "x" * args.pad
         # Frames prepared up front: the client's cost is not the server's.
         per_conn = args.n // args.conns
         frames = [
             [
-                _frame(_request(args.op, sids[(c + i * args.conns) % len(sids)], i, pad))
+                client_frame(_request(args.op, sids[(c + i * args.conns) % len(sids)], i, pad))
                 for i in range(per_conn)
             ]
             for c in range(args.conns)
@@ -228,7 +178,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async def worker(c: int, frames: list[bytes]) -> None:
             proto, tr = conns[c]
             for f in frames:
-                await _exchange(proto, tr, f)
+                await exchange(proto, tr, f)
 
         async def once(count: int) -> None:
             await asyncio.gather(*(worker(c, frames[c][:count]) for c in range(args.conns)))

@@ -43,7 +43,7 @@ _HANDSHAKE = (
 )
 
 
-class _Transport(asyncio.Transport):
+class FakeTransport(asyncio.Transport):
     """A transport that keeps nothing and tells a waiter when something is written."""
 
     def __init__(self) -> None:
@@ -74,30 +74,34 @@ class _Transport(asyncio.Transport):
         )
 
 
-def _frame(obj: dict[str, Any]) -> bytes:
+def client_frame(obj: dict[str, Any]) -> bytes:
     return Frame(Opcode.TEXT, orjson.dumps(obj)).serialize(mask=True, extensions=[])
 
 
-async def _exchange(protocol: asyncio.Protocol, transport: _Transport, data: bytes) -> None:
+async def exchange(protocol: asyncio.Protocol, transport: FakeTransport, data: bytes) -> None:
+    """Hand `data` to the protocol as its transport would; return once something is written."""
     waiter = asyncio.get_running_loop().create_future()
     transport.waiter = waiter
     protocol.data_received(data)
     await waiter
 
 
-async def _connect(protocol: asyncio.Protocol, transport: _Transport, token: str) -> None:
+async def connect(
+    protocol: asyncio.Protocol, transport: FakeTransport, token: str, client_id: str = "wscost"
+) -> None:
+    """The WebSocket handshake and `hello`, on a fake transport."""
     protocol.connection_made(transport)
-    await _exchange(protocol, transport, _HANDSHAKE)
+    await exchange(protocol, transport, _HANDSHAKE)
     hello = {"id": 1, "type": "hello", "protocol": p.PROTOCOL_VERSION, "token": token}
-    await _exchange(protocol, transport, _frame({**hello, "client_id": "wscost"}))
+    await exchange(protocol, transport, client_frame({**hello, "client_id": client_id}))
 
 
-async def _pings(protocol: asyncio.Protocol, transport: _Transport, n: int) -> list[int]:
-    frame = _frame({"id": 7, "type": "ping"})
+async def _pings(protocol: asyncio.Protocol, transport: FakeTransport, n: int) -> list[int]:
+    frame = client_frame({"id": 7, "type": "ping"})
     samples = []
     for _ in range(n):
         t0 = time.perf_counter_ns()
-        await _exchange(protocol, transport, frame)
+        await exchange(protocol, transport, frame)
         samples.append(time.perf_counter_ns() - t0)
     return samples
 
@@ -106,7 +110,7 @@ async def measure(service: SyncService, token: str, n: int) -> dict[str, float]:
     async def door(ws: RealtimeSocket) -> None:
         await realtime_endpoint(ws, service)
 
-    ours_t = _Transport()
+    ours_t = FakeTransport()
     ours = RealtimeWebSocket(
         door,
         connections=set(),
@@ -127,10 +131,10 @@ async def measure(service: SyncService, token: str, n: int) -> dict[str, float]:
         app, ws="websockets-sansio", ws_ping_interval=None, lifespan="off", log_config=None
     )
     config.load()
-    asgi_t = _Transport()
+    asgi_t = FakeTransport()
     asgi = WebSocketsSansIOProtocol(config=config, server_state=ServerState(), app_state={})
-    await _connect(ours, ours_t, token)
-    await _connect(asgi, asgi_t, token)
+    await connect(ours, ours_t, token)
+    await connect(asgi, asgi_t, token)
     samples: dict[str, list[int]] = {"server_ping": [], "server_ping_asgi": []}
     block = max(n // 10, 1)
     for _ in range(10):
