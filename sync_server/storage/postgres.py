@@ -33,7 +33,6 @@ Reads run outside transactions on a pooled connection, one statement each.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
@@ -764,24 +763,50 @@ class PostgresStorage(Storage):
         created_by: str = "",
         webhook: OnChange | None,
     ) -> tuple[asyncpg.Record, StoredEvent]:
-        """`_write_once`, except that a merge PostgreSQL cannot do (a top-level key with a
-        NUL character, which its text type cannot hold) is done here instead: read, merge,
-        write the whole object with If-Match on what was read (again if it moved on)."""
-        write = functools.partial(
-            self._write_once,
-            op,
-            service_sid,
-            kind,
-            sid_or_name,
-            item=item,
-            if_absent=if_absent,
-            ttl=ttl,
-            origin=origin,
-            created_by=created_by,
-            webhook=webhook,
-        )
+        """A write that appends an event, in one call of `sync_write`: one statement, one
+        round trip, its own transaction (whose row lock orders the object's writers, as in
+        `_locked`). With a webhook, the call and the outbox row share a transaction. Returns
+        the row of `sync_write` and the event; raises the SyncError of a refused write.
+
+        A merge PostgreSQL cannot do (a top-level key with a NUL character, which its text
+        type cannot hold) is done here instead: read, merge, write the whole object with
+        If-Match on what was read (again if it moved on)."""
+
+        async def attempt(
+            data: JsonObject | None, merge: bool, if_match: str | None
+        ) -> tuple[asyncpg.Record, StoredEvent]:
+            args: tuple[Any, ...] = (
+                op,
+                service_sid,
+                kind,
+                common.object_column(kind, sid_or_name) == "sid",
+                sid_or_name,
+                item if kind == "list" else None,
+                item if kind == "map" else None,
+                json_text(data),
+                merge,
+                if_match,
+                if_absent,
+                ttl,
+                origin,
+                created_by,
+            )
+            async with self._queued((service_sid, kind, sid_or_name)):
+                # sync_write never goes back before the object's last change (another node's).
+                args += (now(), self.event_retention, MAX_DATA_BYTES)
+                if webhook is None:
+                    row = await self.pool.fetchrow(_WRITE, *args)
+                    assert row is not None
+                    return row, _written(row, service_sid, kind, sid_or_name, item, if_match)
+                async with self.pool.acquire() as conn, conn.transaction():
+                    row = await conn.fetchrow(_WRITE, *args)
+                    assert row is not None
+                    event = _written(row, service_sid, kind, sid_or_name, item, if_match)
+                    await _add_webhook(conn, webhook, event, row["row_updated"])
+                return row, event
+
         try:
-            return await write(data=data, merge=merge, if_match=if_match)
+            return await attempt(data, merge, if_match)
         except asyncpg.UntranslatableCharacterError:
             if not merge or data is None:
                 raise
@@ -798,65 +823,12 @@ class PostgresStorage(Storage):
                     current = None
             if current is None or (if_match is not None and if_match != current[1]):
                 # Gone, or not the revision asked for: the write says so (or creates).
-                return await write(data=data, merge=False, if_match=if_match)
+                return await attempt(data, False, if_match)
             try:
-                return await write(
-                    data=common.merged(current[0], data), merge=False, if_match=current[1]
-                )
+                return await attempt(common.merged(current[0], data), False, current[1])
             except common.REVISION_MISMATCH_ERRORS:
                 if if_match is not None:
                     raise  # (cannot happen: it matched what was read, unless it moved on)
-
-    async def _write_once(
-        self,
-        op: Literal["update", "push", "set", "remove"],
-        service_sid: str,
-        kind: ObjectKind,
-        sid_or_name: str,
-        *,
-        item: int | str | None = None,
-        data: JsonObject | None = None,
-        merge: bool = False,
-        if_match: str | None = None,
-        if_absent: bool = False,
-        ttl: int | None = None,
-        origin: str | None,
-        created_by: str = "",
-        webhook: OnChange | None,
-    ) -> tuple[asyncpg.Record, StoredEvent]:
-        """A write that appends an event, in one call of `sync_write`: one statement, one
-        round trip, its own transaction (whose row lock orders the object's writers, as in
-        `_locked`). With a webhook, the call and the outbox row share a transaction. Returns
-        the row of `sync_write` and the event; raises the SyncError of a refused write."""
-        args: tuple[Any, ...] = (
-            op,
-            service_sid,
-            kind,
-            common.object_column(kind, sid_or_name) == "sid",
-            sid_or_name,
-            item if kind == "list" else None,
-            item if kind == "map" else None,
-            json_text(data),
-            merge,
-            if_match,
-            if_absent,
-            ttl,
-            origin,
-            created_by,
-        )
-        async with self._queued((service_sid, kind, sid_or_name)):
-            # sync_write never goes back before the object's last change (another node's).
-            args += (now(), self.event_retention, MAX_DATA_BYTES)
-            if webhook is None:
-                row = await self.pool.fetchrow(_WRITE, *args)
-                assert row is not None
-                return row, _written(row, service_sid, kind, sid_or_name, item, if_match)
-            async with self.pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(_WRITE, *args)
-                assert row is not None
-                event = _written(row, service_sid, kind, sid_or_name, item, if_match)
-                await _add_webhook(conn, webhook, event, row["row_updated"])
-            return row, event
 
     def _pruned_upto(self, last_event_id: int) -> int:
         """The log of an object keeps its `event_retention` newest events: ids above this."""
