@@ -33,16 +33,14 @@ from sync_server import wire
 from sync_server.broker import Broker, InProcessBroker
 from sync_server.config import Limits
 from sync_server.credentials import load_credentials
-from sync_server.realtime import realtime_endpoint
 from sync_server.service import SyncService
 from sync_server.storage.base import ServiceRecord, Storage
 from sync_server.storage.sqlite import SQLiteStorage
 from sync_server.tokens import mint_token
 from sync_server.webhooks import WebhookDispatcher
-from sync_server.ws import RealtimeSocket
 from sync_server.ws_server import RealtimeWebSocket
 
-from .wscost import FakeTransport, client_frame, connect, exchange
+from .wscost import FakeTransport, client_frame, connect, exchange, realtime_connection
 
 DATABASE_URL = os.environ.get(
     "SYNC_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -144,24 +142,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ttl=3600,
         )
 
-        async def door(ws: RealtimeSocket) -> None:
-            await realtime_endpoint(ws, service)
-
         conns: list[tuple[RealtimeWebSocket, FakeTransport]] = []
         for c in range(args.conns):
-            tr = FakeTransport()
-            proto = RealtimeWebSocket(
-                door,
-                connections=set(),
-                tasks=set(),
-                default_headers=[],
-                max_size=2**20,
-                ping_interval=None,
-                ping_timeout=None,
-                client=("127.0.0.1", 50000 + c),
-                server=("127.0.0.1", 4700),
-                secure=False,
-            )
+            proto, tr = realtime_connection(service, 50000 + c)
             await connect(proto, tr, token, f"c{c}")
             conns.append((proto, tr))
         pad = "x" * args.pad

@@ -31,7 +31,7 @@ from websockets.frames import Frame, Opcode
 from sync_server.app import AccessLog
 from sync_server.realtime import realtime_endpoint
 from sync_server.service import SyncService
-from sync_server.ws import RealtimeSocket, asgi_door
+from sync_server.ws import Door, RealtimeSocket, asgi_door
 from sync_server.ws_server import RealtimeWebSocket
 
 from .common import percentile
@@ -106,25 +106,39 @@ async def _pings(protocol: asyncio.Protocol, transport: FakeTransport, n: int) -
     return samples
 
 
-async def measure(service: SyncService, token: str, n: int) -> dict[str, float]:
+def native_door(service: SyncService) -> Door:
+    """The `/v1/realtime` front door of `service`."""
+
     async def door(ws: RealtimeSocket) -> None:
         await realtime_endpoint(ws, service)
 
-    ours_t = FakeTransport()
-    ours = RealtimeWebSocket(
-        door,
+    return door
+
+
+def realtime_connection(
+    service: SyncService, port: int = 50000
+) -> tuple[RealtimeWebSocket, FakeTransport]:
+    """A `/v1/realtime` connection of `service` on our protocol, and its fake transport (not
+    yet connected: see `connect`)."""
+    protocol = RealtimeWebSocket(
+        native_door(service),
         connections=set(),
         tasks=set(),
         default_headers=[],
         max_size=2**20,
         ping_interval=None,
         ping_timeout=None,
-        client=("127.0.0.1", 50000),
+        client=("127.0.0.1", port),
         server=("127.0.0.1", 4700),
         secure=False,
     )
+    return protocol, FakeTransport()
+
+
+async def measure(service: SyncService, token: str, n: int) -> dict[str, float]:
+    ours, ours_t = realtime_connection(service)
     app = Starlette(
-        routes=[WebSocketRoute("/v1/realtime", asgi_door(door))],
+        routes=[WebSocketRoute("/v1/realtime", asgi_door(native_door(service)))],
         middleware=[Middleware(AccessLog)],
     )
     config = uvicorn.Config(
