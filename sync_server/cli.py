@@ -284,12 +284,9 @@ def _env_float(name: str, default: float) -> float:
     if raw is None or raw == "":
         return default
     try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
-        raise SystemExit(f"sync-server: {name}={raw!r:.40} is not a number of seconds")
-    return value
+        return _number("non_negative")(raw)  # the check of the flags
+    except argparse.ArgumentTypeError:
+        raise SystemExit(f"sync-server: {name}={raw!r:.40} is not a number of seconds") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
