@@ -2111,3 +2111,30 @@ async def test_postgres_frames_are_the_python_rules(
             dumps(frames.item_updated(kind, obj.sid, second, first.data, "o")),
             event.frame,
         ]
+
+
+@pytest.mark.parametrize(("cache", "named"), [(100, True), (0, False)])
+async def test_statement_cache_size_zero_prepares_no_named_statement(
+    pg_url: str, cache: int, named: bool
+) -> None:
+    """Behind pgbouncer in transaction mode a named prepared statement may be missing on the
+    next transaction's connection: with a cache size of 0 none is left in the session."""
+    await empty_database(pg_url)
+    store = postgres_module.PostgresStorage(
+        pg_url, min_pool=1, max_pool=1, statement_cache_size=cache
+    )
+    await store.start()
+    try:
+        doc = await store.create_object(
+            SVC, "document", unique_name=None, data={"a": 1}, ttl=None, created_by="s"
+        )
+        for n in range(3):
+            await store.update_document(
+                SVC, doc.sid, data={"n": n}, merge=True, if_match=None, ttl=None, origin=None
+            )
+        prepared = await store.pool.fetchval("SELECT count(*) FROM pg_prepared_statements")
+        assert (prepared > 0) is named, prepared
+    finally:
+        await store.close()
+    with pytest.raises(ValueError, match="statement_cache_size"):
+        postgres_module.PostgresStorage(pg_url, statement_cache_size=-1)
