@@ -2138,3 +2138,187 @@ async def test_statement_cache_size_zero_prepares_no_named_statement(
         await store.close()
     with pytest.raises(ValueError, match="statement_cache_size"):
         postgres_module.PostgresStorage(pg_url, statement_cache_size=-1)
+
+
+# ---- PostgreSQL: writes that wait are committed together --------------------------------
+
+
+async def test_postgres_writes_that_wait_go_together_each_with_its_own_answer(
+    pg_counted: tuple[PostgresStorage, list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With every sender busy, waiting writes leave in one call of sync_write_batch: each
+    gets the answer it would get alone (a refusal stays that write's), in the order sent."""
+    store, sent = pg_counted
+    assert store.pool.writes.senders == 1  # (max_pool=1)
+    maps = [
+        await store.create_object(
+            SVC, "map", unique_name=f"m{n}", data=None, ttl=None, created_by="s"
+        )
+        for n in range(4)
+    ]
+    await store.set_item(
+        SVC,
+        "map",
+        maps[0].sid,
+        "taken",
+        data={},
+        merge=False,
+        if_match=None,
+        ttl=None,
+        origin=None,
+        created_by="s",
+    )
+    sent.clear()
+
+    async def put(n: int) -> tuple[str, str]:
+        target = maps[n % 4]
+        ref = target.sid if n % 2 else "m" + str(n % 4)  # by sid and by unique name
+        item, event = await store.set_item(
+            SVC,
+            "map",
+            ref,
+            f"k{n}",
+            data={"n": n},
+            merge=False,
+            if_match=None,
+            ttl=None,
+            origin=None,
+            created_by="s",
+        )
+        assert item.data == {"n": n} and item.key == f"k{n}"
+        return target.sid, frame(event)["item"]["key"]
+
+    async def refused() -> None:
+        await store.set_item(
+            SVC,
+            "map",
+            maps[0].sid,
+            "taken",
+            data={},
+            merge=False,
+            if_match="7",
+            ttl=None,
+            origin=None,
+            created_by="s",
+        )
+
+    with caplog.at_level("INFO", logger="sync_server.postgres"):
+        results = await asyncio.gather(
+            *(put(n) for n in range(10)),
+            refused(),
+            *(put(n) for n in range(10, 20)),
+            return_exceptions=True,
+        )
+    assert isinstance(results[10], MapItemRevisionMismatchError), results[10]
+    written = [r for r in results if not isinstance(r, BaseException)]
+    assert len(written) == 20
+    batches = [q for q in sent if "sync_write_batch" in q]
+    assert batches and len(sent) < 21, sent  # fewer calls than writes
+    assert not [r for r in caplog.records if "failed as a whole" in r.getMessage()]
+    for target in maps:  # each write stored once, its object's events gap-free
+        events = await store.events_since(SVC, target.sid, 0, 100)
+        assert events is not None
+        assert [e.event_id for e in events] == list(range(1, len(events) + 1))
+        keys = [frame(e)["item"]["key"] for e in events]
+        assert sorted(keys) == sorted(k for sid, k in written if sid == target.sid) + (
+            ["taken"] if target is maps[0] else []
+        )
+
+
+async def test_postgres_a_batch_that_fails_as_a_whole_is_sent_one_by_one(
+    pg_counted: tuple[PostgresStorage, list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A merge PostgreSQL cannot do (a NUL in a key) fails the batch it is in; nothing of the
+    batch was stored, and each write is sent again alone: every one applied exactly once."""
+    store, sent = pg_counted
+    doc = await store.create_object(
+        SVC, "document", unique_name=None, data={"a": 0}, ttl=None, created_by="s"
+    )
+    maps = [
+        await store.create_object(SVC, "map", unique_name=None, data=None, ttl=None, created_by="s")
+        for _ in range(4)
+    ]
+
+    async def put(n: int) -> None:
+        await store.set_item(
+            SVC,
+            "map",
+            maps[n].sid,
+            "k",
+            data={"n": n},
+            merge=False,
+            if_match=None,
+            ttl=None,
+            origin=None,
+            created_by="s",
+        )
+
+    with caplog.at_level("INFO", logger="sync_server.postgres"):
+        await asyncio.gather(
+            put(0),
+            put(1),
+            store.update_document(
+                SVC, doc.sid, data={"b\x00": 1}, merge=True, if_match=None, ttl=None, origin=None
+            ),
+            put(2),
+            put(3),
+        )
+    assert any("failed as a whole" in r.getMessage() for r in caplog.records)
+    assert any("sync_write_batch" in q for q in sent)
+    stored = await store.get_object(SVC, "document", doc.sid)
+    assert stored is not None and stored.data == {"a": 0, "b\x00": 1}
+    assert stored.last_event_id == 1
+    for n, target in enumerate(maps):
+        events = await store.events_since(SVC, target.sid, 0, 100)
+        assert events is not None and [frame(e)["item"]["data"] for e in events] == [{"n": n}]
+
+
+async def test_postgres_batches_of_two_nodes_never_deadlock(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two processes' batches name the same objects in opposite orders, by sid and by name:
+    each batch locks its objects in sid order first, so none waits on the other in a cycle
+    (a deadlock would fail a batch as a whole, and PostgreSQL finds one only after 1 s)."""
+    await empty_database(pg_url)
+    nodes = [PostgresStorage(pg_url, min_pool=1, max_pool=1) for _ in range(2)]
+    for node in nodes:
+        await node.start()
+    try:
+        maps = [
+            await nodes[0].create_object(
+                SVC, "map", unique_name=f"d{n}", data=None, ttl=None, created_by="s"
+            )
+            for n in range(6)
+        ]
+
+        async def put(node: int, n: int, round_: int) -> None:
+            order = maps if node == 0 else maps[::-1]
+            target = order[n % 6]
+            ref = target.sid if (n + node) % 2 else target.unique_name
+            assert ref is not None
+            await nodes[node].set_item(
+                SVC,
+                "map",
+                ref,
+                f"n{node}-{n}",
+                data={"r": round_},
+                merge=False,
+                if_match=None,
+                ttl=None,
+                origin=None,
+                created_by="s",
+            )
+
+        with caplog.at_level("INFO", logger="sync_server.postgres"):
+            for round_ in range(15):
+                await asyncio.gather(*(put(node, n, round_) for node in (0, 1) for n in range(12)))
+        assert not [r for r in caplog.records if "failed as a whole" in r.getMessage()]
+        total = 0
+        for target in maps:
+            obj = await nodes[1].get_object(SVC, "map", target.sid)
+            assert obj is not None
+            total += obj.last_event_id
+        assert total == 15 * 24
+    finally:
+        for node in nodes:
+            await node.close()
