@@ -39,6 +39,7 @@ log = logging.getLogger("sync_server.ws")
 access_log = logging.getLogger("uvicorn.error")  # where uvicorn logged the same lines
 
 _CLOSE_TIMEOUT = 10.0  # seconds to wait for the client's answer to our close frame
+_MAX_QUEUED_FRAMES = 64  # frames queued in one turn before they go to the transport at once
 _FIN_TEXT = 0x80 | Opcode.TEXT.value
 _FIN_BINARY = 0x80 | Opcode.BINARY.value
 _HEAD_16 = struct.Struct("!BBH")
@@ -93,7 +94,8 @@ class RealtimeWebSocket(asyncio.Protocol):
         self._fragments: list[bytes] = []
         self._fragments_text = False
         self._read_paused = False
-        # writing
+        # writing: frames sent in one turn of the loop leave in one write (see `_write_frame`)
+        self._out: list[bytes] = []
         self._write_paused = False
         self._writable: asyncio.Future[None] | None = None
         # state
@@ -333,16 +335,34 @@ class RealtimeWebSocket(asyncio.Protocol):
                 receiver.set_result(None)
 
     def _flush(self) -> None:
+        """Write what the protocol has to send (pongs, closes), after the frames waiting."""
         data = self.conn.data_to_send()
         if data:
             out = b"".join(data)
-            if out and not self.transport.is_closing():
-                self.transport.write(out)
+            if out:
+                self._out.append(out)
+        self._write_out()
 
     def _write_frame(self, frame: bytes) -> None:
+        """Queue a message frame; the frames queued in one turn of the loop (a reply and the
+        event before it, a burst of events for one subscriber) leave together, at the end
+        of the turn: one send instead of one per frame, and fewer reads for the client."""
         if self._close_sent or self._gone is not None or self.transport.is_closing():
             raise Disconnected(self._gone or 1006)
-        self.transport.write(frame)
+        out = self._out
+        out.append(frame)
+        if len(out) == 1:
+            self._loop.call_soon(self._write_out)
+        elif len(out) >= _MAX_QUEUED_FRAMES:  # to the transport, whose buffer pauses writers
+            self._write_out()
+
+    def _write_out(self) -> None:
+        out = self._out
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            if not self.transport.is_closing():
+                self.transport.write(data)
 
     async def _wait_writable(self) -> None:
         while self._write_paused and not self.transport.is_closing():

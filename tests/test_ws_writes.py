@@ -1,0 +1,121 @@
+"""How our WebSocket protocol (`sync_server.ws_server`) hands frames to its transport: the
+frames sent in one turn of the event loop leave in one write, in order, before a close frame,
+and a long run of them reaches the transport (whose buffer pauses writers) without waiting
+for the turn to end. A recording transport stands in for the socket; the end-to-end
+behaviour over real sockets is what the rest of the suite runs on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+
+from sync_server.ws import RealtimeSocket
+from sync_server.ws_server import RealtimeWebSocket
+
+_HANDSHAKE = (
+    b"GET /v1/realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+class RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+def frames_in(data: bytes) -> list[Frame]:
+    """The server's frames in `data` (unmasked, as a client reads them)."""
+    reader = StreamReader()
+    reader.feed_data(data)
+    out = []
+    while True:
+        parser = Frame.parse(reader.read_exact, mask=False)
+        try:
+            next(parser)
+        except StopIteration as done:
+            out.append(done.value)
+            continue
+        return out
+
+
+async def test_frames_of_one_turn_leave_in_one_write_in_order() -> None:
+    steps: asyncio.Queue[list[str]] = asyncio.Queue()
+    finished = asyncio.Event()
+
+    async def door(ws: RealtimeSocket) -> None:
+        while (texts := await steps.get()) != ["close"]:
+            for text in texts:
+                await ws.send_text(text)
+        await ws.send_text("last words")
+        await ws.close(1000)
+        finished.set()
+
+    protocol = RealtimeWebSocket(
+        door,
+        connections=set(),
+        tasks=set(),
+        default_headers=[],
+        max_size=2**20,
+        ping_interval=None,
+        ping_timeout=None,
+        client=("127.0.0.1", 50000),
+        server=("127.0.0.1", 4700),
+        secure=False,
+    )
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(_HANDSHAKE)
+    await asyncio.sleep(0.01)
+    assert transport.writes and transport.writes[0].startswith(b"HTTP/1.1 101")
+    transport.writes.clear()
+
+    await steps.put(["event", "reply"])  # one turn: one write, in order
+    await asyncio.sleep(0.01)
+    assert len(transport.writes) == 1
+    assert [f.data for f in frames_in(transport.writes[0])] == [b"event", b"reply"]
+
+    await steps.put(["alone"])  # a later turn: a write of its own
+    await asyncio.sleep(0.01)
+    assert len(transport.writes) == 2
+    assert [f.data for f in frames_in(transport.writes[1])] == [b"alone"]
+
+    # A long run reaches the transport before the turn ends, in writes of at most 64 frames.
+    burst = [f"m{n}" for n in range(150)]
+    await steps.put(burst)
+    await asyncio.sleep(0.01)
+    written = transport.writes[2:]
+    assert [len(frames_in(w)) for w in written] == [64, 64, 22]
+    assert [bytes(f.data).decode() for w in written for f in frames_in(w)] == burst
+    del transport.writes[:]
+
+    await steps.put(["close"])  # a frame queued in the closing turn goes before the close
+    await asyncio.wait_for(finished.wait(), 1)
+    await asyncio.sleep(0.01)
+    sent = [f for w in transport.writes for f in frames_in(w)]
+    assert [(f.opcode, f.data) for f in sent][:1] == [(Opcode.TEXT, b"last words")]
+    assert sent[-1].opcode is Opcode.CLOSE
+    protocol.connection_lost(None)
