@@ -411,6 +411,9 @@ class SQLiteStorage(Storage):
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         """Run jobs in one transaction (one savepoint each), commit, then resolve futures."""
+        if len(batch) == 1:
+            self._run_alone(conn, batch[0])
+            return
         pending = batch
         while pending:
             done: list[tuple[_Job, bool, Any]] = []
@@ -454,6 +457,24 @@ class SQLiteStorage(Storage):
                 self._batch_count += 1
             self._resolve(done)
             pending = pending[len(done) :]
+
+    def _run_alone(self, conn: sqlite3.Connection, job: _Job) -> None:
+        """One job in its own transaction: as in a batch, without the savepoint a batch
+        needs to undo one job and keep the others (two statements fewer per write)."""
+        try:
+            conn.execute("BEGIN")
+            value = job.fn(conn)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except Exception:
+                    pass
+            self._resolve([(job, False, exc)])
+            return
+        self._batch_count += 1
+        self._resolve([(job, True, value)])
 
     def _resolve(self, results: list[tuple[_Job, bool, Any]]) -> None:
         if self.inline:  # already on the loop's thread
