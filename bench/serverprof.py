@@ -64,6 +64,8 @@ def _request(op: str, sid: str, i: int, pad: str) -> dict[str, Any]:
         }
     if op == "item_get":
         return {"id": 7, "type": "item_get", "sid": sid, "key": "k"}
+    if op == "stream_fanout":
+        return {"id": 7, "type": "stream_publish", "sid": sid, "data": {"v": pad, "i": i}}
     if op == "document_set":
         return {
             "id": 7,
@@ -113,6 +115,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await storage.put_service(
             ServiceRecord(sid=SVC, account_sid=creds.account_sid, date_created=t, date_updated=t)
         )
+        if args.op == "stream_fanout":
+            return await _fanout(args, service)
         kind: Literal["document", "map"] = "document" if args.op == "document_set" else "map"
         sids = []
         for i in range(args.objects):
@@ -213,10 +217,73 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await admin.close()
 
 
+async def _fanout(args: argparse.Namespace, service: SyncService) -> dict[str, Any]:
+    """`conns` subscribers of one stream and one publisher sending `n` messages one after
+    another: the server's CPU per delivery (the publish's own work shared out)."""
+    creds = service.credentials
+    stream = await service.storage.create_object(
+        SVC, "stream", unique_name="fanout", data=None, ttl=None, created_by="bench"
+    )
+    token = mint_token(
+        account_sid=creds.account_sid,
+        api_key_sid=creds.api_key_sid,
+        api_secret=creds.api_secret,
+        service_sid=SVC,
+        identity="bench",
+        ttl=3600,
+    )
+    subscribers = []
+    for c in range(args.conns):
+        proto, tr = realtime_connection(service, 50000 + c)
+        await connect(proto, tr, token, f"s{c}")
+        await exchange(proto, tr, client_frame({"id": 2, "type": "subscribe", "sid": stream.sid}))
+        subscribers.append(proto)
+    publisher, pub_t = realtime_connection(service, 49999)
+    await connect(publisher, pub_t, token, "publisher")
+    pad = "x" * args.pad
+    frames = [client_frame(_request("stream_fanout", stream.sid, i, pad)) for i in range(args.n)]
+    for f in frames[: args.n // 10]:  # warm-up
+        await exchange(publisher, pub_t, f)
+    await asyncio.sleep(0.01)
+    profiler = cProfile.Profile() if args.profile else None
+    t0, wall0 = os.times(), time.perf_counter()
+    if profiler:
+        profiler.enable()
+    for f in frames:
+        await exchange(publisher, pub_t, f)
+    await asyncio.sleep(0)  # the last turn's writes
+    if profiler:
+        profiler.disable()
+    t1, wall = os.times(), time.perf_counter() - wall0
+    deliveries = args.n * args.conns
+    cpu = (t1.user - t0.user) + (t1.system - t0.system)
+    out: dict[str, Any] = {
+        "op": "stream_fanout",
+        "subscribers": args.conns,
+        "messages": args.n,
+        "cpu_us_per_delivery": round(cpu * 1e6 / deliveries, 2),
+        "deliveries_per_s": round(deliveries / wall),
+    }
+    if profiler:
+        s = io.StringIO()
+        st = pstats.Stats(profiler, stream=s)
+        st.sort_stats("tottime").print_stats(args.profile)
+        out["profile"] = s.getvalue()
+    for proto in (*subscribers, publisher):
+        proto.shutdown()
+    await asyncio.sleep(0.05)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--storage", choices=("sqlite", "postgres"), default="sqlite")
-    ap.add_argument("--op", choices=("item_set", "item_get", "document_set"), default="item_set")
+    ap.add_argument(
+        "--op",
+        choices=("item_set", "item_get", "document_set", "stream_fanout"),
+        default="item_set",
+        help="stream_fanout: `conns` subscribers of a stream, one publisher: CPU per delivery",
+    )
     ap.add_argument("--conns", type=int, default=8)
     ap.add_argument("--objects", type=int, default=100)
     ap.add_argument("-n", type=int, default=8000)

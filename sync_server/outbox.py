@@ -34,12 +34,14 @@ _TURN = 0.002  # seconds one connection's requests may run back to back
 
 Frame = TypeVar("Frame", str, bytes)
 Write = Callable[[Frame], Coroutine[Any, Any, None]]
+WriteNowait = Callable[[Frame], bool]
 CloseSocket = Callable[[int], Coroutine[Any, Any, None]]
 
 
 class Outbox(Generic[Frame]):
     """Frames to one client (see the module docstring). `write` puts one frame on the socket;
-    `close_socket` closes it with a WebSocket close code."""
+    `write_nowait` does too, without a coroutine, when the transport takes it at once (False:
+    it did not, `write` then waits); `close_socket` closes it with a WebSocket close code."""
 
     __slots__ = (
         "__weakref__",
@@ -52,6 +54,7 @@ class Outbox(Generic[Frame]):
         "_socket_closed",
         "_writable",
         "_write",
+        "_write_nowait",
         "_writing",
         "closed",
         "max_bytes",
@@ -69,8 +72,10 @@ class Outbox(Generic[Frame]):
         max_bytes: int,
         name: str,
         on_slow: Callable[[], None] | None = None,
+        write_nowait: WriteNowait[Frame] | None = None,
     ) -> None:
         self._write: Write[Frame] = write
+        self._write_nowait: WriteNowait[Frame] | None = write_nowait
         self._close_socket = close_socket
         self.max_frames = max_frames
         self.max_bytes = max_bytes
@@ -155,6 +160,8 @@ class Outbox(Generic[Frame]):
         """Write at once when the transport takes the bytes; if it is paused, a task finishes
         the write and then drains the queue."""
         try:
+            if self._write_nowait is not None and self._write_nowait(frame):
+                return
             task = start_eagerly(self._write(frame))
         except Exception:
             self.fail()
@@ -207,6 +214,7 @@ def connection_outbox(
     metrics: Metrics,
     protocol: str,
     name: str,
+    write_nowait: WriteNowait[Frame] | None = None,
 ) -> Outbox[Frame]:
     """A realtime connection's outbox with the node's limits, counted in its metrics (the
     front door calls `metrics.connection_closed(protocol)` when the connection ends)."""
@@ -217,6 +225,7 @@ def connection_outbox(
         max_bytes=limits.max_outbox_bytes,
         name=name,
         on_slow=metrics.slow_consumer,
+        write_nowait=write_nowait,
     )
     metrics.connection_opened(protocol, outbox)
     return outbox

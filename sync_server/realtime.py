@@ -105,6 +105,7 @@ class Connection:
             metrics=service.metrics,
             protocol="native",
             name=self.session.id,
+            write_nowait=ws.send_text_nowait,
         )
         self.requests = Requests(self.limits.max_requests_in_flight)
         self.reading = Reading()

@@ -208,6 +208,7 @@ class TwilsockConnection:
             metrics=service.metrics,
             protocol="twilsock",
             name=self.session.id,
+            write_nowait=ws.send_bytes_nowait,
         )
         self.started = False
         self._writes_in_flight = 0

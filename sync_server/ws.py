@@ -49,6 +49,16 @@ class RealtimeSocket(Protocol):
         """Write a binary frame (waiting while the transport is paused). Raises `Disconnected`."""
         ...
 
+    def send_text_nowait(self, data: str) -> bool:
+        """Write a text frame without waiting, if the transport takes it now: False (nothing
+        written) while it is paused, or from a socket that only writes by awaiting (the
+        caller then uses `send_text`). Raises `Disconnected`."""
+        ...
+
+    def send_bytes_nowait(self, data: bytes) -> bool:
+        """`send_text_nowait` for a binary frame."""
+        ...
+
     async def close(self, code: int) -> None:
         """Send a close frame with `code`; the socket closes when the client answers."""
         ...
@@ -98,6 +108,12 @@ class AsgiSocket:
             await self._ws.send_bytes(data)
         except (RuntimeError, WebSocketDisconnect):
             raise Disconnected() from None
+
+    def send_text_nowait(self, data: str) -> bool:
+        return False  # Starlette's send is a coroutine
+
+    def send_bytes_nowait(self, data: bytes) -> bool:
+        return False
 
     async def close(self, code: int) -> None:
         try:

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import random
 import struct
+import weakref
 from collections import deque
 from typing import Any, cast
 
@@ -53,6 +54,54 @@ def _frame_head(first: int, size: int) -> bytes:
     if size < 65536:
         return _HEAD_16.pack(first, 126, size)
     return _HEAD_64.pack(first, 127, size)
+
+
+# The last text frame built, by the identity of its text: fan-out sends one event's text to
+# every subscriber in a row, and it is encoded once for them all.
+_last_text: tuple[str, bytes] = ("", b"")
+
+
+def _text_frame(data: str) -> bytes:
+    global _last_text
+    last = _last_text
+    if last[0] is data:
+        return last[1]
+    payload = data.encode()
+    frame = _frame_head(_FIN_TEXT, len(payload)) + payload
+    _last_text = (data, frame)
+    return frame
+
+
+class _TurnEnd:
+    """The connections of one loop with frames queued in this turn: written out together
+    at its end, with one callback for them all (a fan-out queues a frame on thousands)."""
+
+    __slots__ = ("_waiting",)
+
+    def __init__(self) -> None:
+        self._waiting: list[RealtimeWebSocket] = []
+
+    def add(self, conn: RealtimeWebSocket) -> None:
+        if not self._waiting:
+            conn._loop.call_soon(self._write_out)  # (no reference to the loop: a weak key)
+        self._waiting.append(conn)
+
+    def _write_out(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for conn in waiting:
+            conn._write_out()
+
+
+_turn_ends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _TurnEnd] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _turn_end(loop: asyncio.AbstractEventLoop) -> _TurnEnd:
+    turn_end = _turn_ends.get(loop)
+    if turn_end is None:
+        turn_end = _turn_ends[loop] = _TurnEnd()
+    return turn_end
 
 
 class RealtimeWebSocket(asyncio.Protocol):
@@ -96,6 +145,7 @@ class RealtimeWebSocket(asyncio.Protocol):
         self._read_paused = False
         # writing: frames sent in one turn of the loop leave in one write (see `_write_frame`)
         self._out: list[bytes] = []
+        self._turn_end = _turn_end(self._loop)
         self._write_paused = False
         self._writable: asyncio.Future[None] | None = None
         # state
@@ -141,13 +191,24 @@ class RealtimeWebSocket(asyncio.Protocol):
     async def send_text(self, data: str) -> None:
         if self._write_paused:
             await self._wait_writable()
-        payload = data.encode()
-        self._write_frame(_frame_head(_FIN_TEXT, len(payload)) + payload)
+        self._write_frame(_text_frame(data))
 
     async def send_bytes(self, data: bytes) -> None:
         if self._write_paused:
             await self._wait_writable()
         self._write_frame(_frame_head(_FIN_BINARY, len(data)) + data)
+
+    def send_text_nowait(self, data: str) -> bool:
+        if self._write_paused:
+            return False
+        self._write_frame(_text_frame(data))
+        return True
+
+    def send_bytes_nowait(self, data: bytes) -> bool:
+        if self._write_paused:
+            return False
+        self._write_frame(_frame_head(_FIN_BINARY, len(data)) + data)
+        return True
 
     async def close(self, code: int) -> None:
         if self._close_sent or self.transport.is_closing():
@@ -352,7 +413,7 @@ class RealtimeWebSocket(asyncio.Protocol):
         out = self._out
         out.append(frame)
         if len(out) == 1:
-            self._loop.call_soon(self._write_out)
+            self._turn_end.add(self)
         elif len(out) >= _MAX_QUEUED_FRAMES:  # to the transport, whose buffer pauses writers
             self._write_out()
 
