@@ -6,13 +6,17 @@ asyncio protocol on the same transport (so the same port, TLS, connection cap an
 It does the handshake with websockets' sans-I/O `ServerProtocol`, which also parses the
 client's frames, answers its pings and closes, and enforces the message size limit (1009);
 then it runs the path's front door (`ws.Door`) as one task, which receives messages from a
-buffer this protocol fills and writes frames straight to the transport: no ASGI `receive` /
+buffer this protocol fills and hands frames to the transport itself: no ASGI `receive` /
 `send` dicts, no Starlette `WebSocket`, no task per message.
 
 - Reading: messages wait in a buffer while the door does not read (its outbox is not
   writable, or it has too many requests running); the transport stops reading while any do.
-- Writing: a frame is written at once; while the transport is paused (its buffer is over the
-  high-water mark) a write waits for `resume_writing`, so the door's outbox queues behind it.
+- Writing: the frames of one turn of the loop go to the transport together at its end (one
+  send for a reply and the event before it, or for a burst of events to one subscriber; at
+  most 64 frames wait), with one callback per turn for every connection; a text frame is
+  encoded once for all the subscribers an event goes to in a row. While the transport is
+  paused (its buffer is over the high-water mark) a write waits for `resume_writing` (and
+  `send_*_nowait` refuses), so the door's outbox queues behind it.
 - Keepalive: a ping every `ws_ping_interval` seconds; no pong within `ws_ping_timeout`: the
   connection is closed (1011).
 - Shutdown (uvicorn's, after the drain): a connection still open is closed with 1012.
