@@ -69,7 +69,8 @@ async def _time_async(fn: Callable[[], Awaitable[Any]], n: int) -> float:
     return _median_us(samples)
 
 
-def _token(creds: Any) -> str:
+def bench_token(creds: Any) -> str:
+    """A token for identity "bench" on the service `SVC`, from `creds`."""
     return mint_token(
         account_sid=creds.account_sid,
         api_key_sid=creds.api_key_sid,
@@ -156,7 +157,7 @@ async def measure(pad: str, n: int = 3000) -> dict[str, float]:
             "service_set_item": await _time_async(service_set, n),
             "reply_encode": _time_sync(reply_encode, n),
             "sdk_codec": _time_sync(sdk_codec, n),
-            **await wscost.measure(service, _token(creds), n),
+            **await wscost.measure(service, bench_token(creds), n),
             **await sdkcost.measure(pad, n),
         }
     finally:

@@ -36,17 +36,16 @@ from sync_server.credentials import load_credentials
 from sync_server.service import SyncService
 from sync_server.storage.base import ServiceRecord, Storage
 from sync_server.storage.sqlite import SQLiteStorage
-from sync_server.tokens import mint_token
 from sync_server.webhooks import WebhookDispatcher
 from sync_server.ws_server import RealtimeWebSocket
 
+from .costs import SVC, bench_token
 from .wscost import FakeTransport, client_frame, connect, exchange, realtime_connection
 
 DATABASE_URL = os.environ.get(
     "SYNC_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("SYNC_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-SVC = "IS" + "0" * 32
 
 
 def _request(op: str, sid: str, i: int, pad: str) -> dict[str, Any]:
@@ -77,6 +76,15 @@ def _request(op: str, sid: str, i: int, pad: str) -> dict[str, Any]:
             "ttl": None,
         }
     raise ValueError(op)
+
+
+def _ranked(profiler: cProfile.Profile, top: int) -> str:
+    """The `top` functions of a profile by own time, then by inclusive time."""
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+    return text.getvalue()
 
 
 async def _make(storage_kind: str, tmp: Path, local: bool) -> tuple[Storage, Broker, str | None]:
@@ -137,14 +145,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     origin=None,
                     created_by="bench",
                 )
-        token = mint_token(
-            account_sid=creds.account_sid,
-            api_key_sid=creds.api_key_sid,
-            api_secret=creds.api_secret,
-            service_sid=SVC,
-            identity="bench",
-            ttl=3600,
-        )
+        token = bench_token(creds)
 
         conns: list[tuple[RealtimeWebSocket, FakeTransport]] = []
         for c in range(args.conns):
@@ -195,11 +196,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "requests_per_s": round(total / wall),
         }
         if profiler:
-            s = io.StringIO()
-            st = pstats.Stats(profiler, stream=s)
-            st.sort_stats("tottime").print_stats(args.profile)
-            st.sort_stats("cumulative").print_stats(args.profile)
-            out["profile"] = s.getvalue()
+            out["profile"] = _ranked(profiler, args.profile)
         for proto, _ in conns:
             proto.shutdown()
         await asyncio.sleep(0.05)
@@ -224,14 +221,7 @@ async def _fanout(args: argparse.Namespace, service: SyncService) -> dict[str, A
     stream = await service.storage.create_object(
         SVC, "stream", unique_name="fanout", data=None, ttl=None, created_by="bench"
     )
-    token = mint_token(
-        account_sid=creds.account_sid,
-        api_key_sid=creds.api_key_sid,
-        api_secret=creds.api_secret,
-        service_sid=SVC,
-        identity="bench",
-        ttl=3600,
-    )
+    token = bench_token(creds)
     subscribers = []
     for c in range(args.conns):
         proto, tr = realtime_connection(service, 50000 + c)
@@ -265,10 +255,7 @@ async def _fanout(args: argparse.Namespace, service: SyncService) -> dict[str, A
         "deliveries_per_s": round(deliveries / wall),
     }
     if profiler:
-        s = io.StringIO()
-        st = pstats.Stats(profiler, stream=s)
-        st.sort_stats("tottime").print_stats(args.profile)
-        out["profile"] = s.getvalue()
+        out["profile"] = _ranked(profiler, args.profile)
     for proto in (*subscribers, publisher):
         proto.shutdown()
     await asyncio.sleep(0.05)

@@ -36,7 +36,7 @@ from sync_server.ws_server import RealtimeWebSocket
 
 from .common import percentile
 
-_HANDSHAKE = (
+HANDSHAKE = (
     b"GET /v1/realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
     b"Sec-WebSocket-Version: 13\r\n\r\n"
@@ -91,7 +91,7 @@ async def connect(
 ) -> None:
     """The WebSocket handshake and `hello`, on a fake transport."""
     protocol.connection_made(transport)
-    await exchange(protocol, transport, _HANDSHAKE)
+    await exchange(protocol, transport, HANDSHAKE)
     hello = {"id": 1, "type": "hello", "protocol": p.PROTOCOL_VERSION, "token": token}
     await exchange(protocol, transport, client_frame({**hello, "client_id": client_id}))
 
@@ -115,13 +115,11 @@ def native_door(service: SyncService) -> Door:
     return door
 
 
-def realtime_connection(
-    service: SyncService, port: int = 50000
-) -> tuple[RealtimeWebSocket, FakeTransport]:
-    """A `/v1/realtime` connection of `service` on our protocol, and its fake transport (not
-    yet connected: see `connect`)."""
-    protocol = RealtimeWebSocket(
-        native_door(service),
+def door_connection(door: Door, port: int = 50000) -> RealtimeWebSocket:
+    """A connection of our WebSocket protocol running `door` (not yet connected to a
+    transport: see `connect`, or call `connection_made`)."""
+    return RealtimeWebSocket(
+        door,
         connections=set(),
         tasks=set(),
         default_headers=[],
@@ -132,7 +130,14 @@ def realtime_connection(
         server=("127.0.0.1", 4700),
         secure=False,
     )
-    return protocol, FakeTransport()
+
+
+def realtime_connection(
+    service: SyncService, port: int = 50000
+) -> tuple[RealtimeWebSocket, FakeTransport]:
+    """A `/v1/realtime` connection of `service` on our protocol, and its fake transport (not
+    yet connected: see `connect`)."""
+    return door_connection(native_door(service), port), FakeTransport()
 
 
 async def measure(service: SyncService, token: str, n: int) -> dict[str, float]:

@@ -42,6 +42,8 @@ from sync_server.events import StoredEvent
 from sync_server.storage import postgres as postgres_module
 from sync_server.storage import sqlite as sqlite_module
 from sync_server.storage.base import (
+    ItemRecord,
+    JsonObject,
     ObjectKind,
     PermissionRecord,
     ServiceRecord,
@@ -923,19 +925,26 @@ async def test_expired_items_invisible_before_expire(
     assert frame(ev)["name"] == "item_added" and frame(ev)["previous_data"] is None
 
 
-async def set_map_item(store: Storage, sid: str, key: str, ttl: int | None) -> StoredEvent:
-    _, event = await store.set_item(
+async def put_map_item(
+    store: Storage, ref: str, key: str, data: JsonObject, ttl: int | None = None
+) -> tuple[ItemRecord, StoredEvent]:
+    """Set map item `key` of map `ref` (a sid or a unique name): no merge, no If-Match."""
+    return await store.set_item(
         SVC,
         "map",
-        sid,
+        ref,
         key,
-        data={"k": key},
+        data=data,
         merge=False,
         if_match=None,
         ttl=ttl,
         origin=None,
         created_by="s",
     )
+
+
+async def set_map_item(store: Storage, sid: str, key: str, ttl: int | None) -> StoredEvent:
+    _, event = await put_map_item(store, sid, key, {"k": key}, ttl)
     return event
 
 
@@ -2156,35 +2165,13 @@ async def test_postgres_writes_that_wait_go_together_each_with_its_own_answer(
         )
         for n in range(4)
     ]
-    await store.set_item(
-        SVC,
-        "map",
-        maps[0].sid,
-        "taken",
-        data={},
-        merge=False,
-        if_match=None,
-        ttl=None,
-        origin=None,
-        created_by="s",
-    )
+    await put_map_item(store, maps[0].sid, "taken", {})
     sent.clear()
 
     async def put(n: int) -> tuple[str, str]:
         target = maps[n % 4]
         ref = target.sid if n % 2 else "m" + str(n % 4)  # by sid and by unique name
-        item, event = await store.set_item(
-            SVC,
-            "map",
-            ref,
-            f"k{n}",
-            data={"n": n},
-            merge=False,
-            if_match=None,
-            ttl=None,
-            origin=None,
-            created_by="s",
-        )
+        item, event = await put_map_item(store, ref, f"k{n}", {"n": n})
         assert item.data == {"n": n} and item.key == f"k{n}"
         return target.sid, frame(event)["item"]["key"]
 
@@ -2240,18 +2227,7 @@ async def test_postgres_a_batch_that_fails_as_a_whole_is_sent_one_by_one(
     ]
 
     async def put(n: int) -> None:
-        await store.set_item(
-            SVC,
-            "map",
-            maps[n].sid,
-            "k",
-            data={"n": n},
-            merge=False,
-            if_match=None,
-            ttl=None,
-            origin=None,
-            created_by="s",
-        )
+        await put_map_item(store, maps[n].sid, "k", {"n": n})
 
     with caplog.at_level("INFO", logger="sync_server.postgres"):
         await asyncio.gather(
@@ -2296,18 +2272,7 @@ async def test_postgres_batches_of_two_nodes_never_deadlock(
             target = order[n % 6]
             ref = target.sid if (n + node) % 2 else target.unique_name
             assert ref is not None
-            await nodes[node].set_item(
-                SVC,
-                "map",
-                ref,
-                f"n{node}-{n}",
-                data={"r": round_},
-                merge=False,
-                if_match=None,
-                ttl=None,
-                origin=None,
-                created_by="s",
-            )
+            await put_map_item(nodes[node], ref, f"n{node}-{n}", {"r": round_})
 
         with caplog.at_level("INFO", logger="sync_server.postgres"):
             for round_ in range(15):

@@ -7,44 +7,21 @@ behaviour over real sockets is what the rest of the suite runs on."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
+from bench.wscost import HANDSHAKE, FakeTransport, door_connection
 from sync_server.ws import RealtimeSocket
-from sync_server.ws_server import RealtimeWebSocket
-
-_HANDSHAKE = (
-    b"GET /v1/realtime HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    b"Sec-WebSocket-Version: 13\r\n\r\n"
-)
 
 
-class RecordingTransport(asyncio.Transport):
+class RecordingTransport(FakeTransport):
     def __init__(self) -> None:
         super().__init__()
         self.writes: list[bytes] = []
-        self.closing = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.writes.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
 
 
 def frames_in(data: bytes) -> list[Frame]:
@@ -74,21 +51,10 @@ async def test_frames_of_one_turn_leave_in_one_write_in_order() -> None:
         await ws.close(1000)
         finished.set()
 
-    protocol = RealtimeWebSocket(
-        door,
-        connections=set(),
-        tasks=set(),
-        default_headers=[],
-        max_size=2**20,
-        ping_interval=None,
-        ping_timeout=None,
-        client=("127.0.0.1", 50000),
-        server=("127.0.0.1", 4700),
-        secure=False,
-    )
+    protocol = door_connection(door)
     transport = RecordingTransport()
     protocol.connection_made(transport)
-    protocol.data_received(_HANDSHAKE)
+    protocol.data_received(HANDSHAKE)
     await asyncio.sleep(0.01)
     assert transport.writes and transport.writes[0].startswith(b"HTTP/1.1 101")
     transport.writes.clear()

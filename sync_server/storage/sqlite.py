@@ -459,20 +459,12 @@ class SQLiteStorage(Storage):
             pending = pending[len(done) :]
 
     def _run_alone(self, conn: sqlite3.Connection, job: _Job) -> None:
-        """One job in its own transaction: as in a batch, without the savepoint a batch
-        needs to undo one job and keep the others (two statements fewer per write)."""
-        try:
-            conn.execute("BEGIN")
-            value = job.fn(conn)
-            conn.execute("COMMIT")
-        except Exception as exc:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except Exception:
-                    pass
-            self._resolve([(job, False, exc)])
-            return
+        """One job in its own transaction, without the savepoint a batch needs to undo one
+        job and keep the others (two statements fewer per write). If it raises, or the commit
+        does, `_run_batch_or_fail` rolls back and fails the job with that error."""
+        conn.execute("BEGIN")
+        value = job.fn(conn)
+        conn.execute("COMMIT")
         self._batch_count += 1
         self._resolve([(job, True, value)])
 
