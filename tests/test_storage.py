@@ -2287,3 +2287,31 @@ async def test_postgres_batches_of_two_nodes_never_deadlock(
     finally:
         for node in nodes:
             await node.close()
+
+
+async def test_postgres_a_waiting_write_whose_caller_gave_up_is_not_sent(
+    pg_counted: tuple[PostgresStorage, list[str]],
+) -> None:
+    """A write cancelled while it waits for a sender is dropped, as a lone write cancelled
+    before it was sent: not applied, while the writes around it are."""
+    store, _ = pg_counted
+    maps = [
+        await store.create_object(SVC, "map", unique_name=None, data=None, ttl=None, created_by="s")
+        for _ in range(3)
+    ]
+    first = asyncio.create_task(put_map_item(store, maps[0].sid, "k", {"n": 0}))
+    await asyncio.sleep(0)  # the one sender is out with it
+    waiting = [
+        asyncio.create_task(put_map_item(store, target.sid, "k", {"n": n}))
+        for n, target in enumerate(maps[1:], start=1)
+    ]
+    await asyncio.sleep(0)  # both queued behind it
+    assert len(store.pool.writes._pending) == 2
+    waiting[0].cancel()
+    await asyncio.gather(first, waiting[1], return_exceptions=False)
+    with pytest.raises(asyncio.CancelledError):
+        await waiting[0]
+    with pytest.raises(MapItemNotFoundError):
+        await store.get_item(SVC, "map", maps[1].sid, "k")
+    assert (await store.get_item(SVC, "map", maps[2].sid, "k")).data == {"n": 2}
+    assert (await store.get_item(SVC, "map", maps[0].sid, "k")).data == {"n": 0}

@@ -754,6 +754,10 @@ class _WriteBatches:
             while self._pending:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
+                # A write whose caller gave up before it was sent is not sent (as alone).
+                batch = [pending for pending in batch if not pending[1].cancelled()]
+                if not batch:
+                    continue
                 try:
                     await self._send(batch)
                 except BaseException as exc:
