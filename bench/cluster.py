@@ -252,8 +252,9 @@ async def _pgbench(bench: Bench, url: str) -> dict[str, Any]:
     output, _ = await asyncio.wait_for(proc.communicate(), seconds + 60)
     await asyncio.sleep(0.5)  # pgbench's backends exit and are reaped: their CPU is counted
     pg_after = _postgres_cpu_seconds()
-    found = re.search(r"tps = ([0-9.]+)", output.decode(errors="replace"))
-    done = re.search(r"number of transactions actually processed: (\d+)", output.decode())
+    text = output.decode(errors="replace")
+    found = re.search(r"tps = ([0-9.]+)", text)
+    done = re.search(r"number of transactions actually processed: (\d+)", text)
     out: dict[str, Any] = {
         "tps": round(float(found.group(1))) if found else None,
         "clients": 8,
@@ -261,7 +262,7 @@ async def _pgbench(bench: Bench, url: str) -> dict[str, Any]:
         "synchronous_commit": sync_commit,
     }
     if found is None:
-        out["error"] = output.decode(errors="replace")[-500:]
+        out["error"] = text[-500:]
     if pg_before is not None and pg_after is not None and done and int(done.group(1)):
         out["postgres_cpu_us_per_update"] = round((pg_after - pg_before) / int(done.group(1)) * 1e6)
     bench.log(

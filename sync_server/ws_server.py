@@ -60,6 +60,10 @@ def _frame_head(first: int, size: int) -> bytes:
     return _HEAD_64.pack(first, 127, size)
 
 
+def _binary_frame(data: bytes) -> bytes:
+    return _frame_head(_FIN_BINARY, len(data)) + data
+
+
 # The last text frame built, by the identity of its text: fan-out sends one event's text to
 # every subscriber in a row, and it is encoded once for them all.
 _last_text: tuple[str, bytes] = ("", b"")
@@ -200,7 +204,7 @@ class RealtimeWebSocket(asyncio.Protocol):
     async def send_bytes(self, data: bytes) -> None:
         if self._write_paused:
             await self._wait_writable()
-        self._write_frame(_frame_head(_FIN_BINARY, len(data)) + data)
+        self._write_frame(_binary_frame(data))
 
     def send_text_nowait(self, data: str) -> bool:
         if self._write_paused:
@@ -211,7 +215,7 @@ class RealtimeWebSocket(asyncio.Protocol):
     def send_bytes_nowait(self, data: bytes) -> bool:
         if self._write_paused:
             return False
-        self._write_frame(_frame_head(_FIN_BINARY, len(data)) + data)
+        self._write_frame(_binary_frame(data))
         return True
 
     async def close(self, code: int) -> None:

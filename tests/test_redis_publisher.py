@@ -30,12 +30,18 @@ def test_command_is_resp() -> None:
     )
 
 
-async def test_replies_split_and_batched() -> None:
+async def _calling(replies: int) -> tuple[_Publisher, _Transport, asyncio.Future[None]]:
+    """A publisher on a fake transport with a call of `replies` commands sent, unanswered."""
     publisher = _Publisher()
     transport = _Transport()
     publisher.connection_made(transport)
-    call = asyncio.ensure_future(publisher.call(b"x", 3))
+    call = asyncio.ensure_future(publisher.call(b"x", replies))
     await asyncio.sleep(0)
+    return publisher, transport, call
+
+
+async def test_replies_split_and_batched() -> None:
+    publisher, transport, call = await _calling(3)
     assert transport.written == [b"x"]
     publisher.data_received(b":1\r\n:")
     await asyncio.sleep(0)
@@ -46,20 +52,14 @@ async def test_replies_split_and_batched() -> None:
 
 
 async def test_error_reply_raises() -> None:
-    publisher = _Publisher()
-    publisher.connection_made(_Transport())
-    call = asyncio.ensure_future(publisher.call(b"x", 2))
-    await asyncio.sleep(0)
+    publisher, _, call = await _calling(2)
     publisher.data_received(b":1\r\n-WRONGPASS invalid password\r\n")
     with pytest.raises(redis.ResponseError, match="WRONGPASS"):
         await asyncio.wait_for(call, 1)
 
 
 async def test_lost_connection_fails_the_call() -> None:
-    publisher = _Publisher()
-    publisher.connection_made(_Transport())
-    call = asyncio.ensure_future(publisher.call(b"x", 1))
-    await asyncio.sleep(0)
+    publisher, _, call = await _calling(1)
     publisher.connection_lost(None)
     with pytest.raises(ConnectionError):
         await asyncio.wait_for(call, 1)

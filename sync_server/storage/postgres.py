@@ -490,17 +490,16 @@ _INSERT_OBJECT = (
 
 # One write: see `sync_write` (migration 4) and `PostgresStorage._write`.
 _WRITE = "SELECT * FROM sync_write(" + ", ".join(f"${n}" for n in range(1, 18)) + ")"
+# A batch: one array per argument of `sync_write` that differs by write (the first 15), then
+# the two every write shares (the log's length, the data's size limit).
+_PER_WRITE_TYPES = (
+    "text text text boolean text bigint text text boolean text boolean bigint text text float8"
+).split()
+_PER_WRITE = len(_PER_WRITE_TYPES)
 _WRITE_BATCH = (
     "SELECT * FROM sync_write_batch("
-    + ", ".join(
-        f"${n}::{t}[]"
-        for n, t in enumerate(
-            "text text text boolean text bigint text text boolean text boolean bigint text "
-            "text float8".split(),
-            start=1,
-        )
-    )
-    + ", $16, $17)"
+    + ", ".join(f"${n}::{t}[]" for n, t in enumerate(_PER_WRITE_TYPES, start=1))
+    + f", ${_PER_WRITE + 1}, ${_PER_WRITE + 2})"
 )
 
 _EXPIRED_OBJECTS = """
@@ -769,32 +768,26 @@ class _WriteBatches:
             self._busy -= 1
 
     async def _send(self, batch: list[_Pending]) -> None:
-        if len(batch) == 1:
-            (args, future), rows = batch[0], None
-            try:
-                rows = [await self._connections.fetchrow(_WRITE, *args)]
-            except Exception as exc:
-                if not future.done():
-                    future.set_exception(exc)
-                return
-        else:
-            first = batch[0][0]
-            columns = [list(c) for c in zip(*(args[:15] for args, _ in batch), strict=True)]
-            try:
-                rows = await self._connections.fetch(_WRITE_BATCH, *columns, *first[15:])
-            except asyncpg.PostgresError as exc:
+        try:
+            if len(batch) == 1:
+                rows = [await self._connections.fetchrow(_WRITE, *batch[0][0])]
+            else:
+                per_write = (args[:_PER_WRITE] for args, _ in batch)
+                columns = [list(column) for column in zip(*per_write, strict=True)]
+                shared = batch[0][0][_PER_WRITE:]
+                rows = await self._connections.fetch(_WRITE_BATCH, *columns, *shared)
+        except Exception as exc:
+            if len(batch) > 1 and isinstance(exc, asyncpg.PostgresError):
                 log.info(
                     "a batch of %d writes failed as a whole (%r): sent one by one", len(batch), exc
                 )
                 for pending in batch:
                     await self._send([pending])
                 return
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                return
-        assert len(rows) == len(batch)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
         for row, (_, future) in zip(rows, batch, strict=True):
             if not future.done():
                 future.set_result(row)
