@@ -3,11 +3,14 @@
 uvicorn's HTTP protocol (our `GuardedHttpToolsProtocol`, http_guard.py) hands the upgrade
 request of a realtime path (`/v1/realtime`, `/v3/wsconnect`) to `RealtimeWebSocket`, an
 asyncio protocol on the same transport (so the same port, TLS, connection cap and shutdown).
-It does the handshake with websockets' sans-I/O `ServerProtocol`, which also parses the
-client's frames, answers its pings and closes, and enforces the message size limit (1009);
-then it runs the path's front door (`ws.Door`) as one task, which receives messages from a
-buffer this protocol fills and hands frames to the transport itself: no ASGI `receive` /
-`send` dicts, no Starlette `WebSocket`, no task per message.
+It does the handshake with websockets' sans-I/O `ServerProtocol`. It cuts the client's bytes
+into frames itself and reads a final, masked text or binary frame (every request) on the
+spot, unmasked by websockets' C helper (5 of an `item_get`'s 37 µs of CPU, saved). Every
+other frame goes whole to `ServerProtocol`, which parses it, answers pings and closes, and
+enforces the protocol's rules and the message size limit (1009). Then it runs the path's
+front door (`ws.Door`) as one task, which receives messages from a buffer this protocol
+fills and hands frames to the transport itself: no ASGI `receive` / `send` dicts, no
+Starlette `WebSocket`, no task per message.
 
 - Reading: messages wait in a buffer while the door does not read (its outbox is not
   writable, or it has too many requests running); the transport stops reading while any do.
@@ -37,6 +40,11 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - websockets built without its C extension
+    from websockets.utils import apply_mask
 
 from .ws import Disconnected, Door
 
@@ -142,6 +150,7 @@ class RealtimeWebSocket(asyncio.Protocol):
         self._host = ""
         self._path = ""
         self.conn = ServerProtocol(max_size=max_size, logger=log)
+        self._max_size = max_size
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
@@ -150,6 +159,9 @@ class RealtimeWebSocket(asyncio.Protocol):
         self._receiver: asyncio.Future[None] | None = None
         self._fragments: list[bytes] = []
         self._fragments_text = False
+        self._partial = bytearray()  # the start of a frame not all read yet (`_split`)
+        self._partial_needs = 0  # its length, once its head is in
+        self._whole_to_parser = False  # `_split` gave up: websockets parses all that follows
         self._read_paused = False
         # writing: frames sent in one turn of the loop leave in one write (see `_write_frame`)
         self._out: list[bytes] = []
@@ -265,6 +277,70 @@ class RealtimeWebSocket(asyncio.Protocol):
                 writable.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self._open and not self._whole_to_parser:
+            self._split(data)
+        else:
+            self._parse(data)
+
+    def _split(self, data: bytes) -> None:
+        """Cut the client's bytes into whole frames. A final, masked text or binary frame (every
+        request) is read here, unmasked in C; any other frame goes whole to websockets' parser,
+        which thus always starts at a frame boundary. A partial frame waits in `_partial`."""
+        partial = self._partial
+        if partial:
+            partial += data
+            if len(partial) < self._partial_needs:  # a large frame, still arriving
+                return
+            data = bytes(partial)
+            partial.clear()
+        pos, end = 0, len(data)
+        max_size = self._max_size
+        needs = 0  # the length of a frame cut short, once its head is in
+        while end - pos >= 2:
+            first, second = data[pos], data[pos + 1]
+            size, head = second & 0x7F, 2
+            if size == 126:
+                if end - pos < 4:
+                    break
+                size, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
+            elif size == 127:
+                if end - pos < 10:
+                    break
+                size, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
+            if max_size is not None and size > max_size:
+                # websockets refuses it from its head (1009): hand it everything from here on.
+                self._whole_to_parser = True
+                self._parse(data[pos:])
+                return
+            masked = second & 0x80
+            if masked:
+                head += 4
+            stop = pos + head + size
+            if stop > end:
+                needs = stop - pos
+                break
+            if (
+                (first == _FIN_TEXT or first == _FIN_BINARY)
+                and masked
+                and not self._fragments
+                and self.conn.state is State.OPEN
+            ):
+                self._message(
+                    apply_mask(data[pos + head : stop], data[pos + head - 4 : pos + head]),
+                    first == _FIN_TEXT,
+                )
+            else:
+                self._parse(data[pos:stop])
+            if self.transport.is_closing():
+                return
+            pos = stop
+        if pos < end:
+            partial += data[pos:]
+            self._partial_needs = needs
+
+    def _parse(self, data: bytes) -> None:
+        """Give bytes to websockets' parser: the handshake, and frames other than a final,
+        masked text or binary one."""
         conn = self.conn
         conn.receive_data(data)
         for event in conn.events_received():

@@ -1388,9 +1388,11 @@ async def test_sqlite_old_files_upgrade(tmp_path: Path) -> None:
     await store.close()
     perm = PermissionRecord(SVC, doc.sid, "alice", read=True, write=False, manage=True)
 
-    # A data dir from before permissions existed: the table is created on start.
+    # A data dir from before permissions existed: the table is created on start. And one
+    # whose event log had an index on created_at (every write paid for it): it is dropped.
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE permissions")
+        conn.execute("CREATE INDEX events_created_at ON events (created_at)")
     with sqlite3.connect(path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "permissions" not in tables
@@ -1404,6 +1406,39 @@ async def test_sqlite_old_files_upgrade(tmp_path: Path) -> None:
         assert await upgraded.get_permission(SVC, doc.sid, "alice") == perm
     finally:
         await upgraded.close()
+    with sqlite3.connect(path) as conn:
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "events_created_at" not in indexes and "items_by_key" in indexes
+
+
+async def test_sqlite_prunes_by_age_in_the_order_events_were_stored(tmp_path: Path) -> None:
+    """Without an index on created_at, pruning walks the log in insertion order: across
+    objects, oldest first, and only events older than the window."""
+    store = SQLiteStorage(tmp_path / "prune.db", event_retention_seconds=100)
+    await store.start()
+    try:
+        docs = [
+            await store.create_object(
+                SVC, "document", unique_name=None, data={}, ttl=None, created_by="s"
+            )
+            for _ in range(2)
+        ]
+        for i in range(3):  # events 1..3 of each, interleaved: a1 b1 a2 b2 a3 b3
+            for doc in docs:
+                await store.update_document(
+                    SVC, doc.sid, data={"i": i}, merge=False, if_match=None, ttl=None, origin=None
+                )
+        with sqlite3.connect(tmp_path / "prune.db") as conn:
+            stored = conn.execute("SELECT created_at FROM events ORDER BY rowid").fetchall()
+        window_ends = stored[3][0] + 100 + 1e-6  # past the 4th event's age limit, not the 5th's
+        assert await store.prune_events(window_ends, 100) == 4
+        a, b = docs
+        assert await store.events_since(SVC, a.sid, 1, 10) is None  # its event 2 is gone
+        assert [e.event_id for e in await store.events_since(SVC, a.sid, 2, 10) or []] == [3]
+        assert [e.event_id for e in await store.events_since(SVC, b.sid, 2, 10) or []] == [3]
+        assert await store.prune_events(window_ends, 100) == 0
+    finally:
+        await store.close()
 
 
 async def test_failing_op_does_not_roll_back_batch(writer_thread_storage: SQLiteStorage) -> None:

@@ -126,7 +126,9 @@ CREATE TABLE IF NOT EXISTS events (
     created_at REAL NOT NULL,
     PRIMARY KEY (object_sid, event_id)
 );
-CREATE INDEX IF NOT EXISTS events_created_at ON events (created_at);
+-- No index on created_at: one b-tree less to write per event (a sixth of a write's cost).
+-- Pruning by age walks the rowid, which is the order of insertion (see prune_events).
+DROP INDEX IF EXISTS events_created_at;
 
 CREATE TABLE IF NOT EXISTS permissions (
     service_sid TEXT NOT NULL,
@@ -1079,10 +1081,15 @@ class SQLiteStorage(Storage):
         cutoff, size = now - self.event_retention_seconds, max(limit, 0)
 
         def op(conn: sqlite3.Connection) -> int:
+            # Of the `size` oldest events by rowid (a new row's is above every other's), those
+            # older than the window: a bounded walk however long the log. Events stored while
+            # the clock ran ahead hold back the ones behind them until they are old enough
+            # themselves: pruning can be late, never early.
             cursor = conn.execute(
-                "DELETE FROM events WHERE rowid IN ("
-                "SELECT rowid FROM events WHERE created_at < ? ORDER BY created_at LIMIT ?)",
-                (cutoff, size),
+                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM "
+                "(SELECT rowid, created_at FROM events ORDER BY rowid LIMIT ?) "
+                "WHERE created_at < ?)",
+                (size, cutoff),
             )
             return cursor.rowcount
 
