@@ -66,6 +66,7 @@ from ._logging import TRACE, client_logger, redact
 from ._protocol import UNNUMBERED, ClientProtocol, Reply
 from ._state import ConnectionStateMachine
 from ._tls import ssl_context
+from ._transport import Connection
 from ._version import __version__
 from .objects import SyncDocument, SyncList, SyncMap, SyncObject, SyncStream
 
@@ -845,13 +846,14 @@ class Client(ClientEvents):
         delay = min(o.reconnect_max_delay, o.reconnect_initial_delay * 2 ** max(attempt - 1, 0))
         return float(delay * (1 - o.reconnect_jitter * random.random()))
 
-    async def _open_socket(self, base_url: str) -> ClientConnection:
+    async def _open_socket(self, base_url: str) -> Connection:
         url = _realtime_url(base_url)
         hb = self.options.heartbeat_interval
         try:
             tls = ssl_context(self.options.verify) if url.startswith("wss://") else None
-            return await connect(
+            ws = await connect(
                 url,
+                create_connection=Connection,
                 ssl=tls,
                 compression=None,
                 max_size=_MAX_FRAME * 4,
@@ -862,6 +864,8 @@ class Client(ClientEvents):
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise ConnectFailedError(f"cannot connect to {url}: {exc}") from None
+        assert isinstance(ws, Connection)
+        return ws
 
     async def _handshake(self, ws: ClientConnection) -> JsonObject:
         request_id, frame = self._protocol.encode_request(
@@ -913,36 +917,41 @@ class Client(ClientEvents):
             except SyncError as err:
                 self._log.error("re-subscribing %s failed: %s", obj.sid, err)
 
-    async def _read_loop(self, ws: ClientConnection) -> None:
+    async def _read_loop(self, ws: Connection) -> None:
+        """Take the server's messages until the connection closes: most as they are parsed
+        (`Connection.on_text`), the rest from websockets' queue, in the order they came."""
+        ws.on_text = self._on_message
+        try:
+            with contextlib.suppress(ConnectionClosed):
+                async for raw in ws:
+                    self._on_message(raw)
+        finally:
+            ws.on_text = None
+
+    def _on_message(self, raw: str | bytes) -> None:
+        """One server message: a reply resolves its call, an event goes to its object."""
         log = self._log
-        decode = self._protocol.decode
-        pending = self._pending
-        receive = self._objects.receive
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in ws:
-                if log.isEnabledFor(TRACE):
-                    log.log(TRACE, "<- %s", redact(raw))
-                try:
-                    message = decode(raw)
-                except SyncError as err:
-                    log.error("ignoring bad frame from server: %s", err)
-                    continue
-                if type(message) is Reply:
-                    future = pending.get(message.id)
-                    if future is not None and not future.done():
-                        future.set_result(message)
-                    elif message.error is not None:
-                        log.warning("server error without a pending request: %s", message.error)
-                else:
-                    assert not isinstance(message, Reply)
-                    try:
-                        behind = receive(message)
-                        if behind is not None:
-                            self._spawn(self._subscribe(behind))
-                    except Exception:
-                        self._log.exception(
-                            "failed to apply event %s of %s", message.name, message.sid
-                        )
+        if log.isEnabledFor(TRACE):
+            log.log(TRACE, "<- %s", redact(raw))
+        try:
+            message = self._protocol.decode(raw)
+        except SyncError as err:
+            log.error("ignoring bad frame from server: %s", err)
+            return
+        if type(message) is Reply:
+            future = self._pending.get(message.id)
+            if future is not None and not future.done():
+                future.set_result(message)
+            elif message.error is not None:
+                log.warning("server error without a pending request: %s", message.error)
+            return
+        assert not isinstance(message, Reply)
+        try:
+            behind = self._objects.receive(message)
+            if behind is not None:
+                self._spawn(self._subscribe(behind))
+        except Exception:
+            log.exception("failed to apply event %s of %s", message.name, message.sid)
 
     # ---- state, errors and token timers --------------------------------------------------
     def _on_state_changed(self, state: ConnectionState) -> None:
