@@ -261,7 +261,7 @@ class Client(ClientEvents):
         self._deadlines: dict[asyncio.Future[Reply], float] = {}
         self._sweeper: asyncio.TimerHandle | None = None
         self._sweep_at = math.inf
-        self._ws: ClientConnection | None = None
+        self._ws: Connection | None = None
         self._connected = asyncio.Event()
         self._state_changed = asyncio.Event()
         self._token_updated = asyncio.Event()  # update_token() while not connected: retry
@@ -654,7 +654,8 @@ class Client(ClientEvents):
                 log.debug("request #%d %s", request_id, request["type"])
             try:
                 try:
-                    await ws.send(frame, text=True)
+                    if not ws.send_text_now(frame):
+                        await ws.send(frame, text=True)
                 except ConnectionClosed:
                     pass  # the outcome still arrives in `future`: the reply, when it was
                     # read before the close, else _Dropped or _NotApplied

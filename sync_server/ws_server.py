@@ -41,10 +41,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover - websockets built without its C extension
-    from websockets.utils import apply_mask
+from sync_sdk.framing import FIN_BINARY, FIN_TEXT, FrameCutter, apply_mask
 
 from .ws import Disconnected, Door
 
@@ -53,8 +50,6 @@ access_log = logging.getLogger("uvicorn.error")  # where uvicorn logged the same
 
 _CLOSE_TIMEOUT = 10.0  # seconds to wait for the client's answer to our close frame
 _MAX_QUEUED_FRAMES = 64  # frames queued in one turn before they go to the transport at once
-_FIN_TEXT = 0x80 | Opcode.TEXT.value
-_FIN_BINARY = 0x80 | Opcode.BINARY.value
 _HEAD_16 = struct.Struct("!BBH")
 _HEAD_64 = struct.Struct("!BBQ")
 
@@ -69,7 +64,7 @@ def _frame_head(first: int, size: int) -> bytes:
 
 
 def _binary_frame(data: bytes) -> bytes:
-    return _frame_head(_FIN_BINARY, len(data)) + data
+    return _frame_head(FIN_BINARY, len(data)) + data
 
 
 # The last text frame built, by the identity of its text: fan-out sends one event's text to
@@ -83,7 +78,7 @@ def _text_frame(data: str) -> bytes:
     if last[0] is data:
         return last[1]
     payload = data.encode()
-    frame = _frame_head(_FIN_TEXT, len(payload)) + payload
+    frame = _frame_head(FIN_TEXT, len(payload)) + payload
     _last_text = (data, frame)
     return frame
 
@@ -150,7 +145,6 @@ class RealtimeWebSocket(asyncio.Protocol):
         self._host = ""
         self._path = ""
         self.conn = ServerProtocol(max_size=max_size, logger=log)
-        self._max_size = max_size
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
@@ -159,9 +153,8 @@ class RealtimeWebSocket(asyncio.Protocol):
         self._receiver: asyncio.Future[None] | None = None
         self._fragments: list[bytes] = []
         self._fragments_text = False
-        self._partial = bytearray()  # the start of a frame not all read yet (`_split`)
-        self._partial_needs = 0  # its length, once its head is in
-        self._whole_to_parser = False  # `_split` gave up: websockets parses all that follows
+        self._cutter = FrameCutter(max_size)
+        self._whole_to_parser = False  # a frame over max_size: websockets parses all that follows
         self._read_paused = False
         # writing: frames sent in one turn of the loop leave in one write (see `_write_frame`)
         self._out: list[bytes] = []
@@ -283,60 +276,26 @@ class RealtimeWebSocket(asyncio.Protocol):
             self._parse(data)
 
     def _split(self, data: bytes) -> None:
-        """Cut the client's bytes into whole frames. A final, masked text or binary frame (every
-        request) is read here, unmasked in C; any other frame goes whole to websockets' parser,
-        which thus always starts at a frame boundary. A partial frame waits in `_partial`."""
-        partial = self._partial
-        if partial:
-            partial += data
-            if len(partial) < self._partial_needs:  # a large frame, still arriving
-                return
-            data = bytes(partial)
-            partial.clear()
-        pos, end = 0, len(data)
-        max_size = self._max_size
-        needs = 0  # the length of a frame cut short, once its head is in
-        while end - pos >= 2:
-            first, second = data[pos], data[pos + 1]
-            size, head = second & 0x7F, 2
-            if size == 126:
-                if end - pos < 4:
-                    break
-                size, head = int.from_bytes(data[pos + 2 : pos + 4], "big"), 4
-            elif size == 127:
-                if end - pos < 10:
-                    break
-                size, head = int.from_bytes(data[pos + 2 : pos + 10], "big"), 10
-            if max_size is not None and size > max_size:
-                # websockets refuses it from its head (1009): hand it everything from here on.
-                self._whole_to_parser = True
-                self._parse(data[pos:])
-                return
-            masked = second & 0x80
-            if masked:
-                head += 4
-            stop = pos + head + size
-            if stop > end:
-                needs = stop - pos
-                break
+        """Read a final, masked text or binary frame (every request) here; give any other
+        frame whole to websockets' parser (see `sync_sdk.framing`)."""
+        buffer, spans, over = self._cutter.cut(data)
+        for start, body, stop in spans:
+            first = buffer[start]
             if (
-                (first == _FIN_TEXT or first == _FIN_BINARY)
-                and masked
+                (first == FIN_TEXT or first == FIN_BINARY)
+                and buffer[start + 1] & 0x80  # masked, as a client's frame must be
                 and not self._fragments
                 and self.conn.state is State.OPEN
             ):
-                self._message(
-                    apply_mask(data[pos + head : stop], data[pos + head - 4 : pos + head]),
-                    first == _FIN_TEXT,
-                )
+                mask = buffer[body - 4 : body]
+                self._message(apply_mask(buffer[body:stop], mask), first == FIN_TEXT)
             else:
-                self._parse(data[pos:stop])
+                self._parse(buffer[start:stop])
             if self.transport.is_closing():
                 return
-            pos = stop
-        if pos < end:
-            partial += data[pos:]
-            self._partial_needs = needs
+        if over >= 0:  # websockets refuses it from its head (1009); it parses all from here on
+            self._whole_to_parser = True
+            self._parse(buffer[over:])
 
     def _parse(self, data: bytes) -> None:
         """Give bytes to websockets' parser: the handshake, and frames other than a final,
