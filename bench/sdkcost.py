@@ -6,9 +6,9 @@ the object's event, then the reply (as `sync_server` orders them). The same loop
 driven by a bare client that only encodes the request with orjson and reads (and parses)
 the frames back, in one task. The client library's cost per call is the SDK call's median
 minus the same exchange's median done bare: what the SDK adds to sending a request and receiving
-its frames (validation, request numbering, the pending-reply future and its timeout, the
-read loop's task switch, decoding the event and applying it to the object cache, decoding
-the reply into the item or data the call returns).
+its frames (validation, request numbering, the pending-reply future and its timeout, decoding the
+event and applying it to the object cache, decoding the reply into the item or data the
+call returns).
 
 Everything runs in this process's one thread, so each call is timed in CPU time of the thread
 (`time.thread_time_ns`): other processes on a shared machine do not inflate it.
@@ -160,15 +160,23 @@ class _Server:
 
 
 class Loopback:
-    """Stands in for a websockets `ClientConnection`: `send` answers at once, and the answer
-    arrives on the next turn of the event loop (as a transport's `data_received` would), so
-    a reader waiting in `recv` / `async for` is woken as it is by a real socket."""
+    """Stands in for the SDK's connection (`sync_sdk._transport.Connection`): a request is
+    answered at once, and the answer arrives on the next turn of the event loop (as a
+    transport's `data_received` would), handed to `on_text` while it is set and nothing is
+    queued (as the connection does), else queued for a reader in `recv` / `async for`."""
 
     def __init__(self, server: _Server) -> None:
         self._server = server
         self._frames: deque[str] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self.close_code: int | None = None
+        self.on_text: Callable[[str], None] | None = None
+
+    def send_text_now(self, frame: bytes) -> bool:
+        if self.close_code is not None:
+            return False
+        asyncio.get_running_loop().call_soon(self._arrive, self._server.answer(frame))
+        return True
 
     async def send(self, frame: bytes | str, text: bool = True) -> None:
         if self.close_code is not None:
@@ -176,6 +184,11 @@ class Loopback:
         asyncio.get_running_loop().call_soon(self._arrive, self._server.answer(frame))
 
     def _arrive(self, frames: list[str]) -> None:
+        on_text = self.on_text
+        if on_text is not None and not self._frames:
+            for frame in frames:
+                on_text(frame)
+            return
         self._frames.extend(frames)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
