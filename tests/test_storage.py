@@ -1498,7 +1498,11 @@ async def test_failing_op_does_not_roll_back_batch(writer_thread_storage: SQLite
     assert item.data == {"n": 1}
 
 
-async def test_inline_mode_commits_one_batch_per_loop_turn(tmp_path: Path) -> None:
+async def test_inline_mode_commits_the_first_write_of_a_turn_then_one_batch(
+    tmp_path: Path,
+) -> None:
+    """The first write of a turn of the loop commits at once (its caller resumes without
+    waiting a turn); the writes after it in the same turn share one transaction."""
     store = SQLiteStorage(tmp_path / "inline.db", inline=True)
     await store.start()
     try:
@@ -1518,7 +1522,7 @@ async def test_inline_mode_commits_one_batch_per_loop_turn(tmp_path: Path) -> No
             ),
             return_exceptions=True,
         )
-        assert store._batch_count == before + 1  # all three in one transaction
+        assert store._batch_count == before + 2  # the first alone, the other two together
         assert isinstance(results[1], DocumentRevisionMismatchError)
         final = await store.get_object(SVC, "document", doc.sid)
         assert final is not None and final.data == {"v": 0, "a": 1, "c": 3}

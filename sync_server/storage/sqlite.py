@@ -7,6 +7,13 @@ once for the whole batch and only then resolves the futures: when a write's coro
 returns, its data is committed. Operations run in submission order, so the events of one
 object are committed in event_id order.
 
+When commits do not fsync (synchronous OFF or NORMAL, the default) the connection is used
+inline, on the event loop's thread, instead: the first write of a turn of the loop, with
+none waiting, commits at once (its caller goes on without a turn of the loop before and
+after: about 45 µs less per acknowledged write on the wire), and the writes after it in the
+same turn wait and commit together at its end. Under load that is two commits per turn
+instead of one (about 8% fewer writes/s at 16 writers); a write never overtakes one waiting.
+
 JSON is stored as TEXT (orjson), times as REAL Unix seconds, event frames as BLOB. The rules
 of each write (errors, new records, event frames) are shared with the other backends in
 `common`; this module holds only the SQL and the writer machinery.
@@ -241,8 +248,9 @@ class SQLiteStorage(Storage):
         event_retention_seconds: float = 86_400,
         inline: bool | None = None,
     ) -> None:
-        """`inline`: run the SQL on the event loop's thread, one transaction per loop iteration
-        (group commit without a thread hop). The default is inline when commits do not fsync
+        """`inline`: run the SQL on the event loop's thread: the first write of a loop
+        iteration at once, the writes after it in one transaction at its end (group commit
+        without a thread hop). The default is inline when commits do not fsync
         (synchronous OFF or NORMAL) and on the writer thread otherwise (FULL, EXTRA), so an
         fsync never stalls the event loop."""
         sync_mode = synchronous.upper()
@@ -264,6 +272,7 @@ class SQLiteStorage(Storage):
         self._conn: sqlite3.Connection | None = None
         self._jobs: list[_Job] = []
         self._flush_scheduled = False
+        self._wrote_this_turn = False  # inline: a write was committed at once in this turn
 
     # ---- machinery -------------------------------------------------------------------
 
@@ -317,6 +326,16 @@ class SQLiteStorage(Storage):
         future: asyncio.Future[T] = loop.create_future()
         job = _Job(fn, future, loop)
         if self.inline:
+            conn = self._conn
+            if not self._jobs and not self._wrote_this_turn and conn is not None:
+                # The first write of a turn of the loop, with none waiting: committed now,
+                # without the turn it would wait for its batch and the turn its caller would
+                # wait to resume. The writes after it in the same turn wait, and share one
+                # transaction at its end (group commit under load).
+                self._wrote_this_turn = True
+                loop.call_soon(self._next_turn)
+                self._run_batch_or_fail(conn, [job])
+                return future.result()
             self._jobs.append(job)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
@@ -333,6 +352,9 @@ class SQLiteStorage(Storage):
                 raise RuntimeError("SQLiteStorage is not started or is closed")
             return fn(self._conn)
         return await self._run(fn)
+
+    def _next_turn(self) -> None:
+        self._wrote_this_turn = False
 
     def _flush(self) -> None:
         """Inline mode: run every job queued during this loop iteration in one transaction."""
