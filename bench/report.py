@@ -364,7 +364,7 @@ def sdk_cost_markdown(costs: dict[str, float]) -> str:
         "frames our server sends (no network, no server), timed in thread CPU time. *bare*: "
         "the same exchange without the SDK (orjson encode, send, read and parse each frame). "
         "*library*: what the SDK adds (argument checks, request numbering, the reply's future "
-        "and timer, the read loop's task switch, validating the event and applying it to the "
+        "and timer, validating the event and applying it to the "
         "object cache, turning the reply into the call's result).\n\n"
         + _table(["call", "bare µs", "SDK µs", "library µs"], rows)
         + "\n"
