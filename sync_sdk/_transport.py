@@ -19,18 +19,15 @@ caller uses websockets' `send`, which waits for what does.
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Callable
 
 from websockets.asyncio.client import ClientConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Event, State
 
-from .framing import FIN_TEXT, FrameCutter, apply_mask
+from .framing import FIN_TEXT, FrameCutter, apply_mask, frame_head
 
 _MAX_RESPONSE_HEAD = 64 * 1024  # longer: websockets' own limits refuse it
-_MASKED_TEXT_16 = struct.Struct("!BBH")
-_MASKED_TEXT_64 = struct.Struct("!BBQ")
 
 __all__ = ["Connection"]
 
@@ -43,7 +40,7 @@ class Connection(ClientConnection):
     _in_fragments = False  # a fragmented message is arriving: its frames go to the queue
     _head: bytearray | None = None  # the handshake's response, until its end is in
     _cutter: FrameCutter | None = None  # from the first frame on
-    _gave_up = False  # the stream broke off (the handshake failed, a frame too big): no cutter
+    _gave_up = False  # the handshake failed or its response was too long: no cutter
 
     def data_received(self, data: bytes) -> None:
         cutter = self._cutter
@@ -69,7 +66,6 @@ class Connection(ClientConnection):
                     continue
             super().data_received(buffer[start:stop])
         if over >= 0:  # a frame over the size limit: websockets refuses it, and parses the rest
-            self._cutter, self._gave_up = None, True
             super().data_received(buffer[over:])
 
     def _response_received(self, data: bytes) -> None:
@@ -119,13 +115,7 @@ class Connection(ClientConnection):
             or transport.is_closing()
         ):
             return False
-        size = len(data)
-        if size < 126:
-            head = bytes((0x81, 0x80 | size))
-        elif size < 65536:
-            head = _MASKED_TEXT_16.pack(0x81, 0xFE, size)
-        else:
-            head = _MASKED_TEXT_64.pack(0x81, 0xFF, size)
         mask = os.urandom(4)
+        head = frame_head(FIN_TEXT, len(data), masked=True)
         transport.write(head + mask + apply_mask(data, mask))
         return True

@@ -41,7 +41,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from sync_sdk.framing import FIN_BINARY, FIN_TEXT, FrameCutter, apply_mask
+from sync_sdk.framing import FIN_BINARY, FIN_TEXT, FrameCutter, apply_mask, frame_head
 
 from .ws import Disconnected, Door
 
@@ -50,21 +50,10 @@ access_log = logging.getLogger("uvicorn.error")  # where uvicorn logged the same
 
 _CLOSE_TIMEOUT = 10.0  # seconds to wait for the client's answer to our close frame
 _MAX_QUEUED_FRAMES = 64  # frames queued in one turn before they go to the transport at once
-_HEAD_16 = struct.Struct("!BBH")
-_HEAD_64 = struct.Struct("!BBQ")
-
-
-def _frame_head(first: int, size: int) -> bytes:
-    """The head of an unmasked server frame of `size` payload bytes (RFC 6455 5.2)."""
-    if size < 126:
-        return bytes((first, size))
-    if size < 65536:
-        return _HEAD_16.pack(first, 126, size)
-    return _HEAD_64.pack(first, 127, size)
 
 
 def _binary_frame(data: bytes) -> bytes:
-    return _frame_head(FIN_BINARY, len(data)) + data
+    return frame_head(FIN_BINARY, len(data)) + data
 
 
 # The last text frame built, by the identity of its text: fan-out sends one event's text to
@@ -78,7 +67,7 @@ def _text_frame(data: str) -> bytes:
     if last[0] is data:
         return last[1]
     payload = data.encode()
-    frame = _frame_head(FIN_TEXT, len(payload)) + payload
+    frame = frame_head(FIN_TEXT, len(payload)) + payload
     _last_text = (data, frame)
     return frame
 
@@ -154,7 +143,6 @@ class RealtimeWebSocket(asyncio.Protocol):
         self._fragments: list[bytes] = []
         self._fragments_text = False
         self._cutter = FrameCutter(max_size)
-        self._whole_to_parser = False  # a frame over max_size: websockets parses all that follows
         self._read_paused = False
         # writing: frames sent in one turn of the loop leave in one write (see `_write_frame`)
         self._out: list[bytes] = []
@@ -270,7 +258,7 @@ class RealtimeWebSocket(asyncio.Protocol):
                 writable.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        if self._open and not self._whole_to_parser:
+        if self._open:
             self._split(data)
         else:
             self._parse(data)
@@ -293,8 +281,7 @@ class RealtimeWebSocket(asyncio.Protocol):
                 self._parse(buffer[start:stop])
             if self.transport.is_closing():
                 return
-        if over >= 0:  # websockets refuses it from its head (1009); it parses all from here on
-            self._whole_to_parser = True
+        if over >= 0:  # a frame over max_size: websockets refuses it (1009) and parses the rest
             self._parse(buffer[over:])
 
     def _parse(self, data: bytes) -> None:
