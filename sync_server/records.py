@@ -1,5 +1,6 @@
 """The core's records: what storage keeps and every part of the server passes around
-(services, objects, items, permissions, pages). Plain data, no behaviour beyond revisions."""
+(services, objects, items, permissions, pages). Plain data, no behaviour beyond revisions
+and copies."""
 
 from __future__ import annotations
 
@@ -43,6 +44,21 @@ class ObjectRecord:
     def revision(self) -> str:
         return str(self.last_event_id)
 
+    def copy(self) -> ObjectRecord:
+        """A shallow copy (data is shared: a write replaces it, never changes it in place)."""
+        return ObjectRecord(
+            self.kind,
+            self.sid,
+            self.service_sid,
+            self.unique_name,
+            self.data,
+            self.last_event_id,
+            self.date_created,
+            self.date_updated,
+            self.date_expires,
+            self.created_by,
+        )
+
 
 @dataclass(slots=True)
 class ItemRecord:
@@ -58,6 +74,19 @@ class ItemRecord:
     @property
     def revision(self) -> str:
         return str(self.last_event_id)
+
+    def copy(self) -> ItemRecord:
+        """A shallow copy (data is shared: a write replaces it, never changes it in place)."""
+        return ItemRecord(
+            self.index,
+            self.key,
+            self.data,
+            self.last_event_id,
+            self.date_created,
+            self.date_updated,
+            self.date_expires,
+            self.created_by,
+        )
 
 
 @dataclass(slots=True)

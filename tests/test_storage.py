@@ -15,6 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from contextlib import closing
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -79,8 +80,9 @@ class Backend:
             return PostgresStorage(self.pg_url, min_pool=1, max_pool=10, **options)
         return SQLiteStorage(self.path, inline=self.name == "sqlite-inline", **options)
 
-    async def count(self, table: str, column: str, values: list[str]) -> int:
-        """Rows of `table` whose `column` is one of `values`, read straight from the database."""
+    async def count(self, storage: Storage, table: str, column: str, values: list[str]) -> int:
+        """Rows of `table` whose `column` is one of `values`, read straight from the database
+        (SQLite: through `storage`'s connection, as the running storage holds the file)."""
         if self.pg_url is not None:
             conn = await asyncpg.connect(self.pg_url)
             try:
@@ -90,12 +92,10 @@ class Backend:
             finally:
                 await conn.close()
             return int(count)
+        assert isinstance(storage, SQLiteStorage)
         marks = ", ".join("?" * len(values))
-        with sqlite3.connect(self.path) as sqlite_conn:
-            (count,) = sqlite_conn.execute(
-                f"SELECT COUNT(*) FROM {table} WHERE {column} IN ({marks})", values
-            ).fetchone()
-        return int(count)
+        query = f"SELECT COUNT(*) FROM {table} WHERE {column} IN ({marks})"
+        return int(await storage._read(lambda conn: conn.execute(query, values).fetchone()[0]))
 
     def shift_clock(self, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
         """The storage's idea of now moves `seconds` ahead (expiry checks of reads and writes)."""
@@ -234,9 +234,9 @@ async def test_delete_service_cascades(storage: Storage, backend: Backend) -> No
                 PermissionRecord(service_sid, obj_sid, "alice", True, False, False)
             )
         sids += [doc.sid, lst.sid, m.sid]
-    assert await backend.count("items", "object_sid", doomed) == 2
-    assert await backend.count("events", "object_sid", doomed) == 3
-    assert await backend.count("permissions", "object_sid", doomed) == 3
+    assert await backend.count(storage, "items", "object_sid", doomed) == 2
+    assert await backend.count(storage, "events", "object_sid", doomed) == 3
+    assert await backend.count(storage, "permissions", "object_sid", doomed) == 3
 
     assert await storage.delete_service(SVC) is True
     assert await storage.get_service(SVC) is None
@@ -246,15 +246,15 @@ async def test_delete_service_cascades(storage: Storage, backend: Backend) -> No
         ("events", "object_sid"),
         ("permissions", "object_sid"),
     ):
-        assert await backend.count(table, column, doomed) == 0, table
+        assert await backend.count(storage, table, column, doomed) == 0, table
     assert await storage.get_object(SVC, "document", "d") is None
     assert await storage.list_objects(SVC, "list", after_sid=None, limit=10) == []
     assert await storage.get_permission(SVC, doomed[0], "alice") is None
     # The other service is untouched.
     assert await storage.get_service(OTHER_SVC) is not None
-    assert await backend.count("items", "object_sid", kept) == 2
-    assert await backend.count("events", "object_sid", kept) == 3
-    assert await backend.count("permissions", "object_sid", kept) == 3
+    assert await backend.count(storage, "items", "object_sid", kept) == 2
+    assert await backend.count(storage, "events", "object_sid", kept) == 3
+    assert await backend.count(storage, "permissions", "object_sid", kept) == 3
     other_doc = await storage.get_object(OTHER_SVC, "document", "d")
     assert other_doc is not None and other_doc.data == {"a": 1, "b": 2}
     assert (await storage.get_item(OTHER_SVC, "map", kept[2], "k")).data == {}
@@ -1028,7 +1028,7 @@ async def test_expire_keeps_the_retention_of_objects_whose_items_expired(
         removals: list[StoredEvent] = []
         for _ in range(2):  # more removals in one call than the log keeps, then fewer
             removals += await store.expire(t0 + 60, 8)
-            assert await backend.count("events", "object_sid", [m.sid]) == 5
+            assert await backend.count(store, "events", "object_sid", [m.sid]) == 5
         assert [e.event_id for e in removals] == list(range(14, 26))
         assert await store.events_since(SVC, m.sid, 19, 100) is None
         tail = await store.events_since(SVC, m.sid, 20, 100)
@@ -1148,20 +1148,20 @@ async def test_permissions_removed_with_their_object(
 
     await storage.remove_object(SVC, "list", removed.sid, origin=None)
     assert await storage.list_permissions(SVC, removed.sid, after_identity=None, limit=10) == []
-    assert await backend.count("permissions", "object_sid", [removed.sid]) == 0
+    assert await backend.count(storage, "permissions", "object_sid", [removed.sid]) == 0
 
     # Reusing the unique name of an expired (not yet swept) object drops its permissions.
     backend.shift_clock(monkeypatch, 20)
     await storage.create_object(
         SVC, "document", unique_name="d", data=None, ttl=None, created_by="s"
     )
-    assert await backend.count("permissions", "object_sid", [renamed.sid]) == 0
+    assert await backend.count(storage, "permissions", "object_sid", [renamed.sid]) == 0
 
     # expire() sweeps the expired map and its permissions.
-    assert await backend.count("permissions", "object_sid", [expiring.sid]) == 2
+    assert await backend.count(storage, "permissions", "object_sid", [expiring.sid]) == 2
     events = await storage.expire(t0 + 60, 100)
     assert [e.sid for e in events] == [expiring.sid]
-    assert await backend.count("permissions", "object_sid", [expiring.sid]) == 0
+    assert await backend.count(storage, "permissions", "object_sid", [expiring.sid]) == 0
     assert await storage.get_permission(SVC, expiring.sid, "alice") is None
 
     kept_perms = await storage.list_permissions(SVC, kept.sid, after_identity=None, limit=10)
@@ -1374,7 +1374,7 @@ async def test_sqlite_full_sync_is_wal_and_durable(tmp_path: Path) -> None:
         assert await reopened.get_object(SVC, "document", "d") == doc
     finally:
         await reopened.close()
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -1390,10 +1390,11 @@ async def test_sqlite_old_files_upgrade(tmp_path: Path) -> None:
 
     # A data dir from before permissions existed: the table is created on start. And one
     # whose event log had an index on created_at (every write paid for it): it is dropped.
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         conn.execute("DROP TABLE permissions")
         conn.execute("CREATE INDEX events_created_at ON events (created_at)")
-    with sqlite3.connect(path) as conn:
+        conn.commit()
+    with closing(sqlite3.connect(path)) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "permissions" not in tables
     upgraded = SQLiteStorage(path)
@@ -1406,9 +1407,174 @@ async def test_sqlite_old_files_upgrade(tmp_path: Path) -> None:
         assert await upgraded.get_permission(SVC, doc.sid, "alice") == perm
     finally:
         await upgraded.close()
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "events_created_at" not in indexes and "items_by_key" in indexes
+
+
+def object_row(path: Path, sid: str) -> tuple[int, float]:
+    """(last_event_id, date_updated) of the object's own row in a closed SQLite file."""
+    with closing(sqlite3.connect(path)) as conn:
+        row = conn.execute(
+            "SELECT last_event_id, date_updated FROM objects WHERE sid = ?", (sid,)
+        ).fetchone()
+    return int(row[0]), float(row[1])
+
+
+async def test_sqlite_item_writes_leave_the_revision_in_the_log(tmp_path: Path) -> None:
+    """A map or list item write commits its item and its event, not the object's row; the
+    object's revision and date_updated still come back right from a cold start."""
+    path = tmp_path / "log.db"
+    store = SQLiteStorage(path)
+    await store.start()
+    m = await store.create_object(SVC, "map", unique_name="m", data=None, ttl=None, created_by="s")
+    lst = await store.create_object(
+        SVC, "list", unique_name=None, data=None, ttl=None, created_by="s"
+    )
+    for n in range(5):
+        await put_map_item(store, "m", f"k{n}", {"n": n})
+    await store.remove_item(SVC, "map", m.sid, "k0", if_match=None, origin=None)
+    _, last = await put_map_item(store, m.sid, "k1", {"n": 11})
+    pushed, _ = await store.list_push(
+        SVC, lst.sid, data={"a": 1}, ttl=None, origin=None, created_by="s"
+    )
+    await store.set_item(
+        SVC,
+        "list",
+        lst.sid,
+        pushed.index,
+        data={"a": 2},
+        merge=False,
+        if_match=None,
+        ttl=None,
+        origin=None,
+        created_by="s",
+    )
+    warm = await store.get_object(SVC, "map", m.sid)
+    warm_list = await store.get_object(SVC, "list", lst.sid)
+    await store.close()
+    assert warm is not None and warm.last_event_id == last.event_id == 7
+    assert warm_list is not None and warm_list.last_event_id == 2
+
+    assert object_row(path, m.sid) == (0, m.date_updated)  # the row was never rewritten
+    cold = SQLiteStorage(path)
+    await cold.start()
+    try:
+        assert await cold.get_object(SVC, "map", "m") == warm
+        assert await cold.get_object(SVC, "list", lst.sid) == warm_list
+        assert await cold.object_positions([m.sid, lst.sid]) == {m.sid: 7, lst.sid: 2}
+        assert [
+            o.last_event_id for o in await cold.list_objects(SVC, "map", after_sid=None, limit=10)
+        ] == [7]
+        assert await cold.events_since(SVC, m.sid, 7, 10) == []
+        _, event = await put_map_item(cold, m.sid, "k2", {"n": 22})
+        assert event.event_id == 8
+    finally:
+        await cold.close()
+
+
+async def test_sqlite_pruning_an_idle_objects_log_keeps_its_revision(tmp_path: Path) -> None:
+    """When pruning by age takes an object's newest event, its row takes the revision and
+    date_updated that only the log held."""
+    path = tmp_path / "idle.db"
+    store = SQLiteStorage(path, event_retention_seconds=100)
+    await store.start()
+    m = await store.create_object(SVC, "map", unique_name=None, data=None, ttl=None, created_by="s")
+    for n in range(3):
+        await put_map_item(store, m.sid, "k", {"n": n})
+    before = await store.get_object(SVC, "map", m.sid)
+    assert before is not None and before.last_event_id == 3
+    assert await store.prune_events(before.date_updated + 101, 100) == 3
+    assert await store.events_since(SVC, m.sid, 0, 10) is None  # the log is gone
+    await store.close()
+
+    assert object_row(path, m.sid) == (3, before.date_updated)
+    cold = SQLiteStorage(path)
+    await cold.start()
+    try:
+        assert await cold.get_object(SVC, "map", m.sid) == before
+        _, event = await put_map_item(cold, m.sid, "k", {"n": 3})
+        assert event.event_id == 4
+    finally:
+        await cold.close()
+
+
+async def test_sqlite_storage_keeps_its_file_to_itself(tmp_path: Path) -> None:
+    """A second storage (another server on the same data directory) is refused with a clear
+    error while the first runs: what one keeps in memory must be what the file holds."""
+    path = tmp_path / "owned.db"
+    first = SQLiteStorage(path)
+    await first.start()
+    try:
+        await first.create_object(SVC, "map", unique_name="m", data=None, ttl=None, created_by="s")
+        with pytest.raises(RuntimeError, match="in use by another process"):
+            await SQLiteStorage(path, inline=True).start()
+        with pytest.raises(RuntimeError, match="in use by another process"):
+            await SQLiteStorage(path, inline=False).start()
+        assert await first.get_object(SVC, "map", "m") is not None  # the first goes on
+    finally:
+        await first.close()
+    second = SQLiteStorage(path)
+    await second.start()  # once the first has closed
+    try:
+        assert await second.get_object(SVC, "map", "m") is not None
+    finally:
+        await second.close()
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "thread"])
+async def test_sqlite_records_in_memory_stay_true_past_their_bound(
+    tmp_path: Path, inline: bool
+) -> None:
+    """With room for two objects and two items, writes and reads across five maps (each
+    evicting others) read back exactly what was last written; a failed write changes nothing."""
+    store = SQLiteStorage(tmp_path / "small.db", inline=inline, cache_size=2)
+    await store.start()
+    try:
+        maps = [
+            await store.create_object(
+                SVC, "map", unique_name=f"m{i}", data=None, ttl=None, created_by="s"
+            )
+            for i in range(5)
+        ]
+        expected: dict[tuple[str, str], tuple[int, int]] = {}  # (map, key) -> (n, revision)
+        for n in range(40):
+            m = maps[(n * 3) % 5]
+            key = f"k{n % 3}"
+            item, _ = await put_map_item(
+                store, m.sid if n % 2 else f"m{(n * 3) % 5}", key, {"n": n}
+            )
+            expected[(m.sid, key)] = (n, item.last_event_id)
+            probe = maps[(n * 7) % 5]
+            for (sid, k), (want, rev) in expected.items():
+                if sid == probe.sid:
+                    got = await store.get_item(SVC, "map", sid, k)
+                    assert (got.data["n"], got.last_event_id) == (want, rev)
+        with pytest.raises(SyncError) as failed:
+            await store.set_item(
+                SVC,
+                "map",
+                maps[0].sid,
+                "k0",
+                data={"n": -1},
+                merge=False,
+                if_match="999",
+                ttl=None,
+                origin=None,
+                created_by="s",
+            )
+        assert failed.value.code == 54205  # map item revision mismatch
+        for m in maps:
+            obj = await store.get_object(SVC, "map", m.sid)
+            revisions = [rev for (sid, _), (_, rev) in expected.items() if sid == m.sid]
+            assert obj is not None and obj.last_event_id == max(revisions)
+            for (sid, k), (want, rev) in expected.items():
+                if sid == m.sid:
+                    got = await store.get_item(SVC, "map", sid, k)
+                    assert (got.data["n"], got.last_event_id) == (want, rev)
+        assert len(store._recent) <= 4
+    finally:
+        await store.close()
 
 
 async def test_sqlite_prunes_by_age_in_the_order_events_were_stored(tmp_path: Path) -> None:
@@ -1428,8 +1594,9 @@ async def test_sqlite_prunes_by_age_in_the_order_events_were_stored(tmp_path: Pa
                 await store.update_document(
                     SVC, doc.sid, data={"i": i}, merge=False, if_match=None, ttl=None, origin=None
                 )
-        with sqlite3.connect(tmp_path / "prune.db") as conn:
-            stored = conn.execute("SELECT created_at FROM events ORDER BY rowid").fetchall()
+        stored = await store._read(
+            lambda conn: conn.execute("SELECT created_at FROM events ORDER BY rowid").fetchall()
+        )
         window_ends = stored[3][0] + 100 + 1e-6  # past the 4th event's age limit, not the 5th's
         assert await store.prune_events(window_ends, 100) == 4
         a, b = docs
@@ -1842,9 +2009,9 @@ def failing_hook(of: Any) -> WebhookDelivery:
     raise RuntimeError("the transaction fails after the change's statements")
 
 
-async def outbox_rows(backend: Backend) -> list[tuple[str, str]]:
+async def outbox_rows(backend: Backend, storage: Storage) -> list[tuple[str, str]]:
     """(object_sid, EventType) of every outbox row, oldest first, read straight from the file
-    or database."""
+    (through `storage`'s connection) or database."""
     sql = "SELECT object_sid, params FROM webhook_outbox ORDER BY seq"
     if backend.pg_url is not None:
         conn = await asyncpg.connect(backend.pg_url)
@@ -1853,8 +2020,8 @@ async def outbox_rows(backend: Backend) -> list[tuple[str, str]]:
         finally:
             await conn.close()
     else:
-        with sqlite3.connect(backend.path) as sqlite_conn:
-            rows = sqlite_conn.execute(sql).fetchall()
+        assert isinstance(storage, SQLiteStorage)
+        rows = await storage._read(lambda conn: conn.execute(sql).fetchall())
     return [(sid, orjson.loads(params)["EventType"]) for sid, params in rows]
 
 
@@ -1907,7 +2074,7 @@ async def test_a_write_and_its_webhook_commit_together(backend: Backend, storage
         SVC, "list", lst.sid, 0, if_match=None, origin=None, webhook=hook_for(lst.sid)
     )
     await storage.remove_object(SVC, "list", lst.sid, origin=None, webhook=hook_for(lst.sid))
-    assert await outbox_rows(backend) == [
+    assert await outbox_rows(backend, storage) == [
         (doc.sid, "created"),
         (doc.sid, "updated"),
         (lst.sid, "item_added"),
@@ -1975,7 +2142,7 @@ async def test_a_failed_write_leaves_no_webhook_and_a_failed_webhook_no_write(
     assert got is not None and got.data == {"v": 0} and got.last_event_id == 0
     assert await storage.events_since(SVC, doc.sid, 0, 10) == []
     assert await storage.get_object(SVC, "map", "m") is None
-    assert await outbox_rows(backend) == []
+    assert await outbox_rows(backend, storage) == []
     # ... and the next write is whole again.
     await storage.update_document(
         SVC,
@@ -1987,7 +2154,7 @@ async def test_a_failed_write_leaves_no_webhook_and_a_failed_webhook_no_write(
         origin=None,
         webhook=hook_for(doc.sid),
     )
-    assert await outbox_rows(backend) == [(doc.sid, "updated")]
+    assert await outbox_rows(backend, storage) == [(doc.sid, "updated")]
 
 
 # ---- PostgreSQL: a write is one call of sync_write ------------------------------------

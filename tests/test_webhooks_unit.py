@@ -633,19 +633,22 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[Storage]]:
-    """Two storages on one outbox: two nodes of a cluster (PostgreSQL), or, for SQLite, two
-    handles of one file (the leases work the same; a server owns its file alone)."""
+    """Two storages on one outbox: two nodes of a cluster (PostgreSQL), or, for SQLite, one
+    storage twice (a server owns its file alone, and refuses a second process on it; leases
+    are per owner all the same, so two dispatchers on it are two nodes to the outbox)."""
     if request.param == "postgres":
         services.require("postgres")
         url = services.create_database()
         stores: list[Storage] = [PostgresStorage(url, min_pool=1), PostgresStorage(url, min_pool=1)]
     else:
         url = ""
-        stores = [SQLiteStorage(tmp_path / "sync.db"), SQLiteStorage(tmp_path / "sync.db")]
-    for st in stores:
+        only = SQLiteStorage(tmp_path / "sync.db")
+        stores = [only, only]
+    distinct = list({id(st): st for st in stores}.values())
+    for st in distinct:
         await st.start()
     yield stores
-    for st in stores:
+    for st in distinct:
         await st.close()
     if url:
         services.drop_database(url)

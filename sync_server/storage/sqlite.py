@@ -14,6 +14,10 @@ after: about 45 µs less per acknowledged write on the wire), and the writes aft
 same turn wait and commit together at its end. Under load that is two commits per turn
 instead of one (about 8% fewer writes/s at 16 writers); a write never overtakes one waiting.
 
+The objects and items last read or written stay in memory (`recent.RecentRecords`): a write
+to a hot item runs its UPDATEs and INSERT without first SELECTing what it changes, and a read
+of one runs no SQL. This process owns the file, so what it committed is what the file holds.
+
 JSON is stored as TEXT (orjson), times as REAL Unix seconds, event frames as BLOB. The rules
 of each write (errors, new records, event frames) are shared with the other backends in
 `common`; this module holds only the SQL and the writer machinery.
@@ -52,7 +56,6 @@ from .base import (
 )
 from .common import (
     ITEM_COLS,
-    OBJECT_COLS,
     PERMISSION_COLS,
     SERVICE_COLS,
     item_column,
@@ -63,6 +66,7 @@ from .common import (
     permission_from_row,
     service_from_row,
 )
+from .recent import RecentRecords
 
 __all__ = ["SQLiteStorage"]
 
@@ -170,6 +174,34 @@ _OUTBOX = common.outbox_sql(lambda n: f"?{n}", _DB_NOW)
 _LIVE = "(date_expires IS NULL OR date_expires > ?)"
 
 
+def _revision(objects: str) -> str:
+    """The revision (last_event_id) of the object in row `objects` (a table name or alias).
+    A map or list item write stores its event and leaves the object's row alone (one page
+    less per commit): the newest event, when newer than the row says, is the object's."""
+    return (
+        f"MAX({objects}.last_event_id, "
+        f"IFNULL((SELECT MAX(event_id) FROM events WHERE object_sid = {objects}.sid), 0))"
+    )
+
+
+def _date_updated(objects: str) -> str:
+    """The date_updated of the object in row `objects`: that of its newest event when it is
+    newer than the row (see `_revision`)."""
+    return (
+        f"IFNULL((SELECT created_at FROM events WHERE object_sid = {objects}.sid "
+        f"AND event_id > {objects}.last_event_id ORDER BY event_id DESC LIMIT 1), "
+        f"{objects}.date_updated)"
+    )
+
+
+# `common.OBJECT_COLS`, with the revision and date_updated an item write leaves in the log.
+_OBJECT_SELECT = (
+    "SELECT kind, sid, service_sid, unique_name, data, "
+    f"{_revision('objects')}, date_created, {_date_updated('objects')}, date_expires, "
+    "created_by FROM objects"
+)
+
+
 @dataclass(slots=True)
 class _Job:
     fn: Op
@@ -184,37 +216,6 @@ class _Stop:
 
 
 # ---- row helpers (run on the writer thread) -------------------------------------------
-
-
-def _find_object(
-    conn: sqlite3.Connection, service_sid: str, kind: str, sid_or_name: str, at: float
-) -> ObjectRecord | None:
-    column = common.object_column(kind, sid_or_name)
-    row = conn.execute(
-        f"SELECT {OBJECT_COLS} FROM objects "
-        f"WHERE service_sid = ? AND kind = ? AND {column} = ? AND {_LIVE}",
-        (service_sid, kind, sid_or_name, at),
-    ).fetchone()
-    return None if row is None else object_from_row(row)
-
-
-def _require_object(
-    conn: sqlite3.Connection, service_sid: str, kind: str, sid_or_name: str, at: float
-) -> ObjectRecord:
-    obj = _find_object(conn, service_sid, kind, sid_or_name, at)
-    if obj is None:
-        raise common.object_not_found(kind, sid_or_name)
-    return obj
-
-
-def _find_item(
-    conn: sqlite3.Connection, object_sid: str, column: str, item: int | str, at: float
-) -> ItemRecord | None:
-    row = conn.execute(
-        f"SELECT {ITEM_COLS} FROM items WHERE object_sid = ? AND {column} = ? AND {_LIVE}",
-        (object_sid, item, at),
-    ).fetchone()
-    return None if row is None else item_from_row(row)
 
 
 def _add_webhook(
@@ -247,12 +248,15 @@ class SQLiteStorage(Storage):
         event_retention: int = 10_000,
         event_retention_seconds: float = 86_400,
         inline: bool | None = None,
+        cache_size: int = 4096,
     ) -> None:
         """`inline`: run the SQL on the event loop's thread: the first write of a loop
         iteration at once, the writes after it in one transaction at its end (group commit
         without a thread hop). The default is inline when commits do not fsync
         (synchronous OFF or NORMAL) and on the writer thread otherwise (FULL, EXTRA), so an
-        fsync never stalls the event loop."""
+        fsync never stalls the event loop. `cache_size`: how many objects, and how many items,
+        to keep in memory as last committed (`RecentRecords`), so that requests on them skip
+        the SELECTs."""
         sync_mode = synchronous.upper()
         if sync_mode not in _SYNCHRONOUS:
             raise ValueError(
@@ -273,12 +277,14 @@ class SQLiteStorage(Storage):
         self._jobs: list[_Job] = []
         self._flush_scheduled = False
         self._wrote_this_turn = False  # inline: a write was committed at once in this turn
+        self._recent = RecentRecords(cache_size)
 
     # ---- machinery -------------------------------------------------------------------
 
     async def start(self) -> None:
         if self._thread is not None or self._conn is not None:
             raise RuntimeError("SQLiteStorage already started")
+        self._recent.clear()  # the file may have changed while this storage was closed
         if self.inline:
             self._conn = self._connect()
             self._accepting = True
@@ -371,6 +377,7 @@ class SQLiteStorage(Storage):
         try:
             self._run_batch(conn, batch)
         except Exception as exc:
+            self._recent.clear()  # what the failed transaction stored there is not committed
             if conn.in_transaction:
                 try:
                     conn.execute("ROLLBACK")
@@ -381,9 +388,23 @@ class SQLiteStorage(Storage):
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            # This process owns the file for as long as it runs: what `_recent` holds is what
+            # the file holds only if no other process writes it. The lock is taken once
+            # (no lock calls per transaction) and the WAL index lives in this process's heap.
+            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
             conn.execute("PRAGMA busy_timeout=5000")
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("BEGIN IMMEDIATE")  # the exclusive lock, now
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                raise RuntimeError(
+                    f"{self.path} is in use by another process (another sync-server on the "
+                    "same data directory?): SQLite storage needs the file to itself"
+                ) from exc
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.executescript(_SCHEMA)
             # One process owns the file: leases of an earlier process are void.
             conn.execute(
@@ -471,6 +492,7 @@ class SQLiteStorage(Storage):
                 except Exception as exc:
                     broken = exc
             if broken is not None:
+                self._recent.clear()  # what the rolled-back jobs stored there
                 if conn.in_transaction:
                     try:
                         conn.execute("ROLLBACK")
@@ -502,7 +524,52 @@ class SQLiteStorage(Storage):
         for loop, group in by_loop.items():
             _post(loop, _resolve_group, group)
 
-    # ---- services --------------------------------------------------------------------
+    # ---- reading objects and items (on the connection's thread) ------------------------
+
+    def _find_object(
+        self, conn: sqlite3.Connection, service_sid: str, kind: str, sid_or_name: str, at: float
+    ) -> ObjectRecord | None:
+        """The live object, as a copy the caller may change (`_recent` first, then SQL)."""
+        column = common.object_column(kind, sid_or_name)
+        obj = self._recent.object(service_sid, kind, sid_or_name, by_sid=column == "sid")
+        if obj is None:
+            row = conn.execute(
+                f"{_OBJECT_SELECT} WHERE service_sid = ? AND kind = ? AND {column} = ? AND {_LIVE}",
+                (service_sid, kind, sid_or_name, at),
+            ).fetchone()
+            if row is None:
+                return None
+            obj = object_from_row(row)
+            self._recent.put_object(obj)
+        elif obj.date_expires is not None and obj.date_expires <= at:
+            return None
+        return obj.copy()
+
+    def _require_object(
+        self, conn: sqlite3.Connection, service_sid: str, kind: str, sid_or_name: str, at: float
+    ) -> ObjectRecord:
+        obj = self._find_object(conn, service_sid, kind, sid_or_name, at)
+        if obj is None:
+            raise common.object_not_found(kind, sid_or_name)
+        return obj
+
+    def _find_item(
+        self, conn: sqlite3.Connection, object_sid: str, column: str, item: int | str, at: float
+    ) -> ItemRecord | None:
+        """The live item, as a copy the caller may change (`_recent` first, then SQL)."""
+        found = self._recent.item(object_sid, item)
+        if found is None:
+            row = conn.execute(
+                f"SELECT {ITEM_COLS} FROM items WHERE object_sid = ? AND {column} = ? AND {_LIVE}",
+                (object_sid, item, at),
+            ).fetchone()
+            if row is None:
+                return None
+            found = item_from_row(row)
+            self._recent.put_item(object_sid, item, found)
+        elif found.date_expires is not None and found.date_expires <= at:
+            return None
+        return found.copy()
 
     # ---- services --------------------------------------------------------------------
 
@@ -576,7 +643,9 @@ class SQLiteStorage(Storage):
             conn.execute(f"DELETE FROM permissions WHERE object_sid IN ({owned})", (sid,))
             conn.execute("DELETE FROM permissions WHERE service_sid = ?", (sid,))
             conn.execute("DELETE FROM objects WHERE service_sid = ?", (sid,))
-            return conn.execute("DELETE FROM services WHERE sid = ?", (sid,)).rowcount > 0
+            deleted = conn.execute("DELETE FROM services WHERE sid = ?", (sid,)).rowcount > 0
+            self._recent.clear()
+            return deleted
 
         return await self._run(op)
 
@@ -597,6 +666,7 @@ class SQLiteStorage(Storage):
 
         def op(conn: sqlite3.Connection) -> ObjectRecord:
             at = now()
+            gone: str | None = None
             if unique_name is not None:
                 row = conn.execute(
                     "SELECT sid, date_expires FROM objects "
@@ -609,6 +679,7 @@ class SQLiteStorage(Storage):
                             f"A {kind} with unique name {unique_name!r} already exists"
                         )
                     _delete_object_rows(conn, row[0])  # expired = gone
+                    gone = row[0]
             obj = common.new_object(
                 service_sid,
                 kind,
@@ -635,6 +706,9 @@ class SQLiteStorage(Storage):
                 ),
             )
             _add_webhook(conn, webhook, obj, at)
+            if gone is not None:
+                self._recent.drop_objects((gone,))
+            self._recent.put_object(obj)
             return obj
 
         return await self._run(op)
@@ -644,7 +718,7 @@ class SQLiteStorage(Storage):
     ) -> ObjectRecord | None:
         common.check_kind(kind)
         return await self._read(
-            lambda conn: _find_object(conn, service_sid, kind, sid_or_name, now())
+            lambda conn: self._find_object(conn, service_sid, kind, sid_or_name, now())
         )
 
     async def list_objects(
@@ -660,7 +734,7 @@ class SQLiteStorage(Storage):
                 where += " AND sid > ?"
                 params += (after_sid,)
             rows = conn.execute(
-                f"SELECT {OBJECT_COLS} FROM objects WHERE {where} ORDER BY sid LIMIT ?",
+                f"{_OBJECT_SELECT} WHERE {where} ORDER BY sid LIMIT ?",
                 (*params, size),
             ).fetchall()
             return [object_from_row(r) for r in rows]
@@ -681,7 +755,7 @@ class SQLiteStorage(Storage):
     ) -> tuple[ObjectRecord, StoredEvent]:
         def op(conn: sqlite3.Connection) -> tuple[ObjectRecord, StoredEvent]:
             at = now()
-            doc = _require_object(conn, service_sid, "document", sid, at)
+            doc = self._require_object(conn, service_sid, "document", sid, at)
             frame = common.update_document(
                 doc, data=data, merge=merge, if_match=if_match, ttl=ttl, origin=origin, at=at
             )
@@ -692,6 +766,7 @@ class SQLiteStorage(Storage):
             )
             event = self._append_event(conn, doc, frame, at)
             _add_webhook(conn, webhook, event, at)
+            self._recent.put_object(doc)
             return doc, event
 
         return await self._run(op)
@@ -703,11 +778,12 @@ class SQLiteStorage(Storage):
 
         def op(conn: sqlite3.Connection) -> ObjectRecord:
             at = now()
-            obj = _require_object(conn, service_sid, kind, sid, at)
+            obj = self._require_object(conn, service_sid, kind, sid, at)
             obj.date_expires = expires_at(ttl, at)
             conn.execute(
                 "UPDATE objects SET date_expires = ? WHERE sid = ?", (obj.date_expires, obj.sid)
             )
+            self._recent.put_object(obj)
             return obj
 
         return await self._run(op)
@@ -725,12 +801,13 @@ class SQLiteStorage(Storage):
 
         def op(conn: sqlite3.Connection) -> StoredEvent:
             at = now()
-            obj = _require_object(conn, service_sid, kind, sid, at)
+            obj = self._require_object(conn, service_sid, kind, sid, at)
             _delete_object_rows(conn, obj.sid)
             event = common.object_removed_event(
                 kind, obj.service_sid, obj.sid, obj.last_event_id, obj.data, origin
             )
             _add_webhook(conn, webhook, event, at)
+            self._recent.drop_objects((obj.sid,))
             return event
 
         return await self._run(op)
@@ -750,7 +827,7 @@ class SQLiteStorage(Storage):
     ) -> tuple[ItemRecord, StoredEvent]:
         def op(conn: sqlite3.Connection) -> tuple[ItemRecord, StoredEvent]:
             at = now()
-            lst = _require_object(conn, service_sid, "list", sid, at)
+            lst = self._require_object(conn, service_sid, "list", sid, at)
             (index,) = conn.execute(
                 "SELECT next_index FROM objects WHERE sid = ?", (lst.sid,)
             ).fetchone()
@@ -766,6 +843,8 @@ class SQLiteStorage(Storage):
             )
             event = self._append_event(conn, lst, frame, at)
             _add_webhook(conn, webhook, event, at)
+            self._recent.put_object(lst)
+            self._recent.put_item(lst.sid, index, item)
             return item, event
 
         return await self._run(op)
@@ -777,8 +856,8 @@ class SQLiteStorage(Storage):
 
         def op(conn: sqlite3.Connection) -> ItemRecord:
             at = now()
-            obj = _require_object(conn, service_sid, kind, sid, at)
-            found = _find_item(conn, obj.sid, column, item, at)
+            obj = self._require_object(conn, service_sid, kind, sid, at)
+            found = self._find_item(conn, obj.sid, column, item, at)
             if found is None:
                 raise common.item_not_found(kind, obj.sid, item)
             return found
@@ -805,8 +884,8 @@ class SQLiteStorage(Storage):
 
         def op(conn: sqlite3.Connection) -> tuple[ItemRecord, StoredEvent]:
             at = now()
-            obj = _require_object(conn, service_sid, kind, sid, at)
-            existing = _find_item(conn, obj.sid, column, item, at)
+            obj = self._require_object(conn, service_sid, kind, sid, at)
+            existing = self._find_item(conn, obj.sid, column, item, at)
             record, frame = common.write_item(
                 kind,
                 obj,
@@ -838,9 +917,10 @@ class SQLiteStorage(Storage):
                         item,
                     ),
                 )
-            self._touch_object(conn, obj, at)
             event = self._append_event(conn, obj, frame, at)
             _add_webhook(conn, webhook, event, at)
+            self._recent.put_object(obj)
+            self._recent.put_item(obj.sid, item, record)
             return record, event
 
         return await self._run(op)
@@ -852,8 +932,8 @@ class SQLiteStorage(Storage):
 
         def op(conn: sqlite3.Connection) -> ItemRecord:
             at = now()
-            obj = _require_object(conn, service_sid, kind, sid, at)
-            found = _find_item(conn, obj.sid, column, item, at)
+            obj = self._require_object(conn, service_sid, kind, sid, at)
+            found = self._find_item(conn, obj.sid, column, item, at)
             if found is None:
                 raise common.item_not_found(kind, obj.sid, item)
             found.date_expires = expires_at(ttl, at)
@@ -861,6 +941,7 @@ class SQLiteStorage(Storage):
                 f"UPDATE items SET date_expires = ? WHERE object_sid = ? AND {column} = ?",
                 (found.date_expires, obj.sid, item),
             )
+            self._recent.put_item(obj.sid, item, found)
             return found
 
         return await self._run(op)
@@ -880,17 +961,18 @@ class SQLiteStorage(Storage):
 
         def op(conn: sqlite3.Connection) -> StoredEvent:
             at = now()
-            obj = _require_object(conn, service_sid, kind, sid, at)
-            found = _find_item(conn, obj.sid, column, item, at)
+            obj = self._require_object(conn, service_sid, kind, sid, at)
+            found = self._find_item(conn, obj.sid, column, item, at)
             frame = common.remove_item(
                 kind, obj, found, item, if_match=if_match, origin=origin, at=at
             )
             conn.execute(
                 f"DELETE FROM items WHERE object_sid = ? AND {column} = ?", (obj.sid, item)
             )
-            self._touch_object(conn, obj, at)
             event = self._append_event(conn, obj, frame, at)
             _add_webhook(conn, webhook, event, at)
+            self._recent.put_object(obj)
+            self._recent.drop_item(obj.sid, item)
             return event
 
         return await self._run(op)
@@ -917,7 +999,7 @@ class SQLiteStorage(Storage):
 
         def op(conn: sqlite3.Connection) -> PageResult:
             at = now()
-            obj = _require_object(conn, service_sid, kind, sid, at)
+            obj = self._require_object(conn, service_sid, kind, sid, at)
             where = f"object_sid = ? AND {_LIVE}"
             params: tuple[Any, ...] = (obj.sid, at)
             if start is not None:
@@ -1020,7 +1102,8 @@ class SQLiteStorage(Storage):
     ) -> list[StoredEvent] | None:
         def op(conn: sqlite3.Connection) -> list[StoredEvent] | None:
             row = conn.execute(
-                f"SELECT last_event_id FROM objects WHERE service_sid = ? AND sid = ? AND {_LIVE}",
+                f"SELECT {_revision('objects')} FROM objects "
+                f"WHERE service_sid = ? AND sid = ? AND {_LIVE}",
                 (service_sid, sid, now()),
             ).fetchone()
             if row is None:
@@ -1049,7 +1132,7 @@ class SQLiteStorage(Storage):
             for start in range(0, len(wanted), 500):  # bound the number of SQL variables
                 chunk = wanted[start : start + 500]
                 rows = conn.execute(
-                    f"SELECT sid, last_event_id FROM objects "
+                    f"SELECT sid, {_revision('objects')} FROM objects "
                     f"WHERE sid IN ({', '.join('?' * len(chunk))}) AND {_LIVE}",
                     (*chunk, at),
                 ).fetchall()
@@ -1065,7 +1148,7 @@ class SQLiteStorage(Storage):
 
         def op(conn: sqlite3.Connection) -> list[StoredEvent]:
             expired_objects = conn.execute(
-                "SELECT sid, service_sid, kind, data, last_event_id FROM objects "
+                f"SELECT sid, service_sid, kind, data, {_revision('objects')} FROM objects "
                 "WHERE date_expires IS NOT NULL AND date_expires <= ? "
                 "ORDER BY date_expires, sid LIMIT ?",
                 (at, size),
@@ -1073,13 +1156,14 @@ class SQLiteStorage(Storage):
             events = [common.expired_object_event(row) for row in expired_objects]
             for row in expired_objects:
                 _delete_object_rows(conn, row[0])
+            self._recent.drop_objects([row[0] for row in expired_objects])
             if len(events) == size:
                 return events  # items wait until no expired object is left
 
             # Every expired object is gone: each of these items' objects is live.
             expired_items = conn.execute(
-                "SELECT i.object_sid, i.idx, i.key, i.data, o.kind, o.service_sid, o.last_event_id "
-                "FROM items i JOIN objects o ON o.sid = i.object_sid "
+                "SELECT i.object_sid, i.idx, i.key, i.data, o.kind, o.service_sid, "
+                f"{_revision('o')} FROM items i JOIN objects o ON o.sid = i.object_sid "
                 "WHERE i.date_expires IS NOT NULL AND i.date_expires <= ? "
                 "ORDER BY i.date_expires, i.object_sid, i.idx, i.key LIMIT ?",
                 (at, size),
@@ -1095,6 +1179,7 @@ class SQLiteStorage(Storage):
                     "UPDATE objects SET last_event_id = ?, date_updated = ? WHERE sid = ?",
                     (event_id, at, sid),
                 )
+            self._recent.drop_objects(counters)
             return events + item_events
 
         return await self._run(op)
@@ -1107,11 +1192,23 @@ class SQLiteStorage(Storage):
             # older than the window: a bounded walk however long the log. Events stored while
             # the clock ran ahead hold back the ones behind them until they are old enough
             # themselves: pruning can be late, never early.
-            cursor = conn.execute(
-                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM "
-                "(SELECT rowid, created_at FROM events ORDER BY rowid LIMIT ?) "
-                "WHERE created_at < ?)",
+            doomed = (
+                "SELECT rowid, object_sid, event_id, created_at FROM "
+                "(SELECT rowid, object_sid, event_id, created_at FROM events "
+                "ORDER BY rowid LIMIT ?1) WHERE created_at < ?2"
+            )
+            # An object's newest event may be among them: its row takes the revision and
+            # date_updated that only the log held (see `_revision`). MAX picks the row of
+            # the newest event for created_at (SQLite's bare-column rule).
+            conn.execute(
+                "UPDATE objects SET last_event_id = gone.event_id, date_updated = gone.created_at "
+                f"FROM (SELECT object_sid, MAX(event_id) AS event_id, created_at FROM ({doomed}) "
+                "GROUP BY object_sid) AS gone "
+                "WHERE objects.sid = gone.object_sid AND gone.event_id > objects.last_event_id",
                 (size, cutoff),
+            )
+            cursor = conn.execute(
+                f"DELETE FROM events WHERE rowid IN (SELECT rowid FROM ({doomed}))", (size, cutoff)
             )
             return cursor.rowcount
 
@@ -1188,14 +1285,6 @@ class SQLiteStorage(Storage):
                 "DELETE FROM events WHERE object_sid = ? AND event_id <= ?",
                 (sid, event_id - self.event_retention),
             )
-
-    @staticmethod
-    def _touch_object(conn: sqlite3.Connection, obj: ObjectRecord, at: float) -> None:
-        obj.date_updated = at
-        conn.execute(
-            "UPDATE objects SET last_event_id = ?, date_updated = ? WHERE sid = ?",
-            (obj.last_event_id, at, obj.sid),
-        )
 
     @staticmethod
     def _insert_item(conn: sqlite3.Connection, object_sid: str, item: ItemRecord) -> None:
