@@ -133,6 +133,13 @@ def total_cpu(servers: ServerProc | list[ServerProc]) -> float:
     return sum(cpu_seconds(s.pid) for s in (servers if isinstance(servers, list) else [servers]))
 
 
+def _pin_process(pid: int, cpus: set[int]) -> None:
+    """Every thread of process `pid` on `cpus`."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
 def split(n: int, k: int) -> list[int]:
     return [n // k + (1 if i < n % k else 0) for i in range(k)]
 
@@ -328,6 +335,7 @@ class Bench:
                         orjson.loads(await echo.recv())
                         raw_ns.append(time.perf_counter_ns() - t0)
             breakdown = await self._rtt_breakdown(ours, echo, request, data)
+            placement = await self._rtt_placement(ours, raw, m, echo, request, data)
             await echo.close()
             if cfg.profile:
                 with self.profile("op_rtt-server", ours.pid):
@@ -344,7 +352,59 @@ class Bench:
             "ratio_p50": ratio(o["p50_us"], r["p50_us"]),
             "ratio_p99": ratio(o["p99_us"], r["p99_us"]),
             "breakdown": breakdown,
+            "placement": placement,
         }
+
+    async def _rtt_placement(
+        self,
+        ours: ServerProc,
+        raw: ServerProc,
+        m: Any,
+        echo: ClientConnection,
+        request: bytes,
+        data: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The headline pair again with the client and both servers pinned: all on one vCPU,
+        then the servers on another vCPU than the client (as on separate machines). Unpinned,
+        the scheduler decides per run whether a wake-up crosses vCPUs, which on a VM costs
+        tens of µs each way: the ratio's spread from run to run. Reported, not the headline."""
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            return {}
+        client_cpu, other_cpu = cpus[0], cpus[1]
+        pids = (ours.pid, raw.pid)
+        out: dict[str, Any] = {}
+        try:
+            for name, server_cpu in (("same_vcpu", client_cpu), ("cross_vcpu", other_cpu)):
+                os.sched_setaffinity(0, {client_cpu})
+                for pid in pids:
+                    _pin_process(pid, {server_cpu})
+                ours_ns: list[int] = []
+                raw_ns: list[int] = []
+                per = max(self.cfg.rtt_n // (2 * self.cfg.rounds), 25)
+                for rnd in range(self.cfg.rounds + 1):  # round 0 is a warm-up
+                    for _ in range(per):
+                        t0 = time.perf_counter_ns()
+                        await m.set("k", data)
+                        if rnd:
+                            ours_ns.append(time.perf_counter_ns() - t0)
+                    for _ in range(per):
+                        t0 = time.perf_counter_ns()
+                        await echo.send(request, text=True)
+                        orjson.loads(await echo.recv())
+                        if rnd:
+                            raw_ns.append(time.perf_counter_ns() - t0)
+                o, r = summary_us(ours_ns), summary_us(raw_ns)
+                out[name] = {
+                    "ours_p50_us": o["p50_us"],
+                    "raw_echo_p50_us": r["p50_us"],
+                    "ratio_p50": ratio(o["p50_us"], r["p50_us"]),
+                }
+        finally:
+            os.sched_setaffinity(0, set(cpus))
+            for pid in pids:
+                _pin_process(pid, set(cpus))
+        return out
 
     async def _rtt_breakdown(
         self, ours: ServerProc, echo: ClientConnection, request: bytes, data: dict[str, Any]

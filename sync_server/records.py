@@ -5,7 +5,8 @@ and copies."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from operator import attrgetter
+from typing import Any, Literal, Self
 
 ObjectKind = Literal["document", "list", "map", "stream"]
 JsonObject = dict[str, Any]
@@ -27,8 +28,24 @@ class ServiceRecord:
     date_updated: float = 0.0
 
 
+class _Copyable:
+    __slots__ = ()
+
+    def copy(self) -> Self:
+        """A shallow copy (data is shared: a write replaces it, never changes it in place)."""
+        cls = type(self)
+        fields = _FIELDS.get(cls)
+        if fields is None:
+            names: tuple[str, ...] = vars(cls)["__slots__"]  # its fields, in order
+            fields = _FIELDS[cls] = attrgetter(*names)
+        return cls(*fields(self))
+
+
+_FIELDS: dict[type, attrgetter[Any]] = {}
+
+
 @dataclass(slots=True)
-class ObjectRecord:
+class ObjectRecord(_Copyable):
     kind: ObjectKind
     sid: str
     service_sid: str
@@ -44,24 +61,9 @@ class ObjectRecord:
     def revision(self) -> str:
         return str(self.last_event_id)
 
-    def copy(self) -> ObjectRecord:
-        """A shallow copy (data is shared: a write replaces it, never changes it in place)."""
-        return ObjectRecord(
-            self.kind,
-            self.sid,
-            self.service_sid,
-            self.unique_name,
-            self.data,
-            self.last_event_id,
-            self.date_created,
-            self.date_updated,
-            self.date_expires,
-            self.created_by,
-        )
-
 
 @dataclass(slots=True)
-class ItemRecord:
+class ItemRecord(_Copyable):
     index: int | None  # lists
     key: str | None  # maps
     data: JsonObject
@@ -74,19 +76,6 @@ class ItemRecord:
     @property
     def revision(self) -> str:
         return str(self.last_event_id)
-
-    def copy(self) -> ItemRecord:
-        """A shallow copy (data is shared: a write replaces it, never changes it in place)."""
-        return ItemRecord(
-            self.index,
-            self.key,
-            self.data,
-            self.last_event_id,
-            self.date_created,
-            self.date_updated,
-            self.date_expires,
-            self.created_by,
-        )
 
 
 @dataclass(slots=True)
