@@ -58,7 +58,7 @@ def make_storage(config: ServerConfig) -> Storage:
             statement_cache_size=config.database_statement_cache_size,
         )
     return SQLiteStorage(
-        config.data_dir / "sync.db",
+        config.sqlite_path,
         synchronous=config.sqlite_synchronous,
         event_retention=config.limits.event_retention,
     )

@@ -19,6 +19,7 @@ from . import config as defaults
 from .config import DEFAULT_LIMITS, ServerConfig
 from .credentials import Credentials, describe, load_credentials, redact_url
 from .http_guard import guarded_http
+from .storage.sqlite import FileInUseError, check_file_free
 from .tokens import mint_token
 
 DEFAULT_DATA_DIR = "./.sync-data"
@@ -113,6 +114,11 @@ def _serve(args: argparse.Namespace) -> int:
         app = create_app(config)
     except ValueError as exc:
         raise SystemExit(f"sync-server: {exc}") from None
+    if config.storage != "postgres":
+        try:
+            check_file_free(config.sqlite_path)
+        except FileInUseError as exc:
+            raise SystemExit(f"sync-server: {exc}") from None
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -170,7 +176,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _describe_storage(config: ServerConfig) -> str:
     if config.storage == "postgres":
         return f"PostgreSQL {redact_url(config.database_url or '')}"
-    return f"SQLite {config.data_dir / 'sync.db'} (synchronous={config.sqlite_synchronous})"
+    return f"SQLite {config.sqlite_path} (synchronous={config.sqlite_synchronous})"
 
 
 def _describe_broker(config: ServerConfig) -> str:

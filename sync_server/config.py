@@ -64,3 +64,8 @@ class ServerConfig:
     audit_interval: float = 2.0
     metrics_auth: bool = False  # /metrics needs the REST credentials
     drain_timeout: float = DRAIN_TIMEOUT
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file of the embedded storage."""
+        return self.data_dir / "sync.db"

@@ -88,8 +88,9 @@ class ServerProcess:
         scheme = "http" if self.ca_path is None else "https"
         return f"{scheme}://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        cmd = [
+    def command(self, port: int | None = None) -> list[str]:
+        """The command line that starts this server (on `port`, default its own)."""
+        return [
             sys.executable,
             "-m",
             "sync_server",
@@ -97,7 +98,7 @@ class ServerProcess:
             "--host",
             "127.0.0.1",
             "--port",
-            str(self.port),
+            str(self.port if port is None else port),
             "--data-dir",
             str(self.data_dir),
             "--log-level",
@@ -105,6 +106,10 @@ class ServerProcess:
             *self.backend_args(),
             *self.extra_args,
         ]
+
+    @staticmethod
+    def environment() -> dict[str, str]:
+        """This process's environment without the SYNC_ credentials (the server's own)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for var in (
             "SYNC_ACCOUNT_SID",
@@ -114,6 +119,11 @@ class ServerProcess:
             "SYNC_SERVICE_SID",
         ):
             env.pop(var, None)
+        return env
+
+    def start(self) -> None:
+        cmd = self.command()
+        env = self.environment()
         log = None if self.log_path is None else self.log_path.open("a")
         try:
             self.proc = subprocess.Popen(

@@ -139,6 +139,29 @@ async def test_restarting_the_only_node_loses_nothing(make_server: ServerFactory
             await actor.client.shutdown()
 
 
+def test_a_second_server_on_the_same_data_dir_is_refused_in_one_line(tmp_path: Path) -> None:
+    """The embedded server holds its SQLite file to itself: a second one on the same data
+    directory exits at once with one clear line (no traceback, never "listening"), and the
+    first goes on serving."""
+    first = ServerProcess(tmp_path / "data")
+    first.start()
+    try:
+        second = subprocess.run(
+            first.command(port=0),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=ServerProcess.environment(),
+        )
+        assert second.returncode == 1
+        assert "is in use by another process" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert "listening on" not in second.stdout
+        assert httpx.get(first.url + "/healthz", timeout=5).status_code == 200
+    finally:
+        first.stop()
+
+
 async def test_a_drain_answers_a_slow_request_and_says_503_meanwhile(tmp_path: Path) -> None:
     """A write blocked on a row lock is answered during the drain (no error for its
     client); meanwhile /readyz says 503 "draining" and new connections are refused."""

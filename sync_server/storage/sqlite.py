@@ -68,7 +68,7 @@ from .common import (
 )
 from .recent import RecentRecords
 
-__all__ = ["SQLiteStorage"]
+__all__ = ["FileInUseError", "SQLiteStorage", "check_file_free"]
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -391,19 +391,7 @@ class SQLiteStorage(Storage):
             # This process owns the file for as long as it runs: what `_recent` holds is what
             # the file holds only if no other process writes it. The lock is taken once
             # (no lock calls per transaction) and the WAL index lives in this process's heap.
-            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
-            conn.execute("PRAGMA busy_timeout=5000")
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("BEGIN IMMEDIATE")  # the exclusive lock, now
-                conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc):
-                    raise
-                raise RuntimeError(
-                    f"{self.path} is in use by another process (another sync-server on the "
-                    "same data directory?): SQLite storage needs the file to itself"
-                ) from exc
+            _take_file(conn, self.path)
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.executescript(_SCHEMA)
             # One process owns the file: leases of an earlier process are void.
@@ -1303,6 +1291,41 @@ class SQLiteStorage(Storage):
                 item.created_by,
             ),
         )
+
+
+# ---- owning the file ---------------------------------------------------------------------
+
+
+class FileInUseError(RuntimeError):
+    """Another process (another server on the same data directory?) holds the SQLite file."""
+
+
+def _take_file(conn: sqlite3.Connection, path: Path) -> None:
+    """Hold the file exclusively on `conn` from now on (waiting up to 5 s for another holder
+    to let go), in WAL mode; FileInUseError if another process keeps it."""
+    conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+    conn.execute("PRAGMA busy_timeout=5000")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("BEGIN IMMEDIATE")  # the exclusive lock, now
+        conn.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        raise FileInUseError(
+            f"{path} is in use by another process (another sync-server on the same data "
+            "directory?): SQLite storage needs the file to itself"
+        ) from exc
+
+
+def check_file_free(path: str | Path) -> None:
+    """FileInUseError if another process holds the SQLite file at `path` (the CLI asks before
+    it starts serving, to fail with one line instead of a failed startup)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        _take_file(conn, Path(path))
+    finally:
+        conn.close()
 
 
 # ---- resolving futures on their event loop ----------------------------------------------
