@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import ClientConnection
 
-from sync_sdk import Client, ClientOptions
+from sync_sdk import Client, ClientOptions, SyncMap
 from sync_server.credentials import load_credentials
 from sync_server.tokens import mint_token
 
@@ -131,6 +131,26 @@ class Config:
 def total_cpu(servers: ServerProc | list[ServerProc]) -> float:
     """CPU seconds used so far by the server process(es)."""
     return sum(cpu_seconds(s.pid) for s in (servers if isinstance(servers, list) else [servers]))
+
+
+async def _set_vs_echo(
+    m: SyncMap, data: dict[str, Any], echo: ClientConnection, request: bytes, rounds: int, per: int
+) -> tuple[list[int], list[int]]:
+    """`rounds` rounds of `per` SDK `m.set("k", data)` then `per` raw echoes of `request`,
+    alternating: each one's round-trip times in ns."""
+    ours_ns: list[int] = []
+    raw_ns: list[int] = []
+    for _ in range(rounds):
+        for _ in range(per):
+            t0 = time.perf_counter_ns()
+            await m.set("k", data)
+            ours_ns.append(time.perf_counter_ns() - t0)
+        for _ in range(per):
+            t0 = time.perf_counter_ns()
+            await echo.send(request, text=True)
+            orjson.loads(await echo.recv())
+            raw_ns.append(time.perf_counter_ns() - t0)
+    return ours_ns, raw_ns
 
 
 def _pin_process(pid: int, cpus: set[int]) -> None:
@@ -316,24 +336,13 @@ class Bench:
             m = await client.map("bench-rtt")
             request = item_set_request(m.sid, data)
             echo = await open_raw(raw.ws_url, "/echo")
-            ours_ns: list[int] = []
-            raw_ns: list[int] = []
             per_round = max(cfg.rtt_n // cfg.rounds, 1)
             async with asyncio.timeout(120):
                 for _ in range(100):  # warm-up, both stacks
                     await m.set("k", data)
                     await echo.send(request, text=True)
                     await echo.recv()
-                for _ in range(cfg.rounds):
-                    for _ in range(per_round):
-                        t0 = time.perf_counter_ns()
-                        await m.set("k", data)
-                        ours_ns.append(time.perf_counter_ns() - t0)
-                    for _ in range(per_round):
-                        t0 = time.perf_counter_ns()
-                        await echo.send(request, text=True)
-                        orjson.loads(await echo.recv())
-                        raw_ns.append(time.perf_counter_ns() - t0)
+                ours_ns, raw_ns = await _set_vs_echo(m, data, echo, request, cfg.rounds, per_round)
             breakdown = await self._rtt_breakdown(ours, echo, request, data)
             placement = await self._rtt_placement(ours, raw, m, echo, request, data)
             await echo.close()
@@ -359,7 +368,7 @@ class Bench:
         self,
         ours: ServerProc,
         raw: ServerProc,
-        m: Any,
+        m: SyncMap,
         echo: ClientConnection,
         request: bytes,
         data: dict[str, Any],
@@ -379,21 +388,9 @@ class Bench:
                 os.sched_setaffinity(0, {client_cpu})
                 for pid in pids:
                     _pin_process(pid, {server_cpu})
-                ours_ns: list[int] = []
-                raw_ns: list[int] = []
                 per = max(self.cfg.rtt_n // (2 * self.cfg.rounds), 25)
-                for rnd in range(self.cfg.rounds + 1):  # round 0 is a warm-up
-                    for _ in range(per):
-                        t0 = time.perf_counter_ns()
-                        await m.set("k", data)
-                        if rnd:
-                            ours_ns.append(time.perf_counter_ns() - t0)
-                    for _ in range(per):
-                        t0 = time.perf_counter_ns()
-                        await echo.send(request, text=True)
-                        orjson.loads(await echo.recv())
-                        if rnd:
-                            raw_ns.append(time.perf_counter_ns() - t0)
+                await _set_vs_echo(m, data, echo, request, 1, per)  # a warm-up round
+                ours_ns, raw_ns = await _set_vs_echo(m, data, echo, request, self.cfg.rounds, per)
                 o, r = summary_us(ours_ns), summary_us(raw_ns)
                 out[name] = {
                     "ours_p50_us": o["p50_us"],
