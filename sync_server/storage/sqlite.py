@@ -1180,25 +1180,24 @@ class SQLiteStorage(Storage):
             # older than the window: a bounded walk however long the log. Events stored while
             # the clock ran ahead hold back the ones behind them until they are old enough
             # themselves: pruning can be late, never early.
-            doomed = (
-                "SELECT rowid, object_sid, event_id, created_at FROM "
-                "(SELECT rowid, object_sid, event_id, created_at FROM events "
-                "ORDER BY rowid LIMIT ?1) WHERE created_at < ?2"
-            )
-            # An object's newest event may be among them: its row takes the revision and
-            # date_updated that only the log held (see `_revision`). MAX picks the row of
-            # the newest event for created_at (SQLite's bare-column rule).
-            conn.execute(
-                "UPDATE objects SET last_event_id = gone.event_id, date_updated = gone.created_at "
-                f"FROM (SELECT object_sid, MAX(event_id) AS event_id, created_at FROM ({doomed}) "
-                "GROUP BY object_sid) AS gone "
-                "WHERE objects.sid = gone.object_sid AND gone.event_id > objects.last_event_id",
+            gone = conn.execute(
+                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM "
+                "(SELECT rowid, created_at FROM events ORDER BY rowid LIMIT ?) "
+                "WHERE created_at < ?) RETURNING object_sid, event_id, created_at",
                 (size, cutoff),
+            ).fetchall()
+            # An object's newest event may be among them: its row takes the revision and
+            # date_updated that only the log held (see `_revision`).
+            newest: dict[str, tuple[int, float]] = {}
+            for sid, event_id, created_at in gone:
+                if sid not in newest or event_id > newest[sid][0]:
+                    newest[sid] = (event_id, created_at)
+            conn.executemany(
+                "UPDATE objects SET last_event_id = ?, date_updated = ? "
+                "WHERE sid = ? AND last_event_id < ?",
+                [(event_id, at, sid, event_id) for sid, (event_id, at) in newest.items()],
             )
-            cursor = conn.execute(
-                f"DELETE FROM events WHERE rowid IN (SELECT rowid FROM ({doomed}))", (size, cutoff)
-            )
-            return cursor.rowcount
+            return len(gone)
 
         return await self._run(op)
 
