@@ -1698,6 +1698,115 @@ async def test_inline_mode_commits_the_first_write_of_a_turn_then_one_batch(
         await store.close()
 
 
+async def test_inline_checkpoints_run_off_the_loop_and_keep_the_wal_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inline, SQLite's own checkpoint (which fsyncs, stalling whoever commits) is off: the
+    storage checkpoints on a worker thread. While one runs, the loop goes on, hot reads are
+    answered from memory, writes wait and then commit as one batch; checkpoints keep coming,
+    so the WAL stays near its threshold, and nothing written is lost."""
+    path = tmp_path / "ckpt.db"
+    store = SQLiteStorage(path, inline=True)
+    await store.start()
+    gate, entered = threading.Event(), threading.Event()
+    real = SQLiteStorage._checkpoint_wal
+
+    def held_checkpoint(conn: sqlite3.Connection) -> int:
+        entered.set()
+        assert gate.wait(10)
+        return real(conn)
+
+    try:
+        m = await store.create_object(
+            SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+        )
+        monkeypatch.setattr(store, "_checkpoint_wal", held_checkpoint)
+        written, last_k0 = 0, -1
+        while store._checkpoint is None:
+            if written % 50 == 0:
+                last_k0 = written
+            await store.set_item(
+                SVC,
+                "map",
+                m.sid,
+                f"k{written % 50}",
+                data={"n": written},
+                merge=False,
+                if_match=None,
+                ttl=None,
+                origin=None,
+                created_by="s",
+            )
+            written += 1
+            assert written < 2_000, "no checkpoint started"
+        assert await asyncio.to_thread(entered.wait, 10)
+        # The worker holds the connection, stuck in the checkpoint: the loop is not.
+        hot = await asyncio.wait_for(store.get_item(SVC, "map", m.sid, "k0"), 1)
+        assert hot.data == {"n": last_k0}
+        batches = store._batch_count
+        late = [
+            asyncio.ensure_future(
+                store.set_item(
+                    SVC,
+                    "map",
+                    m.sid,
+                    "late",
+                    data={"i": i},
+                    merge=False,
+                    if_match=None,
+                    ttl=None,
+                    origin=None,
+                    created_by="s",
+                )
+            )
+            for i in range(3)
+        ]
+        cold = asyncio.ensure_future(
+            store.items_page(
+                SVC, "map", m.sid, start=None, inclusive=True, page_size=100, order="asc"
+            )
+        )
+        await asyncio.sleep(0.05)
+        assert not any(task.done() for task in late) and not cold.done()
+        assert store._batch_count == batches
+        gate.set()
+        results = await asyncio.wait_for(asyncio.gather(*late), 10)
+        assert [item.data for item, _ in results] == [{"i": 0}, {"i": 1}, {"i": 2}]
+        assert store._batch_count == batches + 1  # the three waited, then one transaction
+        assert len((await cold).items) == 51
+        assert store._checkpoint_count == 1
+
+        for i in range(1_500):  # about 3 WAL pages a write: 4,500 pages without checkpoints
+            await store.set_item(
+                SVC,
+                "map",
+                m.sid,
+                f"k{i % 50}",
+                data={"m": i},
+                merge=False,
+                if_match=None,
+                ttl=None,
+                origin=None,
+                created_by="s",
+            )
+        assert store._checkpoint_count >= 4
+        wal_pages = (tmp_path / "ckpt.db-wal").stat().st_size // 4096
+        assert wal_pages < 1_600, wal_pages
+    finally:
+        gate.set()
+        await store.close()
+
+    reopened = SQLiteStorage(path, inline=True)
+    await reopened.start()
+    try:
+        item = await reopened.get_item(SVC, "map", m.sid, "late")
+        assert item.data == {"i": 2}
+        last = await reopened.get_item(SVC, "map", m.sid, "k49")
+        assert last.data == {"m": 1_499}
+    finally:
+        await reopened.close()
+
+
 # ---- PostgreSQL only: migrations, several server processes on one database --------------
 
 
