@@ -2473,7 +2473,7 @@ async def test_postgres_writes_that_wait_go_together_each_with_its_own_answer(
     """With every sender busy, waiting writes leave in one call of sync_write_batch: each
     gets the answer it would get alone (a refusal stays that write's), in the order sent."""
     store, sent = pg_counted
-    assert store.pool.writes.senders == 1  # (max_pool=1)
+    assert store.pool.writes.senders == 1
     maps = [
         await store.create_object(
             SVC, "map", unique_name=f"m{n}", data=None, ttl=None, created_by="s"
