@@ -321,7 +321,11 @@ class SyncService:
     # ---- access control ------------------------------------------------------------------
     async def authorize(self, caller: Caller, object_sid: str, access: Access) -> None:
         """ForbiddenError (54007) unless the caller may `access` the object. Only services with
-        acl_enabled are checked; streams are not covered by permissions (as in Twilio)."""
+        acl_enabled are checked; streams are not covered by permissions (as in Twilio).
+
+        What allows is taken from the caches; what would refuse is read again from storage
+        first: a grant (or ACL switched off) on another node reaches this node's caches only
+        with its invalidation over Redis, moments after the REST call that made it returned."""
         if caller.trusted or object_sid[:2] == _STREAM_PREFIX:
             return
         # The cached service without a coroutine per check (`settings` reads it otherwise).
@@ -331,14 +335,19 @@ class SyncService:
         if not (svc and svc.acl_enabled):
             return
         key = (object_sid, caller.identity)
-        if key not in self._permissions:
-            if len(self._permissions) > 100_000:
-                self._permissions.clear()
-            self._permissions[key] = await self.storage.get_permission(
-                caller.service_sid, object_sid, caller.identity
-            )
-        perm = self._permissions[key]
-        if perm is None or not getattr(perm, access):
+        perm = self._permissions.get(key, _UNKNOWN)
+        if perm is not _UNKNOWN and perm is not None and getattr(perm, access):
+            return
+        if len(self._permissions) > 100_000:
+            self._permissions.clear()
+        perm = self._permissions[key] = await self.storage.get_permission(
+            caller.service_sid, object_sid, caller.identity
+        )
+        if perm is not None and getattr(perm, access):
+            return
+        self._services.pop(caller.service_sid, None)
+        svc = await self.settings(caller.service_sid)
+        if svc and svc.acl_enabled:
             raise ForbiddenError(
                 f"identity {caller.identity!r} has no {access} permission on {object_sid}"
             )

@@ -3,6 +3,7 @@
 Real SDK clients over WebSocket; the service settings, objects and permissions are managed
 over the Twilio-compatible REST API (HTTP Basic with the API key SID + secret). Every test
 gets a server of its own (`fresh_server`), so enabling the ACL never leaks into other tests.
+The last test drives two nodes' services directly, to hold back what Redis would carry.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +26,11 @@ from sync_sdk import (
     SubscriptionState,
     SyncDocument,
 )
+from sync_server.broker import InProcessBroker
+from sync_server.credentials import load_credentials
+from sync_server.records import PermissionRecord, ServiceRecord
+from sync_server.service import Caller, SyncService
+from sync_server.storage.sqlite import SQLiteStorage
 from tests.conftest import ServerProcess, next_event
 
 COLLECTION = {"document": "Documents", "list": "Lists", "map": "Maps", "stream": "Streams"}
@@ -542,3 +549,57 @@ async def test_opening_again_after_read_is_granted_back_resubscribes(
         # ... so the new handle should be live and get the update.
         assert reopened.subscription_state is SubscriptionState.ESTABLISHED
         assert (await next_event(updates, timeout=2)).data == {"v": 1}
+
+
+async def test_a_refusal_is_read_again_from_storage_before_it_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two nodes on one database that hear nothing from each other (an in-process broker each,
+    so no invalidation crosses): a grant, or ACL switched off, on one applies on the other at
+    once, although the other had cached the refusal. What allows is served from the caches."""
+    storage = SQLiteStorage(tmp_path / "sync.db")
+    await storage.start()
+    creds = load_credentials(tmp_path, env={})
+    svc_sid = creds.service_sid
+    service = ServiceRecord(sid=svc_sid, account_sid=creds.account_sid, acl_enabled=True)
+    await storage.put_service(service)
+    brokers = [InProcessBroker(), InProcessBroker()]
+    for broker in brokers:
+        await broker.start()
+    here, there = (SyncService(storage, broker, credentials=creds) for broker in brokers)
+    system = Caller(svc_sid, "system", None, trusted=True)
+    bob, carol = Caller(svc_sid, "bob", "bob-1"), Caller(svc_sid, "carol", "carol-1")
+    reads: list[str] = []
+    real_get_permission = storage.get_permission
+
+    async def counted(service_sid: str, object_sid: str, identity: str) -> PermissionRecord | None:
+        reads.append(identity)
+        return await real_get_permission(service_sid, object_sid, identity)
+
+    monkeypatch.setattr(storage, "get_permission", counted)
+    try:
+        m = await storage.create_object(
+            svc_sid, "map", unique_name=None, data=None, ttl=None, created_by="system"
+        )
+        for caller in (bob, carol):
+            with pytest.raises(ForbiddenError):
+                await there.authorize(caller, m.sid, "read")
+
+        await here.set_permission(
+            system, PermissionRecord(svc_sid, m.sid, "bob", read=True, write=False, manage=False)
+        )
+        await there.authorize(bob, m.sid, "read")
+        reads.clear()
+        await there.authorize(bob, m.sid, "read")
+        assert reads == []  # allowed: from the cache
+        with pytest.raises(ForbiddenError):
+            await there.authorize(bob, m.sid, "write")
+        assert reads == ["bob"]  # a refusal: read again first
+
+        service.acl_enabled = False
+        await here.update_service(service)
+        await there.authorize(carol, m.sid, "write")
+    finally:
+        for broker in brokers:
+            await broker.close()
+        await storage.close()
