@@ -1771,6 +1771,31 @@ async def test_inline_checkpoints_run_off_the_loop_and_keep_the_wal_bounded(
         await reopened.close()
 
 
+async def test_inline_writes_go_on_when_no_checkpoint_thread_can_start(tmp_path: Path) -> None:
+    """With the loop's executor shut down (the loop is closing), the write that would start a
+    checkpoint is still committed and acknowledged; the checkpoint is left to the close."""
+    store = SQLiteStorage(tmp_path / "closing.db", inline=True)
+    await store.start()
+    try:
+        m = await store.create_object(
+            SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+        )
+        await asyncio.get_running_loop().shutdown_default_executor()
+        for n in range(400):  # past the first checkpoint's 300 commits
+            put = put_map_item(store, m.sid, f"k{n % 20}", {"n": n})
+            item, _ = await asyncio.wait_for(put, 5)
+            assert item.data == {"n": n}
+        assert store._checkpoint is None and store._checkpoint_count == 0
+    finally:
+        await store.close()
+    reopened = SQLiteStorage(tmp_path / "closing.db", inline=True)
+    await reopened.start()
+    try:
+        assert (await reopened.get_item(SVC, "map", m.sid, "k19")).data == {"n": 399}
+    finally:
+        await reopened.close()
+
+
 # ---- PostgreSQL only: migrations, several server processes on one database --------------
 
 

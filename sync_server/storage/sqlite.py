@@ -571,10 +571,13 @@ class SQLiteStorage(Storage):
         self._commits_since_checkpoint += 1
         if self._commits_since_checkpoint < self._checkpoint_after or self._checkpoint is not None:
             return
-        commits, self._commits_since_checkpoint = self._commits_since_checkpoint, 0
         loop = asyncio.get_running_loop()
+        try:
+            running = loop.run_in_executor(None, self._checkpoint_wal, conn)
+        except RuntimeError:  # the loop's executor is shut down: closing checkpoints anyway
+            return
+        commits, self._commits_since_checkpoint = self._commits_since_checkpoint, 0
         self._checkpoint = checkpoint = loop.create_future()
-        running = loop.run_in_executor(None, self._checkpoint_wal, conn)
         running.add_done_callback(lambda done: self._checkpoint_done(done, commits, checkpoint))
 
     @staticmethod
