@@ -23,12 +23,9 @@ import orjson
 
 from sync_server.storage.sqlite import SQLiteStorage
 
+from .common import percentile, run_async
+
 SERVICE = "IS" + "0" * 32
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 async def measure(writes: int) -> dict[str, float]:
@@ -73,8 +70,8 @@ async def measure(writes: int) -> dict[str, float]:
         shutil.rmtree(folder, ignore_errors=True)
     return {
         "writes_per_s": round(writes / elapsed),
-        "lag_p50_ms": round(_percentile(lags, 0.5), 3),
-        "lag_p99_ms": round(_percentile(lags, 0.99), 3),
+        "lag_p50_ms": round(percentile(lags, 50), 3),
+        "lag_p99_ms": round(percentile(lags, 99), 3),
         "lag_max_ms": round(max(lags), 3),
     }
 
@@ -83,13 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--writes", type=int, default=6000)
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        result = uvloop.run(measure(args.writes))
-    except ImportError:
-        result = asyncio.run(measure(args.writes))
-    print(orjson.dumps(result).decode())
+    print(orjson.dumps(run_async(measure(args.writes))).decode())
 
 
 if __name__ == "__main__":
