@@ -83,11 +83,11 @@ Op = Callable[[sqlite3.Connection], Any]
 _SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA"})
 _MAX_BATCH = 1024
 # Inline: checkpoint once the WAL holds about this many pages (SQLite's own default
-# threshold); the first after `_FIRST_CHECKPOINT_AFTER` commits, and never more often than
-# every `_CHECKPOINT_LOOK_EVERY`.
+# threshold); the first after `_FIRST_CHECKPOINT_AFTER` commits, and never sooner than
+# `_MIN_CHECKPOINT_AFTER` commits after the last.
 _CHECKPOINT_PAGES = 1000
 _FIRST_CHECKPOINT_AFTER = 300
-_CHECKPOINT_LOOK_EVERY = 16
+_MIN_CHECKPOINT_AFTER = 16
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS services (
@@ -591,16 +591,17 @@ class SQLiteStorage(Storage):
         self, done: asyncio.Future[int], commits: int, checkpoint: asyncio.Future[None]
     ) -> None:
         self._checkpoint = None
-        failure = None if done.cancelled() else done.exception()
-        if failure is not None:
+        if done.cancelled():
+            pass
+        elif (failure := done.exception()) is not None:
             # It changes nothing committed; the next one retries it (the WAL meanwhile grows).
             log.warning("SQLite WAL checkpoint failed: %s", failure)
-        elif not done.cancelled():
+        else:
             self._checkpoint_count += 1
             pages = done.result()
             if pages > 0:
                 self._checkpoint_after = max(
-                    _CHECKPOINT_LOOK_EVERY, min(100_000, _CHECKPOINT_PAGES * commits // pages)
+                    _MIN_CHECKPOINT_AFTER, min(100_000, _CHECKPOINT_PAGES * commits // pages)
                 )
         checkpoint.set_result(None)
         if self._jobs and self._conn is not None:
