@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import sqlite3
 import threading
 import time
@@ -2514,6 +2515,186 @@ async def test_postgres_writes_that_wait_go_together_each_with_its_own_answer(
         assert sorted(keys) == sorted(k for sid, k in written if sid == target.sid) + (
             ["taken"] if target is maps[0] else []
         )
+
+
+async def test_postgres_a_batch_answers_and_stores_as_its_writes_one_by_one(
+    pg_url: str,
+) -> None:
+    """sync_write_batch does a batch naming different objects as one set (migration 6). Run
+    against `sync_write` one write at a time on twin objects, the same random writes (every
+    operation, refusal, merge, TTL, a map key held by an expired item, the log's pruning,
+    objects that are gone; same times) give the same rows, frames and stored state. One batch
+    in five names an object twice (by sid and by name), which runs write after write."""
+    await empty_database(pg_url)
+    store = PostgresStorage(pg_url, min_pool=1, max_pool=1)
+    await store.start()
+    rng = random.Random(6)
+    keep, max_bytes = 4, 80
+    try:
+        kinds: tuple[ObjectKind, ...] = ("document", "list", "map")
+        twins = {}
+        for side in "AB":
+            for kind in kinds:
+                obj = await store.create_object(
+                    SVC,
+                    kind,
+                    unique_name=f"{side}{kind}",
+                    data={} if kind == "document" else None,
+                    ttl=None,
+                    created_by="s",
+                )
+                twins[side, kind] = obj.sid
+        rename = {twins["A", kind]: twins["B", kind] for kind in kinds}
+        at = time.time()
+        await store.pool.execute(
+            "UPDATE objects SET date_created = $1, date_updated = $1", at
+        )  # twins in every way
+        revisions: dict[tuple[str, Any], int] = {}  # (kind, item) -> the B side's last revision
+
+        def write(kind: ObjectKind) -> tuple[Any, ...]:
+            op = {
+                "document": "update",
+                "list": rng.choice(["push", "push", "set", "remove"]),
+                "map": rng.choice(["set", "set", "remove"]),
+            }[kind]
+            pushed = sorted(i for k, i in revisions if k == "list")[-3:]
+            item: Any = rng.choice([*pushed, 0]) if kind == "list" else rng.choice("abc")
+            known = revisions.get((kind, None if kind == "document" else item))
+            if_match = rng.choice([None, None, None if known is None else str(known), "1"])
+            data = {f"f{rng.randrange(6)}": rng.choice([1, "x" * rng.randrange(40)])}
+            return (
+                op,
+                SVC,
+                kind,
+                None,
+                None,
+                item if kind == "list" and op != "push" else None,
+                item if kind == "map" else None,
+                None if op == "remove" else orjson.dumps(data).decode(),
+                rng.random() < 0.5,
+                if_match,
+                op == "set" and kind == "map" and rng.random() < 0.2,
+                rng.choice([None, None, 0, 600] if kind == "document" else [None, None, 0, 5, 40]),
+                rng.choice([None, 'o"1']),
+                rng.choice(["s", "t"]),
+                at,
+            )
+
+        def named(args: tuple[Any, ...], side: str, by_sid: bool) -> tuple[Any, ...]:
+            ref = twins[side, args[2]] if by_sid else f"{side}{args[2]}"
+            return (*args[:3], by_sid, ref, *args[5:])
+
+        def comparable(row: asyncpg.Record) -> dict[str, Any]:
+            out = dict(row)
+            out.pop("n", None)
+            if out["obj_sid"] in rename:
+                out["obj_sid"] = rename[out["obj_sid"]]
+                out["obj_unique_name"] = "B" + out["obj_unique_name"][1:]
+            if out["new_frame"] is not None:
+                for a, b in rename.items():
+                    out["new_frame"] = out["new_frame"].replace(a.encode(), b.encode())
+            return out
+
+        shared_batches = 0
+        outcomes: Counter[str] = Counter()
+        for _ in range(250):
+            at += rng.choice([0.0, 0.0, 1.0, 4.0, 30.0])
+            batch = [(write(kind), "twin") for kind in kinds if rng.random() < 0.85]
+            if rng.random() < 0.15:
+                batch.append((write("map"), "missing"))
+            if rng.random() < 0.2 and batch:  # the same object again, named the other way
+                batch.append((write(batch[-1][0][2]), "twin again"))
+                shared_batches += 1
+            if not batch:
+                continue
+            by_sid = [rng.random() < 0.5 for _ in batch]
+            for n, (_, target) in enumerate(batch):
+                if target == "twin again":
+                    by_sid[n] = not by_sid[n - 1]
+            sides = {
+                side: [
+                    named(args, side, sid)
+                    if target != "missing"
+                    else (*args[:3], sid, "MP" + "f" * 32 if sid else "nothing", *args[5:])
+                    for (args, target), sid in zip(batch, by_sid, strict=True)
+                ]
+                for side in "AB"
+            }
+            per_write = [list(column) for column in zip(*sides["A"], strict=True)]
+            together = await store.pool.fetch(
+                postgres_module._WRITE_BATCH, *per_write, keep, max_bytes
+            )
+            alone = [
+                await store.pool.fetchrow(postgres_module._WRITE, *args, keep, max_bytes)
+                for args in sides["B"]
+            ]
+            assert [r["n"] for r in together] == list(range(1, len(batch) + 1))
+            for args, one, other in zip(sides["B"], together, alone, strict=True):
+                assert comparable(one) == comparable(other), args
+                outcomes[
+                    other["err"] or orjson.loads(other["new_frame"])["name"] + f" {args[2]}"
+                ] += 1
+                if other["err"] is None and other["obj_sid"] in rename.values():
+                    kind = args[2]
+                    key = (
+                        None
+                        if kind == "document"
+                        else (other["item_idx"] if kind == "list" else other["item_key"])
+                    )
+                    if kind == "list" and args[0] == "remove":
+                        key = args[5]
+                    revisions[kind, key] = other["new_event_id"]
+        assert shared_batches > 20
+        assert set(outcomes) == {
+            *(
+                f"item_{name} {kind}"
+                for name in ("added", "updated", "removed")
+                for kind in kinds[1:]
+            ),
+            "updated document",
+            *(
+                "object_not_found",
+                "item_not_found",
+                "item_exists",
+                "revision_mismatch",
+                "too_large",
+            ),
+        }, outcomes
+        for kind in kinds:
+            a, b = twins["A", kind], twins["B", kind]
+            stored = [
+                await store.pool.fetch(
+                    "SELECT data, last_event_id, next_index, date_updated, date_expires "
+                    "FROM objects WHERE sid = $1",
+                    sid,
+                )
+                for sid in (a, b)
+            ]
+            assert stored[0] == stored[1], kind
+            items = [
+                await store.pool.fetch(
+                    "SELECT idx, key, data, last_event_id, date_created, date_updated, "
+                    "date_expires, created_by FROM items WHERE object_sid = $1 "
+                    "ORDER BY idx, key",
+                    sid,
+                )
+                for sid in (a, b)
+            ]
+            assert items[0] == items[1], kind
+            logs = [
+                await store.pool.fetch(
+                    "SELECT event_id, frame, created_at FROM events WHERE object_sid = $1 "
+                    "ORDER BY event_id",
+                    sid,
+                )
+                for sid in (a, b)
+            ]
+            assert [(e, f.replace(a.encode(), b.encode()), t) for e, f, t in logs[0]] == [
+                tuple(r) for r in logs[1]
+            ], kind
+            assert len(logs[1]) == min(keep, stored[1][0]["last_event_id"]), kind
+    finally:
+        await store.close()
 
 
 async def test_postgres_a_batch_that_fails_as_a_whole_is_sent_one_by_one(

@@ -17,7 +17,8 @@ transaction: it locks, reads, checks (the refusals `common` names, returned as `
 the change, builds the event frame (the same bytes as `common` + `events` would; tested),
 appends it, prunes the log and moves the counter. Writes that arrive while the database is
 busy with earlier ones share one call of `sync_write_batch` and one transaction (group
-commit, `_WriteBatches`): each still answered as alone, none acknowledged before the commit.
+commit, `_WriteBatches`), which does them as one set (migration 6): each still answered as
+alone (tested against `sync_write`), none acknowledged before the commit.
 With a webhook, the call and the outbox row (computed in Python from the event) share an
 explicit transaction. Other writes (TTL
 changes, object removal) take the same lock in a transaction of several statements, so they
@@ -446,8 +447,196 @@ $$;
 """
 )
 
+# Batches as sets. `sync_write_batch` ran `sync_write` once per write, and each of its six
+# statements paid the executor's start and end: most of a write's cost. Now a batch is two
+# statements whatever its size: one finds the object each write names and locks them in sid
+# order; the next reads what the writes depend on (a new snapshot: every earlier write of a
+# locked object is visible), checks each write as `sync_write` does, and stores every change,
+# event and counter with one data-modifying part per table. PostgreSQL CPU per write, 8 writes
+# per call: 267 -> 143 µs (64 per call: 189 -> 82). The parts of one statement cannot see each
+# other's changes, so this needs every write to name a different object; a batch naming one
+# object twice (by sid and by name: one process sends one write per name at a time) runs
+# write after write as before. A refused write changes nothing, as alone. plan_cache_mode:
+# the arrays' lengths would otherwise have PostgreSQL plan the statements anew at each call.
+_V6 = r"""
+CREATE OR REPLACE FUNCTION sync_write_batch(
+    p_op text[], p_service text[], p_kind text[], p_by_sid boolean[], p_ref text[],
+    p_idx bigint[], p_key text[], p_data text[], p_merge boolean[], p_if_match text[],
+    p_if_absent boolean[], p_ttl bigint[], p_origin text[], p_created_by text[],
+    p_at float8[], p_keep bigint, p_max_bytes integer
+) RETURNS TABLE (
+    n integer, err text, err_detail text, obj_sid text, obj_unique_name text,
+    new_event_id bigint, new_frame bytea, item_idx bigint, item_key text, new_data text,
+    row_created float8, row_updated float8, row_expires float8, row_created_by text
+) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+#variable_conflict use_column
+DECLARE
+    sids text[];  -- sids[i]: the object write i names (null: none)
+    shared boolean;  -- two writes name one object
+    held bigint;
+BEGIN
+    WITH named AS (
+        SELECT r.n, x.sid
+        FROM unnest(p_service, p_kind, p_by_sid, p_ref) WITH ORDINALITY
+            AS r(svc, kind, by_sid, ref, n)
+        LEFT JOIN LATERAL (
+            SELECT o.sid FROM objects o
+            WHERE r.by_sid AND o.sid = r.ref AND o.service_sid = r.svc AND o.kind = r.kind
+            UNION ALL
+            SELECT o.sid FROM objects o
+            WHERE NOT r.by_sid AND o.service_sid = r.svc AND o.kind = r.kind
+              AND o.unique_name = r.ref
+        ) x ON true
+    ), locked AS (
+        SELECT o.sid FROM objects o WHERE o.sid IN (SELECT sid FROM named)
+        ORDER BY o.sid FOR UPDATE
+    )
+    SELECT array_agg(sid ORDER BY n), count(DISTINCT sid) <> count(sid),
+        (SELECT count(*) FROM locked)  -- (reading it takes the locks)
+    INTO sids, shared, held
+    FROM named;
+    IF shared THEN
+        FOR i IN 1 .. cardinality(p_op) LOOP
+            RETURN QUERY SELECT i, w.* FROM sync_write(
+                p_op[i], p_service[i], p_kind[i], p_by_sid[i], p_ref[i], p_idx[i], p_key[i],
+                p_data[i], p_merge[i], p_if_match[i], p_if_absent[i], p_ttl[i], p_origin[i],
+                p_created_by[i], p_at[i], p_keep, p_max_bytes
+            ) AS w;
+        END LOOP;
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH w AS (  -- each write and its object (locked above), at its time
+        SELECT w.*, o.sid AS osid, o.unique_name AS oname, o.data AS odata,
+            o.last_event_id AS orev, o.last_event_id + 1 AS eid, o.next_index AS onext,
+            o.date_created AS ocreated, o.created_by AS oby, o.date_expires AS oexpires,
+            greatest(w.at, o.date_updated) AS wat,
+            o.sid IS NOT NULL AND (o.date_expires IS NULL
+                                   OR o.date_expires > greatest(w.at, o.date_updated)) AS live
+        FROM unnest(p_op, p_kind, p_idx, p_key, p_data, p_merge, p_if_match, p_if_absent,
+                    p_ttl, p_origin, p_created_by, p_at, sids) WITH ORDINALITY
+            AS w(op, kind, idx, key, data, merge, if_match, if_absent, ttl, origin,
+                 created_by, at, sid, n)
+        LEFT JOIN objects o ON o.sid = w.sid
+    ), c AS (  -- and the live item a set or remove names
+        SELECT w.*, cur.tid IS NOT NULL AS have, cur.*,
+            CASE WHEN w.ttl IS NULL OR w.ttl = 0 THEN NULL ELSE w.wat + w.ttl END AS expires,
+            CASE WHEN w.op = 'update' THEN coalesce(w.odata, '{}') ELSE cur.cdata END AS old_data
+        FROM w LEFT JOIN LATERAL (
+            SELECT i.ctid AS tid, i.idx AS cidx, i.key AS ckey, i.data AS cdata,
+                i.last_event_id AS crev, i.date_created AS ccreated, i.created_by AS cby,
+                i.date_expires AS cexpires
+            FROM items i
+            WHERE w.op IN ('set', 'remove') AND w.kind = 'list' AND i.object_sid = w.osid
+              AND i.idx = w.idx AND (i.date_expires IS NULL OR i.date_expires > w.wat)
+            UNION ALL
+            SELECT i.ctid, i.idx, i.key, i.data, i.last_event_id, i.date_created,
+                i.created_by, i.date_expires
+            FROM items i
+            WHERE w.op IN ('set', 'remove') AND w.kind <> 'list' AND i.object_sid = w.osid
+              AND i.key = w.key AND (i.date_expires IS NULL OR i.date_expires > w.wat)
+        ) cur ON true
+    ), m AS (  -- the data stored (a new item takes the data as given)
+        SELECT c.*, CASE WHEN c.merge AND (c.op = 'update' OR c.have)
+            THEN sync_merge(c.old_data, c.data) ELSE c.data END AS ndata
+        FROM c
+    ), checked AS (  -- sync_write's refusals, in its order
+        SELECT m.*, CASE
+            WHEN NOT m.live THEN 'object_not_found'
+            WHEN m.op IN ('set', 'remove') AND NOT m.have
+                AND (m.op = 'remove' OR m.kind = 'list' OR m.if_match IS NOT NULL)
+                THEN 'item_not_found'
+            WHEN m.have AND m.if_absent THEN 'item_exists'
+            WHEN m.have AND m.if_match <> m.crev::text THEN 'revision_mismatch'
+            WHEN m.op = 'update' AND m.if_match <> m.orev::text THEN 'revision_mismatch'
+            WHEN m.merge AND (m.op = 'update' OR m.have) AND octet_length(m.ndata) > p_max_bytes
+                THEN 'too_large'
+        END AS refusal
+        FROM m
+    ), ok AS (  -- the writes done: the row each stores
+        SELECT k.*,
+            CASE WHEN k.op = 'update' THEN 'updated' WHEN k.op = 'remove' THEN 'item_removed'
+                 WHEN k.have THEN 'item_updated' ELSE 'item_added' END AS name,
+            CASE WHEN k.op = 'remove' THEN NULL
+                 WHEN k.ttl IS NOT NULL OR NOT (k.op = 'update' OR k.have) THEN k.expires
+                 WHEN k.op = 'update' THEN k.oexpires ELSE k.cexpires END AS rexpires,
+            CASE WHEN k.op = 'update' THEN k.ocreated WHEN k.op = 'remove' THEN NULL
+                 WHEN k.have THEN k.ccreated ELSE k.wat END AS rcreated,
+            CASE WHEN k.op = 'update' THEN k.oby WHEN k.op = 'remove' THEN NULL
+                 WHEN k.have THEN k.cby ELSE k.created_by END AS rby,
+            CASE WHEN k.op IN ('update', 'remove') THEN NULL WHEN k.have THEN k.cidx
+                 WHEN k.op = 'push' THEN k.onext END AS ridx,
+            CASE WHEN k.op IN ('update', 'remove', 'push') THEN NULL WHEN k.have THEN k.ckey
+                 ELSE k.key END AS rkey
+        FROM checked k WHERE k.refusal IS NULL
+    ), framed AS (  -- and its event, as sync_write writes it
+        SELECT ok.*, convert_to('{"type":"event","sid":' || sync_json(ok.osid) || ',"kind":"'
+            || ok.kind || '","name":"' || ok.name || '","event_id":' || ok.eid || ',"origin":'
+            || sync_json(ok.origin) || CASE
+                WHEN ok.op = 'update' THEN ',"data":' || ok.ndata || ',"previous_data":'
+                    || ok.old_data || ',"revision":"' || ok.eid || '","date_updated":'
+                    || sync_iso(ok.wat) || ',"date_expires":' || sync_iso(ok.rexpires)
+                WHEN ok.op = 'remove' THEN ',"previous_data":' || ok.old_data
+                    || CASE WHEN ok.kind = 'list' THEN ',"index":' || ok.cidx
+                            ELSE ',"key":' || sync_json(ok.ckey) END
+                ELSE ',"item":' || sync_item_json(ok.eid, ok.ndata, ok.rcreated, ok.wat,
+                                                  ok.rexpires, ok.rby, ok.ridx, ok.rkey)
+                    || ',"previous_data":' || coalesce(ok.old_data, 'null')
+            END || '}', 'UTF8') AS frame
+        FROM ok
+    ), removed AS (
+        DELETE FROM items i USING ok WHERE ok.op = 'remove' AND i.ctid = ok.tid
+    ), updated AS (
+        UPDATE items i SET data = ok.ndata, last_event_id = ok.eid, date_updated = ok.wat,
+            date_expires = ok.rexpires
+        FROM ok WHERE ok.op = 'set' AND ok.have AND i.ctid = ok.tid
+    ), added AS (  -- a map's new key replaces an expired row holding it
+        INSERT INTO items (object_sid, idx, key, data, last_event_id, date_created,
+                           date_updated, date_expires, created_by)
+        SELECT osid, ridx, rkey, ndata, eid, wat, wat, rexpires, created_by
+        FROM ok WHERE op IN ('push', 'set') AND NOT have
+        ON CONFLICT (object_sid, key) DO UPDATE SET data = excluded.data,
+            last_event_id = excluded.last_event_id, date_created = excluded.date_created,
+            date_updated = excluded.date_updated, date_expires = excluded.date_expires,
+            created_by = excluded.created_by
+    ), logged AS (
+        INSERT INTO events (object_sid, event_id, frame, created_at)
+        SELECT osid, eid, frame, wat FROM framed
+    ), pruned AS (  -- as sync_write (migration 5)
+        DELETE FROM events ev USING ok
+        WHERE ev.object_sid = ok.osid AND ev.event_id <= ok.eid - p_keep
+          AND (ok.eid % 1024 = 0 OR ev.event_id = ok.eid - p_keep)
+    ), moved AS (
+        UPDATE objects o SET last_event_id = ok.eid, date_updated = ok.wat,
+            next_index = o.next_index + (ok.op = 'push')::int,
+            data = CASE WHEN ok.op = 'update' THEN ok.ndata ELSE o.data END,
+            date_expires = CASE WHEN ok.op = 'update' THEN ok.rexpires ELSE o.date_expires END
+        FROM ok WHERE o.sid = ok.osid
+    )
+    SELECT k.n::integer, k.refusal,
+        CASE k.refusal
+            WHEN 'revision_mismatch' THEN (CASE WHEN k.op = 'update' THEN k.orev ELSE k.crev END)::text
+            WHEN 'too_large' THEN octet_length(k.ndata)::text
+        END,
+        CASE WHEN k.live THEN k.osid END, CASE WHEN k.live THEN k.oname END,
+        f.eid, f.frame, f.ridx, f.rkey,
+        CASE WHEN k.refusal IS NULL OR k.refusal = 'too_large' THEN k.ndata END,
+        f.rcreated, f.wat, f.rexpires, f.rby
+    FROM checked k LEFT JOIN framed f ON f.n = k.n
+    ORDER BY k.n;
+END
+$$;
+"""
+
 # (version, SQL), applied in order, each exactly once per database. Append; never edit.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5))
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, _V1),
+    (2, _V2),
+    (3, _V3),
+    (4, _V4),
+    (5, _V5),
+    (6, _V6),
+)
 
 _MIGRATIONS_TABLE = """
 CREATE TABLE IF NOT EXISTS sync_schema_migrations (
