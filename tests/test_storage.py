@@ -2546,9 +2546,16 @@ async def test_postgres_a_batch_answers_and_stores_as_its_writes_one_by_one(
                 twins[side, kind] = obj.sid
         rename = {twins["A", kind]: twins["B", kind] for kind in kinds}
         at = time.time()
+        # Twins in every way, each with an older log to prune (one event a write, and all
+        # of it at the 1,024th event).
         await store.pool.execute(
-            "UPDATE objects SET date_created = $1, date_updated = $1", at
-        )  # twins in every way
+            "UPDATE objects SET date_created = $1, date_updated = $1, last_event_id = 1000", at
+        )
+        await store.pool.execute(
+            "INSERT INTO events (object_sid, event_id, frame, created_at) "
+            "SELECT sid, n, 'old'::bytea, $1 FROM objects, generate_series(900, 1000) AS n",
+            at,
+        )
         revisions: dict[tuple[str, Any], int] = {}  # (kind, item) -> the B side's last revision
 
         def write(kind: ObjectKind) -> tuple[Any, ...]:
@@ -2692,7 +2699,9 @@ async def test_postgres_a_batch_answers_and_stores_as_its_writes_one_by_one(
             assert [(e, f.replace(a.encode(), b.encode()), t) for e, f, t in logs[0]] == [
                 tuple(r) for r in logs[1]
             ], kind
-            assert len(logs[1]) == min(keep, stored[1][0]["last_event_id"]), kind
+            assert [e for e, _, _ in logs[1]] == list(
+                range(stored[1][0]["last_event_id"] - keep + 1, stored[1][0]["last_event_id"] + 1)
+            ), kind
     finally:
         await store.close()
 

@@ -602,10 +602,10 @@ BEGIN
     ), logged AS (
         INSERT INTO events (object_sid, event_id, frame, created_at)
         SELECT osid, eid, frame, wat FROM framed
-    ), pruned AS (  -- as sync_write (migration 5)
+    ), pruned AS (  -- as sync_write (migration 5): the one event leaving the log, or all
         DELETE FROM events ev USING ok
         WHERE ev.object_sid = ok.osid AND ev.event_id <= ok.eid - p_keep
-          AND (ok.eid % 1024 = 0 OR ev.event_id = ok.eid - p_keep)
+          AND ev.event_id >= CASE WHEN ok.eid % 1024 = 0 THEN 0 ELSE ok.eid - p_keep END
     ), moved AS (
         UPDATE objects o SET last_event_id = ok.eid, date_updated = ok.wat,
             next_index = o.next_index + (ok.op = 'push')::int,
