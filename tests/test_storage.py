@@ -2460,7 +2460,7 @@ async def test_statement_cache_size_zero_prepares_no_named_statement(
 async def test_postgres_writes_that_wait_go_together_each_with_its_own_answer(
     pg_counted: tuple[PostgresStorage, list[str]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """With every sender busy, waiting writes leave in one call of sync_write_batch: each
+    """With every sender busy, waiting writes leave in one call of sync_write_set: each
     gets the answer it would get alone (a refusal stays that write's), in the order sent."""
     store, sent = pg_counted
     assert store.pool.writes.senders == 1
@@ -2504,7 +2504,7 @@ async def test_postgres_writes_that_wait_go_together_each_with_its_own_answer(
     assert isinstance(results[10], MapItemRevisionMismatchError), results[10]
     written = [r for r in results if not isinstance(r, BaseException)]
     assert len(written) == 20
-    batches = [q for q in sent if "sync_write_batch" in q]
+    batches = [q for q in sent if "sync_write_set" in q]
     assert batches and len(sent) < 21, sent  # fewer calls than writes
     assert not [r for r in caplog.records if "failed as a whole" in r.getMessage()]
     for target in maps:  # each write stored once, its object's events gap-free
@@ -2520,7 +2520,7 @@ async def test_postgres_writes_that_wait_go_together_each_with_its_own_answer(
 async def test_postgres_a_batch_answers_and_stores_as_its_writes_one_by_one(
     pg_url: str,
 ) -> None:
-    """sync_write_batch does a batch naming different objects as one set (migration 6). Run
+    """sync_write_set does a batch naming different objects as one set (migration 6). Run
     against `sync_write` one write at a time on twin objects, the same random writes (every
     operation, refusal, merge, TTL, a map key held by an expired item, the log's pruning,
     objects that are gone; same times) give the same rows, frames and stored state. One batch
@@ -2627,9 +2627,8 @@ async def test_postgres_a_batch_answers_and_stores_as_its_writes_one_by_one(
                 ]
                 for side in "AB"
             }
-            per_write = [list(column) for column in zip(*sides["A"], strict=True)]
             together = await store.pool.fetch(
-                postgres_module._WRITE_BATCH, *per_write, keep, max_bytes
+                postgres_module._WRITE_BATCH, orjson.dumps(sides["A"]).decode(), keep, max_bytes
             )
             alone = [
                 await store.pool.fetchrow(postgres_module._WRITE, *args, keep, max_bytes)
@@ -2734,7 +2733,7 @@ async def test_postgres_a_batch_that_fails_as_a_whole_is_sent_one_by_one(
             put(3),
         )
     assert any("failed as a whole" in r.getMessage() for r in caplog.records)
-    assert any("sync_write_batch" in q for q in sent)
+    assert any("sync_write_set" in q for q in sent)
     stored = await store.get_object(SVC, "document", doc.sid)
     assert stored is not None and stored.data == {"a": 0, "b\x00": 1}
     assert stored.last_event_id == 1

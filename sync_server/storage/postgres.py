@@ -16,9 +16,9 @@ plpgsql function `sync_write` (migrations 4, 5), one statement and one round tri
 transaction: it locks, reads, checks (the refusals `common` names, returned as `err`), stores
 the change, builds the event frame (the same bytes as `common` + `events` would; tested),
 appends it, prunes the log and moves the counter. Writes that arrive while the database is
-busy with earlier ones share one call of `sync_write_batch` and one transaction (group
-commit, `_WriteBatches`), which does them as one set (migration 6): each still answered as
-alone (tested against `sync_write`), none acknowledged before the commit.
+busy with earlier ones share one call of `sync_write_set` and one transaction (group commit,
+`_WriteBatches`), which does them as one set (migration 6): each still answered as alone
+(tested against `sync_write`), none acknowledged before the commit.
 With a webhook, the call and the outbox row (computed in Python from the event) share an
 explicit transaction. Other writes (TTL
 changes, object removal) take the same lock in a transaction of several statements, so they
@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 import asyncpg
+import orjson
 from asyncpg.pool import PoolConnectionProxy
 from sync_generated.client import MAX_DATA_BYTES
 from sync_generated.errors import InvalidRequestError, UniqueNameExistsError
@@ -447,24 +448,25 @@ $$;
 """
 )
 
-# Batches as sets. `sync_write_batch` ran `sync_write` once per write, and each of its six
-# statements paid the executor's start and end: most of a write's cost. Now a batch is two
-# statements whatever its size: one finds the object each write names and locks them in sid
-# order; the next reads what the writes depend on (a new snapshot: every earlier write of a
-# locked object is visible), checks each write as `sync_write` does, and stores every change,
-# event and counter with one data-modifying part per table. PostgreSQL CPU per write, 8 writes
-# per call: 267 -> 143 µs (64 per call: 189 -> 82). The parts of one statement cannot see each
-# other's changes, so this needs every write to name a different object; a batch naming one
-# object twice (by sid and by name: one process sends one write per name at a time) runs
-# write after write as before. A refused write changes nothing, as alone. plan_cache_mode:
-# the arrays' lengths would otherwise have PostgreSQL plan the statements anew at each call.
+# Batches as sets: `sync_write_set`, which `_WriteBatches` sends instead of `sync_write_batch`
+# (kept for the nodes of earlier versions while a cluster is upgraded). `sync_write_batch` runs
+# `sync_write` once per write, and each of its six statements pays the executor's start and
+# end: most of a write's cost. `sync_write_set` is two statements whatever the batch's size:
+# one finds the object each write names and locks them in sid order; the next reads what the
+# writes depend on (a new snapshot: every earlier write of a locked object is visible), checks
+# each write as `sync_write` does, and stores every change, event and counter with one
+# data-modifying part per table. PostgreSQL CPU per write, 8 writes per call: 267 -> 143 µs
+# (64 per call: 189 -> 82). The parts of one statement cannot see each other's changes, so
+# this needs every write to name a different object; a batch naming one object twice (by sid
+# and by name: one process sends one write per name at a time) runs write after write, as
+# `sync_write_batch` does. A refused write changes nothing, as alone. The writes come as one
+# jsonb array of `sync_write`'s first 15 arguments per write: cheaper for the node to send than
+# an array per argument (its CPU per write in-process -9 %), and as cheap to read here (json
+# would parse each element again at every `->>`). plan_cache_mode: the batch's size would
+# otherwise have PostgreSQL plan the statements anew at each call.
 _V6 = r"""
-CREATE OR REPLACE FUNCTION sync_write_batch(
-    p_op text[], p_service text[], p_kind text[], p_by_sid boolean[], p_ref text[],
-    p_idx bigint[], p_key text[], p_data text[], p_merge boolean[], p_if_match text[],
-    p_if_absent boolean[], p_ttl bigint[], p_origin text[], p_created_by text[],
-    p_at float8[], p_keep bigint, p_max_bytes integer
-) RETURNS TABLE (
+CREATE FUNCTION sync_write_set(p_writes jsonb, p_keep bigint, p_max_bytes integer)
+RETURNS TABLE (
     n integer, err text, err_detail text, obj_sid text, obj_unique_name text,
     new_event_id bigint, new_frame bytea, item_idx bigint, item_key text, new_data text,
     row_created float8, row_updated float8, row_expires float8, row_created_by text
@@ -474,18 +476,19 @@ DECLARE
     sids text[];  -- sids[i]: the object write i names (null: none)
     shared boolean;  -- two writes name one object
     held bigint;
+    a jsonb;
 BEGIN
     WITH named AS (
         SELECT r.n, x.sid
-        FROM unnest(p_service, p_kind, p_by_sid, p_ref) WITH ORDINALITY
-            AS r(svc, kind, by_sid, ref, n)
+        FROM jsonb_array_elements(p_writes) WITH ORDINALITY AS r(a, n)
         LEFT JOIN LATERAL (
             SELECT o.sid FROM objects o
-            WHERE r.by_sid AND o.sid = r.ref AND o.service_sid = r.svc AND o.kind = r.kind
+            WHERE (r.a->>3)::boolean AND o.sid = r.a->>4 AND o.service_sid = r.a->>1
+              AND o.kind = r.a->>2
             UNION ALL
             SELECT o.sid FROM objects o
-            WHERE NOT r.by_sid AND o.service_sid = r.svc AND o.kind = r.kind
-              AND o.unique_name = r.ref
+            WHERE NOT (r.a->>3)::boolean AND o.service_sid = r.a->>1 AND o.kind = r.a->>2
+              AND o.unique_name = r.a->>4
         ) x ON true
     ), locked AS (
         SELECT o.sid FROM objects o WHERE o.sid IN (SELECT sid FROM named)
@@ -496,11 +499,12 @@ BEGIN
     INTO sids, shared, held
     FROM named;
     IF shared THEN
-        FOR i IN 1 .. cardinality(p_op) LOOP
-            RETURN QUERY SELECT i, w.* FROM sync_write(
-                p_op[i], p_service[i], p_kind[i], p_by_sid[i], p_ref[i], p_idx[i], p_key[i],
-                p_data[i], p_merge[i], p_if_match[i], p_if_absent[i], p_ttl[i], p_origin[i],
-                p_created_by[i], p_at[i], p_keep, p_max_bytes
+        FOR i IN 0 .. jsonb_array_length(p_writes) - 1 LOOP
+            a := p_writes->i;
+            RETURN QUERY SELECT i + 1, w.* FROM sync_write(
+                a->>0, a->>1, a->>2, (a->>3)::boolean, a->>4, (a->>5)::bigint, a->>6, a->>7,
+                (a->>8)::boolean, a->>9, (a->>10)::boolean, (a->>11)::bigint, a->>12, a->>13,
+                (a->>14)::float8, p_keep, p_max_bytes
             ) AS w;
         END LOOP;
         RETURN;
@@ -513,10 +517,14 @@ BEGIN
             greatest(w.at, o.date_updated) AS wat,
             o.sid IS NOT NULL AND (o.date_expires IS NULL
                                    OR o.date_expires > greatest(w.at, o.date_updated)) AS live
-        FROM unnest(p_op, p_kind, p_idx, p_key, p_data, p_merge, p_if_match, p_if_absent,
-                    p_ttl, p_origin, p_created_by, p_at, sids) WITH ORDINALITY
-            AS w(op, kind, idx, key, data, merge, if_match, if_absent, ttl, origin,
-                 created_by, at, sid, n)
+        FROM (
+            SELECT r.n, r.a->>0 AS op, r.a->>2 AS kind, (r.a->>5)::bigint AS idx,
+                r.a->>6 AS key, r.a->>7 AS data, (r.a->>8)::boolean AS merge,
+                r.a->>9 AS if_match, (r.a->>10)::boolean AS if_absent,
+                (r.a->>11)::bigint AS ttl, r.a->>12 AS origin, r.a->>13 AS created_by,
+                (r.a->>14)::float8 AS at, sids[r.n] AS sid
+            FROM jsonb_array_elements(p_writes) WITH ORDINALITY AS r(a, n)
+        ) w
         LEFT JOIN objects o ON o.sid = w.sid
     ), c AS (  -- and the live item a set or remove names
         SELECT w.*, cur.tid IS NOT NULL AS have, cur.*,
@@ -679,17 +687,11 @@ _INSERT_OBJECT = (
 
 # One write: see `sync_write` (migration 4) and `PostgresStorage._write`.
 _WRITE = "SELECT * FROM sync_write(" + ", ".join(f"${n}" for n in range(1, 18)) + ")"
-# A batch: one array per argument of `sync_write` that differs by write (the first 15), then
-# the two every write shares (the log's length, the data's size limit).
-_PER_WRITE_TYPES = (
-    "text text text boolean text bigint text text boolean text boolean bigint text text float8"
-).split()
-_PER_WRITE = len(_PER_WRITE_TYPES)
-_WRITE_BATCH = (
-    "SELECT * FROM sync_write_batch("
-    + ", ".join(f"${n}::{t}[]" for n, t in enumerate(_PER_WRITE_TYPES, start=1))
-    + f", ${_PER_WRITE + 1}, ${_PER_WRITE + 2})"
-)
+# A batch: the arguments of `sync_write` that differ by write (the first 15), one JSON array
+# per write (cheaper to send than an array per argument), then the two every write shares
+# (the log's length, the data's size limit).
+_PER_WRITE = 15
+_WRITE_BATCH = "SELECT * FROM sync_write_set($1::jsonb, $2, $3)"
 
 _EXPIRED_OBJECTS = """
 SELECT sid, service_sid, kind, data, last_event_id, date_expires FROM objects
@@ -902,7 +904,7 @@ class _WriteBatches:
     time. A write finding one free and nobody waiting goes at once, alone (`sync_write`: no
     wait added while the database keeps up); writes arriving while every sender is out wait,
     and the next free sender takes up to `max_batch` of them in one call of
-    `sync_write_batch`: one transaction, one commit, the writes in the order they came.
+    `sync_write_set`: one transaction, one commit, the writes in the order they came.
 
     A batch PostgreSQL fails as a whole (an error, not the refusal of one write: a character
     its text type cannot hold, a deadlock with an object replaced meanwhile) changed nothing;
@@ -964,10 +966,9 @@ class _WriteBatches:
             if len(batch) == 1:
                 rows = [await self._connections.fetchrow(_WRITE, *batch[0][0])]
             else:
-                per_write = (args[:_PER_WRITE] for args, _ in batch)
-                columns = [list(column) for column in zip(*per_write, strict=True)]
+                writes = orjson.dumps([args[:_PER_WRITE] for args, _ in batch]).decode()
                 shared = batch[0][0][_PER_WRITE:]
-                rows = await self._connections.fetch(_WRITE_BATCH, *columns, *shared)
+                rows = await self._connections.fetch(_WRITE_BATCH, writes, *shared)
         except Exception as exc:
             if len(batch) > 1 and isinstance(exc, asyncpg.PostgresError):
                 log.info(
