@@ -2666,41 +2666,34 @@ async def test_postgres_a_batch_answers_and_stores_as_its_writes_one_by_one(
                 "too_large",
             ),
         }, outcomes
+
+        async def both(query: str, *sids: str) -> list[list[asyncpg.Record]]:
+            return [await store.pool.fetch(query + " ORDER BY 1, 2", sid) for sid in sids]
+
         for kind in kinds:
             a, b = twins["A", kind], twins["B", kind]
-            stored = [
-                await store.pool.fetch(
-                    "SELECT data, last_event_id, next_index, date_updated, date_expires "
-                    "FROM objects WHERE sid = $1",
-                    sid,
-                )
-                for sid in (a, b)
-            ]
+            stored = await both(
+                "SELECT last_event_id, next_index, data, date_updated, date_expires "
+                "FROM objects WHERE sid = $1",
+                a,
+                b,
+            )
             assert stored[0] == stored[1], kind
-            items = [
-                await store.pool.fetch(
-                    "SELECT idx, key, data, last_event_id, date_created, date_updated, "
-                    "date_expires, created_by FROM items WHERE object_sid = $1 "
-                    "ORDER BY idx, key",
-                    sid,
-                )
-                for sid in (a, b)
-            ]
+            items = await both(
+                "SELECT idx, key, data, last_event_id, date_created, date_updated, "
+                "date_expires, created_by FROM items WHERE object_sid = $1",
+                a,
+                b,
+            )
             assert items[0] == items[1], kind
-            logs = [
-                await store.pool.fetch(
-                    "SELECT event_id, frame, created_at FROM events WHERE object_sid = $1 "
-                    "ORDER BY event_id",
-                    sid,
-                )
-                for sid in (a, b)
-            ]
+            logs = await both(
+                "SELECT event_id, frame, created_at FROM events WHERE object_sid = $1", a, b
+            )
             assert [(e, f.replace(a.encode(), b.encode()), t) for e, f, t in logs[0]] == [
                 tuple(r) for r in logs[1]
             ], kind
-            assert [e for e, _, _ in logs[1]] == list(
-                range(stored[1][0]["last_event_id"] - keep + 1, stored[1][0]["last_event_id"] + 1)
-            ), kind
+            last = stored[1][0]["last_event_id"]
+            assert [e for e, _, _ in logs[1]] == list(range(last - keep + 1, last + 1)), kind
     finally:
         await store.close()
 
