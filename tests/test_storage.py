@@ -2735,6 +2735,35 @@ async def test_postgres_a_batch_that_fails_as_a_whole_is_sent_one_by_one(
         assert events is not None and [frame(e)["item"]["data"] for e in events] == [{"n": n}]
 
 
+async def test_postgres_a_write_that_cannot_be_encoded_fails_alone(
+    pg_counted: tuple[PostgresStorage, list[str]],
+) -> None:
+    """A map key that is not Unicode text (a lone surrogate) cannot be sent: the batch it
+    waits in goes one write at a time, so only that write fails."""
+    store, _ = pg_counted
+    maps = [
+        await store.create_object(SVC, "map", unique_name=None, data=None, ttl=None, created_by="s")
+        for _ in range(4)
+    ]
+    results = await asyncio.gather(
+        put_map_item(store, maps[0].sid, "k", {"n": 0}),  # out alone: the others wait
+        put_map_item(store, maps[1].sid, "k", {"n": 1}),
+        put_map_item(store, maps[2].sid, "\ud800", {"n": 2}),
+        put_map_item(store, maps[3].sid, "k", {"n": 3}),
+        return_exceptions=True,
+    )
+    assert isinstance(results[2], asyncpg.DataError), results[2]  # as when it goes alone
+    assert [r[0].data for n, r in enumerate(results) if n != 2] == [  # type: ignore[index]
+        {"n": 0},
+        {"n": 1},
+        {"n": 3},
+    ]
+    with pytest.raises(MapItemNotFoundError):
+        await store.get_item(SVC, "map", maps[2].sid, "k")
+    for n in (0, 1, 3):
+        assert (await store.get_item(SVC, "map", maps[n].sid, "k")).data == {"n": n}
+
+
 async def test_postgres_batches_of_two_nodes_never_deadlock(
     pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -907,8 +907,9 @@ class _WriteBatches:
     `sync_write_set`: one transaction, one commit, the writes in the order they came.
 
     A batch PostgreSQL fails as a whole (an error, not the refusal of one write: a character
-    its text type cannot hold, a deadlock with an object replaced meanwhile) changed nothing;
-    its writes are then sent again one by one, so each gets its own answer. Other failures
+    its text type cannot hold, a deadlock with an object replaced meanwhile) changed nothing,
+    nor did one that could not be encoded (a string that is not Unicode text: a lone
+    surrogate); its writes are then sent again one by one, so each gets its own answer. Other failures
     (a lost connection: the outcome is unknown) reach every write of the batch."""
 
     __slots__ = ("_busy", "_connections", "_pending", "_tasks", "max_batch", "senders")
@@ -970,7 +971,7 @@ class _WriteBatches:
                 shared = batch[0][0][_PER_WRITE:]
                 rows = await self._connections.fetch(_WRITE_BATCH, writes, *shared)
         except Exception as exc:
-            if len(batch) > 1 and isinstance(exc, asyncpg.PostgresError):
+            if len(batch) > 1 and isinstance(exc, (asyncpg.PostgresError, orjson.JSONEncodeError)):
                 log.info(
                     "a batch of %d writes failed as a whole (%r): sent one by one", len(batch), exc
                 )
