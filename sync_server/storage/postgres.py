@@ -909,8 +909,9 @@ class _WriteBatches:
     A batch PostgreSQL fails as a whole (an error, not the refusal of one write: a character
     its text type cannot hold, a deadlock with an object replaced meanwhile) changed nothing,
     nor did one that could not be encoded (a string that is not Unicode text: a lone
-    surrogate); its writes are then sent again one by one, so each gets its own answer. Other failures
-    (a lost connection: the outcome is unknown) reach every write of the batch."""
+    surrogate); its writes are then sent again one by one, so each gets its own answer.
+    Other failures (a lost connection: the outcome is unknown) reach every write of the
+    batch."""
 
     __slots__ = ("_busy", "_connections", "_pending", "_tasks", "max_batch", "senders")
 
