@@ -424,7 +424,12 @@ def cluster_markdown(c: dict[str, Any]) -> str:
         ],
         [
             f"writes/s ({writes['clients']} clients, {writes['objects']} objects)"
-            + _rounds(writes["one_node"], writes["two_nodes"], key="writes_per_s"),
+            + _rounds(writes["one_node"], writes["two_nodes"], key="writes_per_s")
+            + "".join(
+                f"; **{writes[n]['errors']} failed writes ({n})**"
+                for n in ("one_node", "two_nodes")
+                if writes[n].get("errors")
+            ),
             writes["one_node"]["writes_per_s"],
             writes["two_nodes"]["writes_per_s"],
             writes["two_nodes_vs_one"],
