@@ -239,10 +239,11 @@ async def _writes(
 
 def _best(results: list[dict[str, Any]], key: str) -> dict[str, Any]:
     """The round with the highest `key`, with every round's `key` and their median."""
-    values = [r[key] for r in results if r.get(key) is not None]
-    if not values:
+    measured = [r for r in results if r.get(key) is not None]
+    if not measured:
         return results[-1]
-    best = max((r for r in results if r.get(key) is not None), key=lambda r: r[key])
+    values = [r[key] for r in measured]
+    best = max(measured, key=lambda r: r[key])
     return {**best, f"rounds_{key}": values, f"median_{key}": round(percentile(values, 50))}
 
 
