@@ -68,6 +68,14 @@ def headline(raw: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "op_rtt_ratio": raw["op_rtt"]["ratio_p50"],
         "propagation_ratio": raw["propagation"]["ratio_p50"],
+        **{
+            f"{name}_halt_polling": polled["ratio_p50"]
+            for name, polled in (
+                ("op_rtt_ratio", (raw["op_rtt"].get("placement") or {}).get("halt_polling")),
+                ("propagation_ratio", raw["propagation"].get("halt_polling")),
+            )
+            if polled
+        },
         "fanout_vs_raw": {
             str(s): _r(
                 burst["ours_stream"][str(s)]["deliveries_per_s"],
@@ -175,6 +183,19 @@ def targets(h: dict[str, Any], sizes: list[int]) -> list[dict[str, Any]]:
             "target": "≤ 2.0",
             "pass": h["propagation_ratio"] <= 2.0,
         },
+    ]
+    for metric in ("op_rtt_ratio", "propagation_ratio"):
+        if f"{metric}_halt_polling" in h:
+            rows.append(
+                {
+                    "metric": f"{metric}, idle vCPUs polling 200 µs before they halt "
+                    "(see *Where the processes run*)",
+                    "value": h[f"{metric}_halt_polling"],
+                    "target": "(reported)",
+                    "pass": None,
+                }
+            )
+    rows += [
         {
             "metric": f"fanout_vs_raw (S={top})",
             "value": h["fanout_vs_raw"][top],
@@ -279,7 +300,9 @@ def targets(h: dict[str, Any], sizes: list[int]) -> list[dict[str, Any]]:
     return rows
 
 
-def rtt_waterfall(rtt: dict[str, Any], costs: dict[str, float]) -> str:
+def rtt_waterfall(
+    rtt: dict[str, Any], costs: dict[str, float], propagation: dict[str, Any] | None = None
+) -> str:
     """Why `op_rtt_ratio` is not <= 2: each step of the breakdown, with what the in-process
     measurements (bench/costs.py) attribute to it, against the budget the target allows."""
     bd = rtt["breakdown"]
@@ -355,29 +378,58 @@ def rtt_waterfall(rtt: dict[str, Any], costs: dict[str, float]) -> str:
         + f") add up to "
         f"{floor:.0f} µs, {verdict}. `propagation_ratio` carries the same costs (a durable "
         "`doc.set`, then the event through the reader's SDK) against a relay that only "
-        "forwards bytes.\n" + placement_markdown(rtt.get("placement") or {})
+        "forwards bytes.\n" + placement_markdown(rtt.get("placement") or {}, propagation)
     )
 
 
-def placement_markdown(placement: dict[str, Any]) -> str:
-    """The headline pair with the processes pinned (`Bench._rtt_placement`)."""
+def placement_markdown(placement: dict[str, Any], propagation: dict[str, Any] | None = None) -> str:
+    """The headline pair with the processes pinned, and unpinned with idle vCPUs polling
+    before they halt (`Bench._rtt_placement`); propagation's pair with the same polling."""
     if not placement:
         return ""
+    polled = placement.get("halt_polling") or {}
+    configured = polled.get("configured_halt_poll_ns")
     labels = {
         "same_vcpu": "client and both servers on one vCPU",
         "cross_vcpu": "servers on another vCPU than the client (as on separate machines)",
+        "halt_polling": "unpinned, idle vCPUs polling 200 µs before they halt (Linux's default; "
+        f"this VM: {configured} ns)",
     }
     rows = [
         [labels.get(k, k), v["ours_p50_us"], v["raw_echo_p50_us"], v["ratio_p50"]]
         for k, v in placement.items()
     ]
-    return (
+    prop_polled = (propagation or {}).get("halt_polling") or {}
+    if prop_polled:
+        rows.append(
+            [
+                "propagation (`doc.set` → `updated` / raw relay), the same polling",
+                prop_polled["ours_p50_us"],
+                prop_polled["raw_relay_p50_us"],
+                prop_polled["ratio_p50"],
+            ]
+        )
+    text = (
         "\n#### Where the processes run\n\n"
         "The same SDK `map.set` and raw echo, right after the headline measurement, with the "
         "processes pinned. Unpinned (the headline), the scheduler decides in each run whether "
         "a wake-up crosses vCPUs, which on this VM costs tens of µs each way; that is most of "
-        "the ratio's spread from run to run.\n\n"
-        + _table(["placement", "ours p50 µs", "raw echo p50 µs", "ratio"], rows)
+        "the ratio's spread from run to run.\n"
+    )
+    if polled:
+        text += (
+            "\nThe last rows: unpinned again, with the guest's idle vCPUs polling up to 200 µs "
+            "before they halt (`/sys/module/haltpoll/parameters/guest_halt_poll_ns`, set for "
+            "these rounds and restored). This VM boots with it at "
+            f"{configured} ns: a vCPU with nothing to run halts at once, and the hypervisor "
+            "must wake it, tens of µs per wake-up. A round trip whose peer waits long enough "
+            "to halt (ours, which does a durable write) pays that on each side; one answered "
+            "within a few µs (the echo) rarely does.\n"
+        )
+    return (
+        text
+        + "\n"
+        + _table(["placement", "ours p50 µs", "raw echo / relay p50 µs", "ratio"], rows)
         + "\n"
     )
 
@@ -681,7 +733,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out.append(_table(["request", "p50 µs", "p99 µs"], rows) + "\n")
         costs = d["op_rtt"].get("components")
         if costs:
-            out.append(rtt_waterfall(d["op_rtt"], costs))
+            out.append(rtt_waterfall(d["op_rtt"], costs, d.get("propagation")))
             if "sdk_map_set_library" in costs:
                 out.append(sdk_cost_markdown(costs))
 

@@ -24,7 +24,7 @@ import orjson
 
 from . import cluster, costs, profiling, report
 from .common import baseline_server, loop_name, raise_nofile, run_async
-from .scenarios import Bench, Config, Pool
+from .scenarios import Bench, Config, Pool, halt_poll_ns
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _LIBS = (
@@ -74,6 +74,7 @@ def machine_info() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "event_loop": loop_name(),
+        "guest_halt_poll_ns": halt_poll_ns(),
         "nofile_limit": raise_nofile(),
         "loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "libraries": libs,
