@@ -702,7 +702,14 @@ def render_markdown(doc: dict[str, Any]) -> str:
     out.append(
         f"{doc['started_at']} · {'quick' if doc['config']['quick'] else 'full'} run · "
         f"wall time {doc['wall_seconds']:.0f} s · {m['cores']} cores ({m['cpu']}) · "
-        f"Python {m['python']} · load average at start {m['loadavg_start']}\n"
+        f"Python {m['python']} · load average at start {m['loadavg_start']}"
+        + (
+            f" · idle vCPUs poll {m['guest_halt_poll_ns']:,} ns before they halt "
+            "(haltpoll `guest_halt_poll_ns`)"
+            if m.get("guest_halt_poll_ns") is not None
+            else ""
+        )
+        + "\n"
     )
     out.append(
         "All numbers come from this one run; the stacks ran side by side, alternating. "
