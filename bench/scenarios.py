@@ -411,10 +411,23 @@ class Bench:
         """The headline pair again with the client and both servers pinned: all on one vCPU,
         then the servers on another vCPU than the client (as on separate machines). Unpinned,
         the scheduler decides per run whether a wake-up crosses vCPUs, which on a VM costs
-        tens of µs each way: the ratio's spread from run to run. Reported, not the headline."""
+        tens of µs each way: the ratio's spread from run to run. Then unpinned, with idle vCPUs
+        polling before they halt (`halt_polling`). Reported, not the headline."""
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
             return {}
+        per = max(self.cfg.rtt_n // (2 * self.cfg.rounds), 25)
+
+        async def pair() -> dict[str, Any]:
+            await _set_vs_echo(m, data, echo, request, 1, per)  # a warm-up round
+            ours_ns, raw_ns = await _set_vs_echo(m, data, echo, request, self.cfg.rounds, per)
+            o, r = summary_us(ours_ns), summary_us(raw_ns)
+            return {
+                "ours_p50_us": o["p50_us"],
+                "raw_echo_p50_us": r["p50_us"],
+                "ratio_p50": ratio(o["p50_us"], r["p50_us"]),
+            }
+
         client_cpu, other_cpu = cpus[0], cpus[1]
         pids = (ours.pid, raw.pid)
         out: dict[str, Any] = {}
@@ -423,15 +436,7 @@ class Bench:
                 os.sched_setaffinity(0, {client_cpu})
                 for pid in pids:
                     _pin_process(pid, {server_cpu})
-                per = max(self.cfg.rtt_n // (2 * self.cfg.rounds), 25)
-                await _set_vs_echo(m, data, echo, request, 1, per)  # a warm-up round
-                ours_ns, raw_ns = await _set_vs_echo(m, data, echo, request, self.cfg.rounds, per)
-                o, r = summary_us(ours_ns), summary_us(raw_ns)
-                out[name] = {
-                    "ours_p50_us": o["p50_us"],
-                    "raw_echo_p50_us": r["p50_us"],
-                    "ratio_p50": ratio(o["p50_us"], r["p50_us"]),
-                }
+                out[name] = await pair()
         finally:
             os.sched_setaffinity(0, set(cpus))
             for pid in pids:
@@ -439,16 +444,7 @@ class Bench:
         configured = halt_poll_ns()
         with halt_polling(LINUX_HALT_POLL_NS) as polling:
             if polling:
-                per = max(self.cfg.rtt_n // (2 * self.cfg.rounds), 25)
-                await _set_vs_echo(m, data, echo, request, 1, per)
-                ours_ns, raw_ns = await _set_vs_echo(m, data, echo, request, self.cfg.rounds, per)
-                o, r = summary_us(ours_ns), summary_us(raw_ns)
-                out["halt_polling"] = {
-                    "ours_p50_us": o["p50_us"],
-                    "raw_echo_p50_us": r["p50_us"],
-                    "ratio_p50": ratio(o["p50_us"], r["p50_us"]),
-                    "configured_halt_poll_ns": configured,
-                }
+                out["halt_polling"] = {**await pair(), "configured_halt_poll_ns": configured}
         return out
 
     async def _rtt_breakdown(
