@@ -393,7 +393,7 @@ def placement_markdown(placement: dict[str, Any], propagation: dict[str, Any] | 
         "same_vcpu": "client and both servers on one vCPU",
         "cross_vcpu": "servers on another vCPU than the client (as on separate machines)",
         "halt_polling": "unpinned, idle vCPUs polling 200 µs before they halt (Linux's default; "
-        f"this VM: {configured} ns)",
+        f"the rest of this run: {configured} ns)",
     }
     rows = [
         [labels.get(k, k), v["ours_p50_us"], v["raw_echo_p50_us"], v["ratio_p50"]]
@@ -420,9 +420,9 @@ def placement_markdown(placement: dict[str, Any], propagation: dict[str, Any] | 
         text += (
             "\nThe last rows: unpinned again, with the guest's idle vCPUs polling up to 200 µs "
             "before they halt (`/sys/module/haltpoll/parameters/guest_halt_poll_ns`, set for "
-            "these rounds and restored). This VM boots with it at "
-            f"{configured} ns: a vCPU with nothing to run halts at once, and the hypervisor "
-            "must wake it, tens of µs per wake-up. A round trip whose peer waits long enough "
+            "these rounds and restored; the rest of this run had it at "
+            f"{configured} ns). At 0, as this kind of VM boots, a vCPU with nothing to run "
+            "halts at once, and the hypervisor must wake it, tens of µs per wake-up. A round trip whose peer waits long enough "
             "to halt (ours, which does a durable write) pays that on each side; one answered "
             "within a few µs (the echo) rarely does.\n"
         )
