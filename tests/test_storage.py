@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
 import sqlite3
 import threading
@@ -1687,7 +1688,7 @@ async def test_inline_mode_commits_the_first_write_of_a_turn_then_one_batch(
 ) -> None:
     """The first write of a turn of the loop commits at once (its caller resumes without
     waiting a turn); the writes after it in the same turn share one transaction."""
-    store = SQLiteStorage(tmp_path / "inline.db", inline=True)
+    store = SQLiteStorage(tmp_path / "inline.db", inline=True, write_log=False)
     await store.start()
     try:
         doc = await store.create_object(
@@ -1723,7 +1724,7 @@ async def test_inline_checkpoints_run_off_the_loop_and_keep_the_wal_bounded(
     answered from memory, writes wait and then commit as one batch; checkpoints keep coming,
     so the WAL stays near its threshold, and nothing written is lost."""
     path = tmp_path / "ckpt.db"
-    store = SQLiteStorage(path, inline=True)
+    store = SQLiteStorage(path, inline=True, write_log=False)
     await store.start()
     gate, entered = threading.Event(), threading.Event()
     real = SQLiteStorage._checkpoint_wal
@@ -1811,6 +1812,168 @@ async def test_inline_writes_go_on_when_no_checkpoint_thread_can_start(tmp_path:
         assert (await reopened.get_item(SVC, "map", m.sid, "k19")).data == {"n": 399}
     finally:
         await reopened.close()
+
+
+# ---- SQLite's write log ------------------------------------------------------------------
+
+
+def crash(store: SQLiteStorage) -> None:
+    """The process dies: nothing more is applied, nothing is closed cleanly."""
+    if store._apply_timer is not None:
+        store._apply_timer.cancel()
+    store._accepting = False
+    assert store._conn is not None and store._log_fd is not None
+    store._conn.close()
+    store._conn = None
+    os.close(store._log_fd)
+    store._log_fd = None
+
+
+async def logged_writes(store: SQLiteStorage) -> tuple[str, str]:
+    """A map with items k0..k4 (k2 removed) and a document written twice; the writes
+    acknowledged, none applied to SQLite yet. Returns (map sid, document sid)."""
+    m = await store.create_object(SVC, "map", unique_name=None, data=None, ttl=None, created_by="s")
+    doc = await store.create_object(
+        SVC, "document", unique_name="doc", data={"v": 0}, ttl=None, created_by="s"
+    )
+    for i in range(5):  # a new key's write first reads SQL (an expired row may hold it)
+        await put_map_item(store, m.sid, f"k{i}", {"i": -1})
+    assert len(store._pending) == 1
+    for i in range(5):
+        await put_map_item(store, m.sid, f"k{i}", {"i": i})
+    await store.remove_item(SVC, "map", m.sid, "k2", if_match=None, origin=None)
+    for v in (1, 2):
+        await store.update_document(
+            SVC, doc.sid, data={"v": v}, merge=False, if_match=None, ttl=None, origin=None
+        )
+    assert len(store._pending) == 9  # acknowledged, in the log, not in SQLite
+    return m.sid, doc.sid
+
+
+async def assert_logged_writes(store: SQLiteStorage, map_sid: str, doc_sid: str) -> None:
+    page = await store.items_page(
+        SVC, "map", map_sid, start=None, inclusive=True, page_size=10, order="asc"
+    )
+    assert [(i.key, i.data) for i in page.items] == [
+        ("k0", {"i": 0}),
+        ("k1", {"i": 1}),
+        ("k3", {"i": 3}),
+        ("k4", {"i": 4}),
+    ]
+    events = await store.events_since(SVC, map_sid, 0, 100)
+    assert events is not None and [e.event_id for e in events] == list(range(1, 12))
+    assert events[-1].name == "item_removed"
+    doc = await store.get_object(SVC, "document", doc_sid)
+    assert doc is not None and doc.data == {"v": 2} and doc.last_event_id == 2
+
+
+async def test_write_log_acknowledges_before_sqlite_and_reads_see_the_writes(
+    tmp_path: Path,
+) -> None:
+    """Item and document writes return once logged; a read that needs SQL applies them
+    first (one transaction for them all), so nothing acknowledged is ever missing from it."""
+    store = SQLiteStorage(tmp_path / "log.db", inline=True)
+    await store.start()
+    try:
+        map_sid, doc_sid = await logged_writes(store)
+        batches = store._batch_count
+        await assert_logged_writes(store, map_sid, doc_sid)
+        assert store._pending == [] and store._batch_count == batches + 1
+        # Left alone, they are applied a couple of milliseconds later.
+        await put_map_item(store, map_sid, "k1", {"i": 5})
+        assert len(store._pending) == 1
+        await asyncio.sleep(sqlite_module._APPLY_AFTER * 5)
+        assert store._pending == []
+    finally:
+        await store.close()
+    assert not (tmp_path / "log.db-log").exists()  # a clean close leaves no log
+
+
+async def test_write_log_brings_back_acknowledged_writes_after_a_crash(tmp_path: Path) -> None:
+    """A crash before the logged writes reach SQLite loses none of them: the next start
+    applies them from the log, and empties it."""
+    path = tmp_path / "crash.db"
+    store = SQLiteStorage(path, inline=True)
+    await store.start()
+    map_sid, doc_sid = await logged_writes(store)
+    crash(store)
+    assert (tmp_path / "crash.db-log").stat().st_size > 0
+
+    for inline in (False, True):  # the writer-thread mode reads the log as well
+        reopened = SQLiteStorage(path, inline=inline)
+        await reopened.start()
+        try:
+            assert (tmp_path / "crash.db-log").stat().st_size == 0
+            await assert_logged_writes(reopened, map_sid, doc_sid)
+            if inline:  # new writes go on from there
+                item, event = await put_map_item(reopened, map_sid, "k1", {"i": 9})
+                assert event.event_id == 12 and item.last_event_id == 12
+        finally:
+            await reopened.close()
+
+
+async def test_write_log_skips_applied_records_and_a_torn_tail(tmp_path: Path) -> None:
+    """Records the database already holds (applied, the log not yet emptied) are not applied
+    twice; bytes after the last whole record (a write cut short) are ignored."""
+    path = tmp_path / "torn.db"
+    store = SQLiteStorage(path, inline=True)
+    await store.start()
+    map_sid, doc_sid = await logged_writes(store)
+    store._apply_pending()  # in SQLite now, and still in the log (under its size limit)
+    await put_map_item(store, map_sid, "k1", {"i": 5})  # only in the log
+    crash(store)
+    log_path = tmp_path / "torn.db-log"
+    whole = log_path.read_bytes()
+    with log_path.open("ab") as f:
+        f.write(whole[:20])  # the start of a record, cut short
+    reopened = SQLiteStorage(path, inline=True)
+    await reopened.start()
+    try:
+        k1 = await reopened.get_item(SVC, "map", map_sid, "k1")
+        assert k1.data == {"i": 5} and k1.last_event_id == 12
+        events = await reopened.events_since(SVC, map_sid, 0, 100)
+        assert events is not None and [e.event_id for e in events] == list(range(1, 13))
+        doc = await reopened.get_object(SVC, "document", doc_sid)
+        assert doc is not None and doc.last_event_id == 2
+    finally:
+        await reopened.close()
+
+
+async def test_write_log_that_cannot_be_applied_fails_calls_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """When SQLite refuses the logged writes (here: their table is gone), they stay in the
+    log and in memory: calls that need SQL fail with that error until the writes can be
+    applied, and then everything acknowledged is there."""
+    store = SQLiteStorage(tmp_path / "fail.db", inline=True)
+    await store.start()
+    try:
+        m = await store.create_object(
+            SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+        )
+        await put_map_item(store, m.sid, "a", {"n": 1})
+        assert store._conn is not None
+        store._conn.execute("ALTER TABLE events RENAME TO events_away")
+        with pytest.raises(sqlite3.OperationalError):
+            await store.items_page(
+                SVC, "map", m.sid, start=None, inclusive=True, page_size=10, order="asc"
+            )
+        with pytest.raises(sqlite3.OperationalError):
+            await store.create_object(
+                SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+            )
+        assert len(store._pending) == 1 and store._apply_failure is not None
+        assert (await store.get_item(SVC, "map", m.sid, "a")).data == {"n": 1}  # from memory
+        store._conn.execute("ALTER TABLE events_away RENAME TO events")
+        page = await store.items_page(
+            SVC, "map", m.sid, start=None, inclusive=True, page_size=10, order="asc"
+        )
+        assert [i.data for i in page.items] == [{"n": 1}]
+        assert store._pending == [] and store._apply_failure is None
+        events = await store.events_since(SVC, m.sid, 0, 10)
+        assert events is not None and [e.event_id for e in events] == [1]
+    finally:
+        await store.close()
 
 
 # ---- PostgreSQL only: migrations, several server processes on one database --------------
