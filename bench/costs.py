@@ -3,7 +3,8 @@
 
 - `validate_request`: the server's strict pydantic validation of the `item_set` frame;
 - `storage_set_item` / `storage_get_item`: SQLiteStorage (inline, synchronous NORMAL, as the
-  server runs it) writing (one committed transaction) and reading an item;
+  server runs it) writing (until acknowledged: appended to its write log, applied to SQLite
+  after with the writes around it) and reading an item;
 - `service_set_item`: SyncService.set_item on that storage: the storage write plus argument
   checks, ACL lookup, rate limiter and publishing the event;
 - `reply_encode`: building and encoding the reply frame;

@@ -332,7 +332,8 @@ def rtt_waterfall(
             round(get, 1),
         ],
         [
-            "`item_set`: the durable write, one committed SQLite transaction with its event "
+            "`item_set`: the durable write, the item and its event appended to SQLite "
+            "storage's write log, which SQLite applies after, with the writes around it "
             f"({costs['storage_set_item']} µs in-process; "
             f"{costs['service_set_item']} µs with the service's checks and publishing)",
             round(put - get, 1),
@@ -372,7 +373,7 @@ def rtt_waterfall(
         + "\n\n"
         f"The target allows {budget:.0f} µs (twice the headline's echo, "
         f"{headline_echo:.0f} µs). The transport and request "
-        f"handling that even a `ping` pays ({ping:.0f} µs), the committed SQLite transaction "
+        f"handling that even a `ping` pays ({ping:.0f} µs), the durable write "
         f"alone ({costs['storage_set_item']} µs) and the SDK ({sdk_part:.0f} µs"
         + (", its in-process cost" if sdk_part > sdk - put else "")
         + f") add up to "

@@ -1939,6 +1939,52 @@ async def test_write_log_skips_applied_records_and_a_torn_tail(tmp_path: Path) -
         await reopened.close()
 
 
+async def test_write_log_updates_a_hot_row_once_per_batch_and_keeps_every_event(
+    tmp_path: Path,
+) -> None:
+    """Of the updates of one row waiting in the log, only the last is applied; every event
+    is stored, and rows between them are untouched."""
+    update_key = sqlite_module._UPDATE_ITEM["key"]
+    records: list[list[sqlite_module.Statement]] = [
+        [(update_key, ({"n": n}, n, 0.0, None, "MP1", "hot")), ("INSERT ev", (n,))]
+        for n in (1, 2)
+    ]
+    records.insert(1, [(update_key, ({"n": 0}, 9, 0.0, None, "MP1", "cold"))])
+    kept = sqlite_module._coalesced(records)
+    assert kept == [
+        ("INSERT ev", (1,)),
+        (update_key, ({"n": 0}, 9, 0.0, None, "MP1", "cold")),
+        (update_key, ({"n": 2}, 2, 0.0, None, "MP1", "hot")),
+        ("INSERT ev", (2,)),
+    ]
+    assert sqlite_module._coalesced(records[:1]) == records[0]
+
+    store = SQLiteStorage(tmp_path / "hot.db", inline=True)
+    await store.start()
+    try:
+        m = await store.create_object(
+            SVC, "map", unique_name=None, data=None, ttl=None, created_by="s"
+        )
+        await put_map_item(store, m.sid, "hot", {"n": 0})
+        await put_map_item(store, m.sid, "other", {"n": 0})
+        store._apply_pending()
+        for n in range(1, 11):
+            await put_map_item(store, m.sid, "hot", {"n": n})
+        await put_map_item(store, m.sid, "other", {"n": 1})
+        assert len(store._pending) == 11
+        page = await store.items_page(
+            SVC, "map", m.sid, start=None, inclusive=True, page_size=10, order="asc"
+        )
+        assert [(i.key, i.data, i.last_event_id) for i in page.items] == [
+            ("hot", {"n": 10}, 12),
+            ("other", {"n": 1}, 13),
+        ]
+        events = await store.events_since(SVC, m.sid, 0, 100)
+        assert events is not None and [e.event_id for e in events] == list(range(1, 14))
+    finally:
+        await store.close()
+
+
 async def test_write_log_that_cannot_be_applied_fails_calls_and_loses_nothing(
     tmp_path: Path,
 ) -> None:

@@ -220,6 +220,20 @@ _OUTBOX = common.outbox_sql(lambda n: f"?{n}", _DB_NOW)
 
 _LIVE = "(date_expires IS NULL OR date_expires > ?)"
 
+# Writes that set the same columns of one row to values they carry: of several in one batch
+# of logged writes, the last one of each row is enough (`_coalesced`). The value: how many of
+# the statement's last parameters name the row.
+_UPDATE_DOCUMENT = (
+    "UPDATE objects SET data = ?, last_event_id = ?, date_updated = ?, date_expires = ? "
+    "WHERE sid = ?"
+)
+_UPDATE_ITEM = {
+    column: "UPDATE items SET data = ?, last_event_id = ?, date_updated = ?, date_expires = ? "
+    f"WHERE object_sid = ? AND {column} = ?"
+    for column in ("idx", "key")
+}
+_ROW_KEY_PARAMS = {_UPDATE_DOCUMENT: 1} | {sql: 2 for sql in _UPDATE_ITEM.values()}
+
 
 def _revision(objects: str) -> str:
     """The revision (last_event_id) of the object in row `objects` (a table name or alias).
@@ -579,9 +593,8 @@ class SQLiteStorage(Storage):
             return
         try:
             conn.execute("BEGIN")
-            for statements in pending:
-                for sql, params in statements:
-                    conn.execute(sql, params)
+            for sql, params in _coalesced(pending):
+                conn.execute(sql, params)
             conn.execute("UPDATE write_log SET applied_seq = ?", (self._seq,))
             conn.execute("COMMIT")
         except Exception as exc:
@@ -1106,8 +1119,7 @@ class SQLiteStorage(Storage):
                 doc, data=data, merge=merge, if_match=if_match, ttl=ttl, origin=origin, at=at
             )
             conn.execute(
-                "UPDATE objects SET data = ?, last_event_id = ?, date_updated = ?, "
-                "date_expires = ? WHERE sid = ?",
+                _UPDATE_DOCUMENT,
                 (json_text(doc.data), doc.last_event_id, at, doc.date_expires, doc.sid),
             )
             event = self._append_event(conn, doc, frame, at)
@@ -1252,8 +1264,7 @@ class SQLiteStorage(Storage):
                 self._insert_item(conn, obj.sid, record)
             else:
                 conn.execute(
-                    f"UPDATE items SET data = ?, last_event_id = ?, date_updated = ?, "
-                    f"date_expires = ? WHERE object_sid = ? AND {column} = ?",
+                    _UPDATE_ITEM[column],
                     (
                         json_text(record.data),
                         record.last_event_id,
@@ -1651,6 +1662,25 @@ class SQLiteStorage(Storage):
                 item.created_by,
             ),
         )
+
+
+def _coalesced(records: list[list[Statement]]) -> list[Statement]:
+    """The statements of `records` in order, without an update of a row that a later one
+    in them overwrites (`_ROW_KEY_PARAMS`): a hot item written ten times in a batch is
+    updated once (its ten events are all stored)."""
+    statements = [statement for record in records for statement in record]
+    if len(records) < 2:
+        return statements
+    last: dict[tuple[str, tuple[Any, ...]], int] = {}
+    for i, (sql, params) in enumerate(statements):
+        n = _ROW_KEY_PARAMS.get(sql)
+        if n:
+            last[sql, params[-n:]] = i
+    return [
+        (sql, params)
+        for i, (sql, params) in enumerate(statements)
+        if not (n := _ROW_KEY_PARAMS.get(sql)) or last[sql, params[-n:]] == i
+    ]
 
 
 # ---- owning the file ---------------------------------------------------------------------
