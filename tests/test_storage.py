@@ -1946,8 +1946,7 @@ async def test_write_log_updates_a_hot_row_once_per_batch_and_keeps_every_event(
     is stored, and rows between them are untouched."""
     update_key = sqlite_module._UPDATE_ITEM["key"]
     records: list[list[sqlite_module.Statement]] = [
-        [(update_key, ({"n": n}, n, 0.0, None, "MP1", "hot")), ("INSERT ev", (n,))]
-        for n in (1, 2)
+        [(update_key, ({"n": n}, n, 0.0, None, "MP1", "hot")), ("INSERT ev", (n,))] for n in (1, 2)
     ]
     records.insert(1, [(update_key, ({"n": 0}, 9, 0.0, None, "MP1", "cold"))])
     kept = sqlite_module._coalesced(records)
