@@ -2017,6 +2017,21 @@ async def test_write_log_that_cannot_be_applied_fails_calls_and_loses_nothing(
         assert store._pending == [] and store._apply_failure is None
         events = await store.events_since(SVC, m.sid, 0, 10)
         assert events is not None and [e.event_id for e in events] == [1]
+
+        # Still refused when the storage closes: the log keeps them for its next start.
+        await put_map_item(store, m.sid, "a", {"n": 2})
+        store._conn.execute("ALTER TABLE events RENAME TO events_away")
+        await store.close()
+        assert (tmp_path / "fail.db-log").stat().st_size > 0
+        with closing(sqlite3.connect(tmp_path / "fail.db")) as conn:
+            conn.execute("ALTER TABLE events_away RENAME TO events")
+        await store.start()
+        assert store._pending == []
+        assert (await store.get_item(SVC, "map", m.sid, "a")).data == {"n": 2}
+        await put_map_item(store, m.sid, "a", {"n": 3})
+        store._apply_pending()
+        events = await store.events_since(SVC, m.sid, 0, 10)
+        assert events is not None and [e.event_id for e in events] == [1, 2, 3]
     finally:
         await store.close()
 

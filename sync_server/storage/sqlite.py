@@ -406,6 +406,7 @@ class SQLiteStorage(Storage):
         if self._thread is not None or self._conn is not None:
             raise RuntimeError("SQLiteStorage already started")
         self._recent.clear()  # the file may have changed while this storage was closed
+        self._pending, self._apply_failure = [], None  # what the log holds, `_connect` applies
         if self.inline:
             self._loop = asyncio.get_running_loop()
             self._conn = self._connect()
