@@ -568,11 +568,15 @@ class SQLiteStorage(Storage):
 
     def _apply_due(self) -> None:
         self._apply_timer = None
-        if self._checkpoint is None and self._conn is not None:
-            try:
-                self._apply_pending(checkpoint=True)
-            except Exception:
-                pass  # logged; retried
+        if self._conn is None or not self._pending:
+            return
+        if self._checkpoint is not None:  # the connection is the checkpoint's: later
+            self._apply_timer = self._loop.call_later(_APPLY_AFTER, self._apply_due)
+            return
+        try:
+            self._apply_pending(checkpoint=True)
+        except Exception:
+            pass  # logged; retried
 
     def _applied_connection(self) -> sqlite3.Connection:
         """The connection, once every logged write is applied (for a logged write's reads)."""
