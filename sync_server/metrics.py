@@ -12,7 +12,7 @@ counting); those and everything else are read when Prometheus scrapes, so the ho
     sync_deliveries_total                  events handed to subscribed connections
     sync_outbox_frames                     frames queued for slow clients
     sync_slow_consumer_disconnects_total   clients dropped for falling too far behind (4008)
-    sync_storage_commit_seconds            durable writes (storage round trip and commit)
+    sync_storage_commit_seconds            durable writes (until committed, or in SQLite's write log)
     sync_broker_reconnects_total           reconnections to the other nodes (Redis)
     sync_broker_gap_repairs_total          gaps in the event stream repaired from storage
     sync_webhook_deliveries_total{result}  delivered, failed (after every retry), dropped
@@ -159,7 +159,8 @@ class _LiveCollector(Collector):
             durations.add_metric([type_], timing.buckets(), timing.sum)
         yield durations
         commits = HistogramMetricFamily(
-            "sync_storage_commit_seconds", "Durable writes: the storage round trip and commit."
+            "sync_storage_commit_seconds",
+            "Durable writes: until storage committed them (or, SQLite, logged them).",
         )
         commits.add_metric([], m.commit_seconds.buckets(), m.commit_seconds.sum)
         yield commits
