@@ -412,8 +412,8 @@ class SQLiteStorage(Storage):
             self._conn = self._connect()
             if self.write_log:
                 try:
-                    self._log_fd = os.open(
-                        self._log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
+                    self._log_fd = os.open(  # not inherited by child processes (PEP 446)
+                        self._log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
                     )
                 except BaseException:
                     self._conn.close()
