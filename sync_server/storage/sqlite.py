@@ -42,6 +42,7 @@ of each write (errors, new records, event frames) are shared with the other back
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -597,17 +598,8 @@ class SQLiteStorage(Storage):
         if not pending or conn is None:
             return
         try:
-            conn.execute("BEGIN")
-            for sql, params in _coalesced(pending):
-                conn.execute(sql, params)
-            conn.execute("UPDATE write_log SET applied_seq = ?", (self._seq,))
-            conn.execute("COMMIT")
+            _apply_records(conn, pending, self._seq)
         except Exception as exc:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except Exception:
-                    pass
             if self._apply_failure is None:
                 log.error(
                     "cannot apply %d logged writes to %s (they stay in %s): %s",
@@ -657,16 +649,7 @@ class SQLiteStorage(Storage):
                 len(data) - offset,
             )
         if records:
-            conn.execute("BEGIN")
-            try:
-                for _, statements in records:
-                    for sql, params in statements:
-                        conn.execute(sql, params)
-                conn.execute("UPDATE write_log SET applied_seq = ?", (records[-1][0],))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            _apply_records(conn, [statements for _, statements in records], records[-1][0])
             self._seq = records[-1][0]
             log.info("applied %d writes from %s", len(records), self._log_path)
         os.truncate(self._log_path, 0)
@@ -1667,6 +1650,22 @@ class SQLiteStorage(Storage):
                 item.created_by,
             ),
         )
+
+
+def _apply_records(conn: sqlite3.Connection, records: list[list[Statement]], seq: int) -> None:
+    """Run the statements of logged writes (`_coalesced`) and store `seq` as the last record
+    applied, in one transaction: all of it, or (rolled back) none."""
+    conn.execute("BEGIN")
+    try:
+        for sql, params in _coalesced(records):
+            conn.execute(sql, params)
+        conn.execute("UPDATE write_log SET applied_seq = ?", (seq,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(Exception):
+                conn.execute("ROLLBACK")
+        raise
 
 
 def _coalesced(records: list[list[Statement]]) -> list[Statement]:
