@@ -526,13 +526,15 @@ class SQLiteStorage(Storage):
             return fn(self._conn)
         return await self._run(fn)
 
-    async def _run_logged(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run_logged(
+        self, fn: Callable[[sqlite3.Connection], T], webhook: OnChange | None
+    ) -> T:
         """`_run` for a write of an item or a document: with the write log, its statements
         are logged, and it returns at once; SQLite gets them shortly after (`_apply_pending`).
         Behind writes waiting to commit, or during a checkpoint, it waits its turn as `_run`.
-        Only for statements SQLite cannot refuse but for I/O errors: not for a write that
-        stores a webhook (its outbox row commits with it, as `_run`)."""
-        if self._log_fd is None or self._jobs or self._checkpoint is not None:
+        Only for statements SQLite cannot refuse but for I/O errors: a write that stores a
+        `webhook` commits as `_run` (its outbox row is a statement SQLite might refuse)."""
+        if webhook or self._log_fd is None or self._jobs or self._checkpoint is not None:
             return await self._run(fn)
         if not self._accepting:
             raise RuntimeError("SQLiteStorage is not started or is closed")
@@ -1115,7 +1117,7 @@ class SQLiteStorage(Storage):
             self._recent.put_object(doc)
             return doc, event
 
-        return await (self._run(op) if webhook else self._run_logged(op))
+        return await self._run_logged(op, webhook)
 
     async def set_object_ttl(
         self, service_sid: str, kind: ObjectKind, sid: str, ttl: int
@@ -1268,7 +1270,7 @@ class SQLiteStorage(Storage):
             self._recent.put_item(obj.sid, item, record)
             return record, event
 
-        return await (self._run(op) if webhook else self._run_logged(op))
+        return await self._run_logged(op, webhook)
 
     async def set_item_ttl(
         self, service_sid: str, kind: ObjectKind, sid: str, item: int | str, ttl: int
@@ -1320,7 +1322,7 @@ class SQLiteStorage(Storage):
             self._recent.drop_item(obj.sid, item)
             return event
 
-        return await (self._run(op) if webhook else self._run_logged(op))
+        return await self._run_logged(op, webhook)
 
     async def items_page(
         self,
