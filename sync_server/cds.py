@@ -270,7 +270,7 @@ class ClientApi:
             if write.data is None:
                 raise InvalidRequestError("data is required")
             absent_only = if_match == "-1"
-            item, added = await self.service.upsert_item(
+            item, event = await self.service.upsert_item(
                 caller,
                 sid,
                 None,
@@ -281,6 +281,7 @@ class ClientApi:
                 ttl=write.ttl,
                 if_absent=absent_only,
             )
+            added = event.name == "item_added"
             return HttpReply(201 if added else 200, _item_resource(base, kind, sid, item))
         _allow(method, "POST")
         if write.data is not None:

@@ -315,6 +315,7 @@ async def realtime_endpoint(ws: RealtimeSocket, service: SyncService) -> None:
                 # Requests run concurrently (a slow read must not stall the rest), but each
                 # starts in arrival order, so writes on one object are applied in order.
                 conn.requests.start(conn.handle(raw))
+                ws.flush()  # its reply, if answered without waiting: not at the turn's end
         if conn.reading.stopped:  # the node is draining
             await conn.requests.finish()
             conn.outbox.close(CLOSE_SERVICE_RESTART)

@@ -744,8 +744,8 @@ class SyncService:
         if_match: str | None,
         ttl: int | None,
         if_absent: bool = False,
-    ) -> tuple[ItemRecord, bool]:
-        """`set_item`, and whether the item was added (True) or updated."""
+    ) -> tuple[ItemRecord, Event]:
+        """`set_item`, and its event (`item_added` or `item_updated`)."""
         kind = kind_of_sid(sid)
         ref = self._item_ref(kind, index, key)
         check_data(data)
@@ -770,7 +770,7 @@ class SyncService:
             hook,
         )
         await self._publish(event)
-        return item, event.name == "item_added"
+        return item, event
 
     async def set_item_ttl(
         self, caller: Caller, sid: str, index: int | None, key: str | None, ttl: int

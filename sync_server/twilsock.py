@@ -523,6 +523,7 @@ async def twilsock_endpoint(ws: RealtimeSocket, service: SyncService, api: Clien
                 else:
                     # Requests run concurrently, each started in arrival order.
                     conn.requests.start(conn.handle(data))
+                    ws.flush()
                     await ready_for_request(conn.outbox, conn.requests)
         if conn.reading.stopped:  # the node is draining: the SDK reconnects on an offload
             await conn.requests.finish()

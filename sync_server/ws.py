@@ -59,6 +59,11 @@ class RealtimeSocket(Protocol):
         """`send_text_nowait` for a binary frame."""
         ...
 
+    def flush(self) -> None:
+        """Write the frames sent so far now rather than at the end of this turn of the loop
+        (a front door calls it once a request it started has been answered)."""
+        ...
+
     async def close(self, code: int) -> None:
         """Send a close frame with `code`; the socket closes when the client answers."""
         ...
@@ -114,6 +119,9 @@ class AsgiSocket:
 
     def send_bytes_nowait(self, data: bytes) -> bool:
         return False
+
+    def flush(self) -> None:
+        pass  # Starlette's send has written each frame
 
     async def close(self, code: int) -> None:
         try:

@@ -89,7 +89,7 @@ class _TurnEnd:
     def _write_out(self) -> None:
         waiting, self._waiting = self._waiting, []
         for conn in waiting:
-            conn._write_out()
+            conn.flush()
 
 
 _turn_ends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _TurnEnd] = (
@@ -219,7 +219,7 @@ class RealtimeWebSocket(asyncio.Protocol):
         except InvalidState:  # the client closed first
             return
         self._close_sent = True
-        self._flush()
+        self._flush_protocol()
         self._lost(code)
         if self._read_paused:  # read on, for the client's answer
             self._read_paused = False
@@ -297,11 +297,11 @@ class RealtimeWebSocket(asyncio.Protocol):
         if conn.parser_exc is not None or conn.state is State.CLOSED:
             # A protocol error (websockets queued its close frame: 1009 for a message over
             # the size limit, 1002 for a bad frame) or the end of the closing handshake.
-            self._flush()
+            self._flush_protocol()
             self._lost(1006 if conn.close_sent is None else conn.close_sent.code)
             self.transport.close()
         elif self._open:
-            self._flush()  # pongs, the answer to a close
+            self._flush_protocol()  # pongs, the answer to a close
 
     # ---- uvicorn's server --------------------------------------------------------------
     def shutdown(self) -> None:
@@ -312,7 +312,7 @@ class RealtimeWebSocket(asyncio.Protocol):
                 self.conn.send_close(1012)
             except InvalidState:
                 pass
-            self._flush()
+            self._flush_protocol()
         self._lost(1012)
         self.transport.close()
 
@@ -327,7 +327,7 @@ class RealtimeWebSocket(asyncio.Protocol):
         if response.status_code != 101:
             access_log.info('%s - "WebSocket %s" %d', client, request.path, response.status_code)
             self.conn.send_response(response)
-            self._flush()
+            self._flush_protocol()
             self._lost(1006)
             self.transport.close()
             return
@@ -339,7 +339,7 @@ class RealtimeWebSocket(asyncio.Protocol):
         for raw_name, raw_value in self._default_headers:
             headers[raw_name.decode("latin-1")] = raw_value.decode("latin-1")
         self.conn.send_response(response)
-        self._flush()
+        self._flush_protocol()
         self._open = True
         self._start_keepalive()
         task = self._loop.create_task(self._run())
@@ -378,12 +378,12 @@ class RealtimeWebSocket(asyncio.Protocol):
                 if self._close_timer is not None:
                     self._close_timer.cancel()
                     self._close_timer = None
-                self._flush()
+                self._flush_protocol()
                 self.transport.close()
             else:  # the client closes: websockets queued the answer
                 rcvd = self.conn.close_rcvd
                 self._lost(1005 if rcvd is None else rcvd.code)
-                self._flush()
+                self._flush_protocol()
                 self.transport.close()
         # PING: websockets queued the pong (sent by data_received)
 
@@ -398,7 +398,7 @@ class RealtimeWebSocket(asyncio.Protocol):
                 log.warning("closing %s: invalid UTF-8 in a text frame", self._client)
                 self.conn.fail(1007, "invalid UTF-8")
                 self._close_sent = True
-                self._flush()
+                self._flush_protocol()
                 self._lost(1007)
                 self.transport.close()
                 return
@@ -425,19 +425,20 @@ class RealtimeWebSocket(asyncio.Protocol):
             if not receiver.done():
                 receiver.set_result(None)
 
-    def _flush(self) -> None:
+    def _flush_protocol(self) -> None:
         """Write what the protocol has to send (pongs, closes), after the frames waiting."""
         data = self.conn.data_to_send()
         if data:
             out = b"".join(data)
             if out:
                 self._out.append(out)
-        self._write_out()
+        self.flush()
 
     def _write_frame(self, frame: bytes) -> None:
         """Queue a message frame; the frames queued in one turn of the loop (a reply and the
         event before it, a burst of events for one subscriber) leave together, at the end
-        of the turn: one send instead of one per frame, and fewer reads for the client."""
+        of the turn (or when the front door flushes, its request answered): one send instead
+        of one per frame, and fewer reads for the client."""
         if self._close_sent or self._gone is not None or self.transport.is_closing():
             raise Disconnected(self._gone or 1006)
         out = self._out
@@ -445,9 +446,10 @@ class RealtimeWebSocket(asyncio.Protocol):
         if len(out) == 1:
             self._turn_end.add(self)
         elif len(out) >= _MAX_QUEUED_FRAMES:  # to the transport, whose buffer pauses writers
-            self._write_out()
+            self.flush()
 
-    def _write_out(self) -> None:
+    def flush(self) -> None:
+        """Write the frames queued (`RealtimeSocket.flush`)."""
         out = self._out
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
@@ -487,7 +489,7 @@ class RealtimeWebSocket(asyncio.Protocol):
         self._ping_payload = struct.pack("!I", random.getrandbits(32))
         self._ping_sent_at = self._loop.time()
         self.conn.send_ping(self._ping_payload)
-        self._flush()
+        self._flush_protocol()
         if self._ping_timeout:
             self._pong_timer = self._loop.call_later(self._ping_timeout, self._ping_timed_out)
         else:
@@ -511,6 +513,6 @@ class RealtimeWebSocket(asyncio.Protocol):
         log.info("closing %s: no pong in %.0f s", self._client, self._ping_timeout)
         self.conn.fail(1011, "keepalive ping timeout")
         self._close_sent = True
-        self._flush()
+        self._flush_protocol()
         self._lost(1011)
         self.transport.close()
