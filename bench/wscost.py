@@ -79,10 +79,12 @@ def client_frame(obj: dict[str, Any]) -> bytes:
 
 
 async def exchange(protocol: asyncio.Protocol, transport: FakeTransport, data: bytes) -> None:
-    """Hand `data` to the protocol as its transport would; return once something is written."""
-    waiter = asyncio.get_running_loop().create_future()
+    """Hand `data` to the protocol as its transport would (from a callback of the loop, not
+    from a task); return once something is written."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
     transport.waiter = waiter
-    protocol.data_received(data)
+    loop.call_soon(protocol.data_received, data)
     await waiter
 
 

@@ -22,6 +22,20 @@ def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
     return asyncio.get_running_loop().create_task(_finish(coro, waiting_on))
 
 
+def start_eagerly_as(
+    task: asyncio.Task[Any], coro: Coroutine[Any, Any, None]
+) -> asyncio.Task[None] | None:
+    """`start_eagerly` from a callback, where no task runs: the coroutine's first steps run as
+    part of `task` (for `asyncio.current_task()` and `asyncio.timeout`), as they would if
+    `task` itself called `start_eagerly`."""
+    loop = task.get_loop()
+    asyncio.tasks._enter_task(loop, task)
+    try:
+        return start_eagerly(coro)
+    finally:
+        asyncio.tasks._leave_task(loop, task)
+
+
 async def _finish(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
     """Drive a started coroutine as a task would: wait for what it waits on, then resume it."""
     while True:

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
-from ._eager import start_eagerly
+from ._eager import start_eagerly, start_eagerly_as
 from .config import Limits
 from .metrics import Metrics
 
@@ -119,9 +119,14 @@ class Outbox(Generic[Frame]):
     def queued_frames(self) -> int:
         return len(self._queue)
 
+    @property
+    def is_writable(self) -> bool:
+        """The queue holds at most half its byte limit (or the outbox closed)."""
+        return self._queued_bytes <= self.max_bytes // 2 or self.closed
+
     async def writable(self) -> None:
-        """Return once the queue holds at most half its byte limit (or the outbox closed)."""
-        while self._queued_bytes > self.max_bytes // 2 and not self.closed:
+        """Return once `is_writable`."""
+        while not self.is_writable:
             if self._writable is None:
                 self._writable = asyncio.Event()
             await self._writable.wait()
@@ -242,9 +247,12 @@ class Requests:
         self.tasks: set[asyncio.Task[None]] = set()
         self._turn_started = 0.0
 
-    def start(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run `coro` eagerly; hold its task if it has to wait."""
-        self.keep(start_eagerly(coro))
+    def start(
+        self, coro: Coroutine[Any, Any, None], *, as_task: asyncio.Task[Any] | None = None
+    ) -> None:
+        """Run `coro` eagerly (from a callback: as part of `as_task`, see `start_eagerly_as`);
+        hold its task if it has to wait."""
+        self.keep(start_eagerly(coro) if as_task is None else start_eagerly_as(as_task, coro))
 
     def keep(self, task: asyncio.Task[None] | None) -> None:
         if task is not None:
@@ -257,12 +265,16 @@ class Requests:
         without waiting (cached checks, inline reads) would otherwise run back to back from a
         client's buffered burst. (Called before reading, so an idle connection's yield costs
         no latency.)"""
-        while len(self.tasks) >= self.limit:
+        while not self.has_room():
             await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
         now = time.monotonic()
         if now - self._turn_started > _TURN:
             await asyncio.sleep(0)
             self._turn_started = time.monotonic()
+
+    def has_room(self) -> bool:
+        """Fewer than `limit` requests are running."""
+        return len(self.tasks) < self.limit
 
     async def finish(self) -> None:
         """Wait until every running request has been answered."""
@@ -295,6 +307,11 @@ class Reading:
             self.stopped = True
             if self._task is not None:
                 self._task.cancel("the node is draining")
+
+    @property
+    def task(self) -> asyncio.Task[Any] | None:
+        """The task of the reading loop, while it runs."""
+        return self._task
 
     async def __aenter__(self) -> None:
         self._task = asyncio.current_task()

@@ -3,8 +3,9 @@
 Each connection authenticates with `hello`, then multiplexes requests (answered by `reply`
 frames) and the events of the objects it subscribed to. The rules (token, subscriptions,
 catch-up, ACL) live in the connection's `Session`; this module parses frames, calls the
-session or `SyncService`, and writes frames. A reply goes out from the request's own task
-when nothing is queued; everything else goes through a bounded outbox, drained by a task
+session or `SyncService`, and writes frames. A request starts as soon as it is read (on our
+WebSocket protocol, in the very call that read it while the reading loop waits: `take`),
+and its reply goes out as soon as it is answered when nothing is queued; everything else goes through a bounded outbox, drained by a task
 that exists only while frames are queued, so fan-out never waits on a slow client and an
 idle connection holds no task. A client that falls too far behind is disconnected (code
 4008) and catches up from the event log when it reconnects. A malformed frame gets an
@@ -140,6 +141,24 @@ class Connection:
         self.outbox.send(frame.decode())
 
     # ---- incoming ----------------------------------------------------------------------
+    def take(self, raw: str | bytes) -> bool:
+        """Start a request straight from the socket's read while the reading loop waits for
+        one (`RealtimeSocket.on_message`), if the loop would start it now; else leave it to
+        the loop (which also answers a binary frame)."""
+        loop_task = self.reading.task
+        if (
+            loop_task is None
+            or isinstance(raw, bytes)
+            or self.outbox.closed
+            or self.reading.stopped
+            or not self.outbox.is_writable
+            or not self.requests.has_room()
+        ):
+            return False
+        self.requests.start(self.handle(raw), as_task=loop_task)
+        self.ws.flush()
+        return True
+
     async def handle(self, raw: str) -> None:
         started = time.perf_counter()
         request_id: int | None = None
@@ -309,6 +328,7 @@ async def realtime_endpoint(ws: RealtimeSocket, service: SyncService) -> None:
                 # A failed hello: say why (already queued), then close.
                 conn.outbox.close(CLOSE_PROTOCOL)
                 return
+            ws.on_message = conn.take
             while not conn.outbox.closed:
                 await ready_for_request(conn.outbox, conn.requests)
                 raw = _text(await ws.receive())

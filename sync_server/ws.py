@@ -26,6 +26,12 @@ class Disconnected(Exception):
 class RealtimeSocket(Protocol):
     """An accepted WebSocket, as a front door uses it."""
 
+    on_message: Callable[[str | bytes], bool] | None
+    """Set by a door that can take a message in the call that read it off the socket: while
+    the door waits in `receive` with nothing buffered, the first message of each read is
+    offered to it; True: it took it (`receive` goes on waiting), False: `receive` returns
+    it. A transport without such a call (`AsgiSocket`) never offers one."""
+
     @property
     def secure(self) -> bool:
         """Whether the client connected over TLS (wss)."""
@@ -76,10 +82,11 @@ Door = Callable[[RealtimeSocket], Awaitable[None]]
 class AsgiSocket:
     """`RealtimeSocket` over an accepted Starlette WebSocket."""
 
-    __slots__ = ("_ws",)
+    __slots__ = ("_ws", "on_message")
 
     def __init__(self, ws: WebSocket) -> None:
         self._ws = ws
+        self.on_message: Callable[[str | bytes], bool] | None = None  # never called here
 
     @property
     def secure(self) -> bool:

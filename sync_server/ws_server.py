@@ -14,9 +14,13 @@ Starlette `WebSocket`, no task per message.
 
 - Reading: messages wait in a buffer while the door does not read (its outbox is not
   writable, or it has too many requests running); the transport stops reading while any do.
-- Writing: the frames of one turn of the loop go to the transport together at its end (one
-  send for a reply and the event before it, or for a burst of events to one subscriber; at
-  most 64 frames wait), with one callback per turn for every connection; a text frame is
+  While the door waits in `receive`, the first message of each read is offered to its
+  `on_message` first, which may start the request right there (no task wake-up, no turn
+  of the loop before the request runs).
+- Writing: the frames of one turn of the loop go to the transport together at its end, or
+  when the door flushes, having answered a request (one send for a reply and the event
+  before it, or for a burst of events to one subscriber; at most 64 frames wait), with one
+  callback per turn for every connection; a text frame is
   encoded once for all the subscribers an event goes to in a row. While the transport is
   paused (its buffer is over the high-water mark) a write waits for `resume_writing` (and
   `send_*_nowait` refuses), so the door's outbox queues behind it.
@@ -33,6 +37,7 @@ import random
 import struct
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any, cast
 
 from websockets.exceptions import InvalidState
@@ -138,6 +143,8 @@ class RealtimeWebSocket(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
         # reading
+        self.on_message: Callable[[str | bytes], bool] | None = None
+        self._offer = False  # this read's first message may go to `on_message`
         self._messages: deque[str | bytes] = deque()
         self._receiver: asyncio.Future[None] | None = None
         self._fragments: list[bytes] = []
@@ -258,6 +265,7 @@ class RealtimeWebSocket(asyncio.Protocol):
                 writable.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        self._offer = True
         if self._open:
             self._split(data)
         else:
@@ -404,8 +412,15 @@ class RealtimeWebSocket(asyncio.Protocol):
                 return
         else:
             message = data
-        self._messages.append(message)
         receiver = self._receiver
+        if self._offer and receiver is not None and not self._messages:
+            # The door waits for this message: it may take it here (a turn of the loop and
+            # a task wake-up sooner), one per read so a burst still gets its fair turns.
+            self._offer = False
+            on_message = self.on_message
+            if on_message is not None and on_message(message):
+                return
+        self._messages.append(message)
         if receiver is not None:
             self._receiver = None
             if not receiver.done():

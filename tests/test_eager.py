@@ -1,4 +1,4 @@
-"""Unit tests of sync_server._eager.start_eagerly (no network)."""
+"""Unit tests of sync_server._eager.start_eagerly and start_eagerly_as (no network)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sync_server._eager import start_eagerly
+from sync_server._eager import start_eagerly, start_eagerly_as
 
 
 async def test_a_coroutine_that_never_waits_runs_at_once_without_a_task() -> None:
@@ -73,3 +73,32 @@ async def test_cancelling_the_task_cancels_the_coroutine() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cleaned == [True]
+
+
+async def test_started_from_a_callback_the_first_steps_run_as_part_of_the_given_task() -> None:
+    """A protocol callback (no task running) starts a request as part of the connection's
+    reading task: `asyncio.timeout` and `current_task` work in its first steps, and the
+    callback leaves no task current behind it."""
+    loop = asyncio.get_running_loop()
+    owner = asyncio.current_task()
+    assert owner is not None
+    seen: list[object] = []
+    done = loop.create_future()
+
+    async def job() -> None:
+        seen.append(asyncio.current_task())
+        async with asyncio.timeout(5):  # refused outside a task
+            await asyncio.sleep(0)
+        seen.append(asyncio.current_task())  # now the task that finishes it
+
+    def callback() -> None:
+        task = start_eagerly_as(owner, job())
+        seen.append(asyncio.current_task(loop))
+        assert task is not None
+        task.add_done_callback(lambda t: done.set_result(t.exception()))
+
+    loop.call_soon(callback)
+    assert await asyncio.wait_for(done, 1) is None
+    assert seen[0] is owner
+    assert seen[1] is None  # left as it was
+    assert seen[2] is not None and seen[2] is not owner

@@ -85,3 +85,45 @@ async def test_frames_of_one_turn_leave_in_one_write_in_order() -> None:
     assert [(f.opcode, f.data) for f in sent][:1] == [(Opcode.TEXT, b"last words")]
     assert sent[-1].opcode is Opcode.CLOSE
     protocol.connection_lost(None)
+
+
+def client_text(text: str) -> bytes:
+    return Frame(Opcode.TEXT, text.encode()).serialize(mask=True, extensions=[])
+
+
+async def test_a_door_waiting_for_a_message_may_answer_it_in_the_read_that_brought_it() -> None:
+    """`on_message`: while the door waits in `receive`, the first message of each read is
+    offered to it; taken, it is answered (and flushed) before the read returns; refused, or
+    any later message of the same read, reaches `receive` as before, in order."""
+    received: list[str | bytes] = []
+    waiting = asyncio.Event()
+
+    async def door(ws: RealtimeSocket) -> None:
+        def take(message: str | bytes) -> bool:
+            if message == "leave it":
+                return False
+            ws.send_text_nowait(f"took {message!s}")
+            ws.flush()
+            return True
+
+        ws.on_message = take
+        while True:
+            waiting.set()
+            received.append(await ws.receive())
+
+    protocol = door_connection(door)
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(HANDSHAKE)
+    await asyncio.wait_for(waiting.wait(), 1)
+    transport.writes.clear()
+
+    protocol.data_received(client_text("a") + client_text("b"))
+    assert [f.data for f in frames_in(b"".join(transport.writes))] == [b"took a"]  # no turn yet
+    await asyncio.sleep(0.01)
+    assert received == ["b"]  # the read's second message: to `receive`
+
+    protocol.data_received(client_text("leave it"))
+    await asyncio.sleep(0.01)
+    assert received == ["b", "leave it"]
+    assert len(transport.writes) == 1
