@@ -326,6 +326,29 @@ class Reading:
         return False
 
 
+def start_request_now(
+    reading: Reading,
+    outbox: Outbox[Any],
+    requests: Requests,
+    handle: Callable[[Frame], Coroutine[Any, Any, None]],
+    frame: Frame,
+) -> bool:
+    """From the socket's read (`RealtimeSocket.on_message`): start `handle(frame)` now if the
+    reading loop, waiting for a frame, would start it (not stopped, `ready_for_request` would
+    not wait), as part of the loop's task. False: leave the frame to the loop."""
+    task = reading.task
+    if (
+        task is None
+        or reading.stopped
+        or outbox.closed
+        or not outbox.is_writable
+        or not requests.has_room()
+    ):
+        return False
+    requests.start(handle(frame), as_task=task)
+    return True
+
+
 async def ready_for_request(outbox: Outbox[Any], requests: Requests) -> None:
     """Back-pressure before work: wait until the client has read enough of what it was sent
     and not too many of its requests are running."""

@@ -44,6 +44,7 @@ from .outbox import (
     Requests,
     connection_outbox,
     ready_for_request,
+    start_request_now,
 )
 from .service import SyncService
 from .session import Session
@@ -145,17 +146,10 @@ class Connection:
         """Start a request straight from the socket's read while the reading loop waits for
         one (`RealtimeSocket.on_message`), if the loop would start it now; else leave it to
         the loop (which also answers a binary frame)."""
-        loop_task = self.reading.task
-        if (
-            loop_task is None
-            or isinstance(raw, bytes)
-            or self.outbox.closed
-            or self.reading.stopped
-            or not self.outbox.is_writable
-            or not self.requests.has_room()
+        if isinstance(raw, bytes) or not start_request_now(
+            self.reading, self.outbox, self.requests, self.handle, raw
         ):
             return False
-        self.requests.start(self.handle(raw), as_task=loop_task)
         self.ws.flush()
         return True
 

@@ -61,6 +61,7 @@ from .outbox import (
     Requests,
     connection_outbox,
     ready_for_request,
+    start_request_now,
 )
 from .service import SyncService, kind_of_sid
 from .session import Session
@@ -300,6 +301,17 @@ class TwilsockConnection:
         self.outbox.send(encode({"method": "reply", "id": frame_id, "status": status, **fields}))
 
     # ---- incoming ----------------------------------------------------------------------
+    def take(self, data: str | bytes) -> bool:
+        """Start a request straight from the socket's read while the reading loop waits for
+        one (`RealtimeSocket.on_message`), if the loop would start it now; else leave it to
+        the loop (which also refuses a text frame)."""
+        if not isinstance(data, bytes) or not start_request_now(
+            self.reading, self.outbox, self.requests, self.handle, data
+        ):
+            return False
+        self.ws.flush()
+        return True
+
     async def handle(self, data: bytes) -> None:
         try:
             frame = decode(data)
@@ -520,6 +532,8 @@ async def twilsock_endpoint(ws: RealtimeSocket, service: SyncService, api: Clien
                     break
                 if not conn.started:
                     await conn.handle(data)  # init: wait for it before reading more
+                    if conn.started:
+                        ws.on_message = conn.take
                 else:
                     # Requests run concurrently, each started in arrival order.
                     conn.requests.start(conn.handle(data))
