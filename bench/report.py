@@ -422,7 +422,7 @@ def placement_markdown(placement: dict[str, Any], propagation: dict[str, Any] | 
             "\nThe last rows: unpinned again, with the guest's idle vCPUs polling up to 200 µs "
             "before they halt (`/sys/module/haltpoll/parameters/guest_halt_poll_ns`, set for "
             "these rounds and restored; the rest of this run had it at "
-            f"{configured} ns). At 0, as this kind of VM boots, a vCPU with nothing to run "
+            f"{configured} ns). At 0, as some VMs of this kind boot, a vCPU with nothing to run "
             "halts at once, and the hypervisor must wake it, tens of µs per wake-up. A round trip whose peer waits long enough "
             "to halt (ours, which does a durable write) pays that on each side; one answered "
             "within a few µs (the echo) rarely does.\n"
