@@ -4,12 +4,13 @@ Each connection authenticates with `hello`, then multiplexes requests (answered 
 frames) and the events of the objects it subscribed to. The rules (token, subscriptions,
 catch-up, ACL) live in the connection's `Session`; this module parses frames, calls the
 session or `SyncService`, and writes frames. A request starts as soon as it is read (on our
-WebSocket protocol, in the very call that read it while the reading loop waits: `take`),
-and its reply goes out as soon as it is answered when nothing is queued; everything else goes through a bounded outbox, drained by a task
-that exists only while frames are queued, so fan-out never waits on a slow client and an
-idle connection holds no task. A client that falls too far behind is disconnected (code
-4008) and catches up from the event log when it reconnects. A malformed frame gets an
-error reply; it never takes the connection, let alone the server, down.
+WebSocket protocol, in the very call that read it while the reading loop waits: `take`), and
+its reply goes out as soon as it is answered when nothing is queued; everything else goes
+through a bounded outbox, drained by a task that exists only while frames are queued, so
+fan-out never waits on a slow client and an idle connection holds no task. A client that
+falls too far behind is disconnected (code 4008) and catches up from the event log when it
+reconnects. A malformed frame gets an error reply; it never takes the connection, let alone
+the server, down.
 """
 
 from __future__ import annotations
@@ -341,5 +342,6 @@ async def realtime_endpoint(ws: RealtimeSocket, service: SyncService) -> None:
         )
         conn.outbox.close(CLOSE_PROTOCOL)
     finally:
+        ws.on_message = None  # (it holds the connection)
         conn.cleanup()
         await conn.outbox.flush(2)

@@ -547,6 +547,7 @@ async def twilsock_endpoint(ws: RealtimeSocket, service: SyncService, api: Clien
     except TimeoutError:
         conn.close(CLOSE_PROTOCOL, "Not Acceptable", InvalidRequestError("no init in time"))
     finally:
+        ws.on_message = None  # (it holds the connection)
         conn.cleanup()
         with contextlib.suppress(Exception):
             await conn.outbox.flush(2)
