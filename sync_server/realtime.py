@@ -147,12 +147,9 @@ class Connection:
         """Start a request straight from the socket's read while the reading loop waits for
         one (`RealtimeSocket.on_message`), if the loop would start it now; else leave it to
         the loop (which also answers a binary frame)."""
-        if isinstance(raw, bytes) or not start_request_now(
+        return isinstance(raw, str) and start_request_now(
             self.reading, self.outbox, self.requests, self.handle, raw
-        ):
-            return False
-        self.ws.flush()
-        return True
+        )
 
     async def handle(self, raw: str) -> None:
         started = time.perf_counter()

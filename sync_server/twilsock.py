@@ -305,12 +305,9 @@ class TwilsockConnection:
         """Start a request straight from the socket's read while the reading loop waits for
         one (`RealtimeSocket.on_message`), if the loop would start it now; else leave it to
         the loop (which also refuses a text frame)."""
-        if not isinstance(data, bytes) or not start_request_now(
+        return isinstance(data, bytes) and start_request_now(
             self.reading, self.outbox, self.requests, self.handle, data
-        ):
-            return False
-        self.ws.flush()
-        return True
+        )
 
     async def handle(self, data: bytes) -> None:
         try:

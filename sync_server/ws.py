@@ -29,8 +29,9 @@ class RealtimeSocket(Protocol):
     on_message: Callable[[str | bytes], bool] | None
     """Set by a door that can take a message in the call that read it off the socket: while
     the door waits in `receive` with nothing buffered, the first message of each read is
-    offered to it; True: it took it (`receive` goes on waiting), False: `receive` returns
-    it. A transport without such a call (`AsgiSocket`) never offers one."""
+    offered to it; True: it took it (`receive` goes on waiting; what it sent meanwhile is
+    flushed), False: `receive` returns it. A transport without such a call (`AsgiSocket`)
+    never offers one."""
 
     @property
     def secure(self) -> bool:

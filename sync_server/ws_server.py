@@ -18,9 +18,9 @@ Starlette `WebSocket`, no task per message.
   `on_message` first, which may start the request right there (no task wake-up, no turn
   of the loop before the request runs).
 - Writing: the frames of one turn of the loop go to the transport together at its end, or
-  when the door flushes, having answered a request (one send for a reply and the event
-  before it, or for a burst of events to one subscriber; at most 64 frames wait), with one
-  callback per turn for every connection; a text frame is
+  once a request has been started (by `on_message`, or by the door, which flushes): one send
+  for a reply and the event before it, or for a burst of events to one subscriber (at most
+  64 frames wait), with one callback per turn for every connection; a text frame is
   encoded once for all the subscribers an event goes to in a row. While the transport is
   paused (its buffer is over the high-water mark) a write waits for `resume_writing` (and
   `send_*_nowait` refuses), so the door's outbox queues behind it.
@@ -419,6 +419,7 @@ class RealtimeWebSocket(asyncio.Protocol):
             self._offer = False
             on_message = self.on_message
             if on_message is not None and on_message(message):
+                self.flush()  # its reply, if answered without waiting
                 return
         self._messages.append(message)
         if receiver is not None:

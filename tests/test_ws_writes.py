@@ -93,7 +93,7 @@ def client_text(text: str) -> bytes:
 
 async def test_a_door_waiting_for_a_message_may_answer_it_in_the_read_that_brought_it() -> None:
     """`on_message`: while the door waits in `receive`, the first message of each read is
-    offered to it; taken, it is answered (and flushed) before the read returns; refused, or
+    offered to it; taken, its answer is flushed before the read returns; refused, or
     any later message of the same read, reaches `receive` as before, in order."""
     received: list[str | bytes] = []
     waiting = asyncio.Event()
@@ -103,8 +103,7 @@ async def test_a_door_waiting_for_a_message_may_answer_it_in_the_read_that_broug
             if message == "leave it":
                 return False
             ws.send_text_nowait(f"took {message!s}")
-            ws.flush()
-            return True
+            return True  # the socket flushes what it sent
 
         ws.on_message = take
         while True:
