@@ -2756,10 +2756,48 @@ async def test_postgres_writes_that_wait_go_together_each_with_its_own_answer(
         )
 
 
+async def test_postgres_a_batch_finds_its_objects_by_key_not_by_scanning_them(
+    pg_counted: tuple[PostgresStorage, list[str]],
+) -> None:
+    """A call of sync_write_set reads no more of the objects table as it grows: it locks and
+    reads each object it names through the primary key, whatever the plan guesses of the
+    batch's size (migration 7; before it, every call scanned the whole table twice)."""
+    store, _ = pg_counted
+    await store.pool.execute(
+        "INSERT INTO objects (sid, service_sid, kind, unique_name, data, last_event_id, "
+        "date_created, date_updated, created_by) "
+        "SELECT 'MP' || lpad(g::text, 32, '0'), $1, 'map', NULL, NULL, 0, 0, 0, 's' "
+        "FROM generate_series(1, 5000) AS g",
+        SVC,
+    )
+    # sync_write's first 15 arguments: set key "k" of the map found by its sid
+    rest = [None, "k", '{"n":1}', False, None, False, None, None, "s", time.time()]
+    writes = [
+        ["set", SVC, "map", True, "MP" + str(n).rjust(32, "0"), *rest] for n in (7, 1234, 4999)
+    ]
+    # (pg_stat_xact counts what this backend has not reported yet: the call's share is the
+    # difference.)
+    counts = (
+        "SELECT seq_scan, seq_tup_read, idx_scan FROM pg_stat_xact_user_tables "
+        "WHERE relname = 'objects'"
+    )
+    async with store.pool.acquire() as conn, conn.transaction():
+        before = await conn.fetchrow(counts)
+        rows = await conn.fetch(
+            postgres_module._WRITE_BATCH, orjson.dumps(writes).decode(), 100, 16384
+        )
+        after = await conn.fetchrow(counts)
+    assert [(r["err"], r["new_event_id"]) for r in rows] == [(None, 1)] * 3
+    assert before is not None and after is not None
+    scans = {name: after[name] - before[name] for name in after.keys()}
+    assert (scans["seq_scan"], scans["seq_tup_read"]) == (0, 0), scans
+    assert scans["idx_scan"] >= 3
+
+
 async def test_postgres_a_batch_answers_and_stores_as_its_writes_one_by_one(
     pg_url: str,
 ) -> None:
-    """sync_write_set does a batch naming different objects as one set (migration 6). Run
+    """sync_write_set does a batch naming different objects as one set (migration 7). Run
     against `sync_write` one write at a time on twin objects, the same random writes (every
     operation, refusal, merge, TTL, a map key held by an expired item, the log's pruning,
     objects that are gone; same times) give the same rows, frames and stored state. One batch
