@@ -517,6 +517,10 @@ def cluster_markdown(c: dict[str, Any]) -> str:
             ]
         )
     chan = c.get("channels") or {}
+    if "skipped" in chan:
+        rows.append(
+            ["Django Channels (Redis channel layer)", f"skipped: {chan['skipped']}", "", ""]
+        )
     if "summary" in chan:
         cs = chan["summary"]
         rows.append(

@@ -81,11 +81,13 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-async def run_all(cfg: Config, out_dir: Path, only: set[str]) -> dict[str, Any]:
+async def run_all(
+    cfg: Config, out_dir: Path, only: set[str], deadline: float = float("inf")
+) -> dict[str, Any]:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    bench = Bench(cfg, out_dir, log=log)
+    bench = Bench(cfg, out_dir, log=log, deadline=deadline)
     details: dict[str, Any] = {}
     try:
         bench.pool = Pool(cfg.workers)
@@ -199,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--profile needs py-spy (pip install py-spy)")
     # Watchdog: dump the stacks and exit if anything hangs past the deadline.
     faulthandler.dump_traceback_later(args.deadline, exit=True)
+    deadline = time.monotonic() + args.deadline
     raise_nofile()
     cfg = Config.make(quick=args.quick, profile=args.profile)
     only = set(args.only.split(","))
@@ -212,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--halt-poll-ns: this machine has no writable haltpoll guest_halt_poll_ns")
         machine = machine_info()
         t0 = time.monotonic()
-        details = run_async(run_all(cfg, out_dir, only))
+        details = run_async(run_all(cfg, out_dir, only, deadline))
         wall = time.monotonic() - t0
     machine["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     faulthandler.cancel_dump_traceback_later()

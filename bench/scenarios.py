@@ -309,6 +309,11 @@ class Bench:
     run_id: int = 0
     profiles: dict[str, Any] = field(default_factory=dict)
     log: Callable[[str], None] = print
+    deadline: float = float("inf")  # time.monotonic() of the run's hard stop (--deadline)
+
+    def time_left(self) -> float:
+        """Seconds before the run's watchdog stops it."""
+        return self.deadline - time.monotonic()
 
     # -- lifecycle --
     def start_server(self, srv: ServerProc) -> ServerProc:
