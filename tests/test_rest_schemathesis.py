@@ -79,10 +79,10 @@ if TYPE_CHECKING:
 SCHEMATHESIS_PIN = "schemathesis==4.32.5"
 
 # REST_FUZZ_EXAMPLES=N runs N random (not derandomized) examples per operation, unbounded
-# in time: for hunting bugs locally. By default the run is deterministic and bounded.
+# in time: for hunting bugs locally. By default the run is deterministic and bounded by its
+# examples (MAX_EXAMPLES per operation), not by a clock: a slow machine takes longer, no more.
 DEEP = os.environ.get("REST_FUZZ_EXAMPLES")
 MAX_EXAMPLES = int(DEEP) if DEEP else 25
-TIME_BUDGET = float("inf") if DEEP else 90.0
 EXPECTED_OPERATIONS = 48
 CHECKS = (
     "not_a_server_error",
@@ -372,4 +372,3 @@ def test_schemathesis_twilio_sync_v1(fresh_server: ServerProcess, http: httpx.Cl
         label for label in labels if not any(200 <= s < 300 for s in report.statuses.get(label, {}))
     ]
     assert not without_success, (without_success, report.statuses)
-    assert elapsed < TIME_BUDGET, f"the run took {elapsed:.1f} s"
